@@ -1,0 +1,110 @@
+"""The names and types of every layer, declared once.
+
+Raw keeps B3's own field names (the data's vocabulary); refined and the table use the pt-BR names that users
+query (``Setor``, ``Data``, ...), exactly as the AWS seed pipeline published them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pyarrow as pa
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Raw layer: one row per ticker of the day's IBOV portfolio (B3 GetPortfolioDay, segment 2 = by sector).
+# ---------------------------------------------------------------------------------------------------------------------
+RAW_DATE_COLUMN = "DataCarteira"
+RAW_SCHEMA = pa.schema(
+    [
+        pa.field("segment", pa.string(), nullable=False),  # sector label, as B3 writes it
+        pa.field("cod", pa.string(), nullable=False),  # ticker
+        pa.field("asset", pa.string(), nullable=False),  # company short name
+        pa.field("type", pa.string(), nullable=False),  # share class + event marker + listing level
+        pa.field("part", pa.float64(), nullable=False),  # weight in the index, percent
+        pa.field("partAcum", pa.float64(), nullable=True),  # B3's subtotal of the row's sector, percent
+        pa.field("theoricalQty", pa.int64(), nullable=False),  # theoretical quantity
+        pa.field(RAW_DATE_COLUMN, pa.date32(), nullable=False),  # the session the portfolio applies to
+    ]
+)
+RAW_COLUMNS = RAW_SCHEMA.names
+RAW_FILE_NAME = "ibov_setor.parquet"
+
+# Parquet key-value metadata carried by every raw file (B3's header figures and where the rows came from).
+META_REDUCTOR = b"b3.reductor"
+META_THEORETICAL_QTY_TOTAL = b"b3.theoretical_qty_total"
+META_SOURCE = b"b3.source"
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Refined layer / table tb_ibov_refined: one row per sector and session.
+# ---------------------------------------------------------------------------------------------------------------------
+SECTOR = "Setor"
+DATE = "Data"
+PART_SUM = "soma_part"
+TICKER_COUNT = "total_codigo"
+THEORETICAL_QTY_SUM = "soma_qtd_teorica"
+PROCESSING_DATE = "data_processamento"
+DAYS_SINCE_PORTFOLIO = "dias_desde_carteira"
+
+REFINED_PARTITION_COLUMNS = [DATE, SECTOR]
+REFINED_SCHEMA = pa.schema(
+    [
+        pa.field(SECTOR, pa.string(), nullable=False),
+        pa.field(DATE, pa.date32(), nullable=False),
+        pa.field(PART_SUM, pa.float64(), nullable=False),
+        pa.field(TICKER_COUNT, pa.int64(), nullable=False),
+        pa.field(THEORETICAL_QTY_SUM, pa.int64(), nullable=False),
+        pa.field(PROCESSING_DATE, pa.date32(), nullable=False),
+        pa.field(DAYS_SINCE_PORTFOLIO, pa.int32(), nullable=False),
+    ]
+)
+REFINED_COLUMNS = REFINED_SCHEMA.names
+# What a refined Parquet file holds: the partition columns live in the folder names (Hive layout).
+REFINED_FILE_SCHEMA = pa.schema([f for f in REFINED_SCHEMA if f.name not in REFINED_PARTITION_COLUMNS])
+REFINED_FILE_NAME = "part-0.parquet"
+
+CATALOG_DATABASE = "default"
+PORTFOLIO_TABLE = "tb_ibov_refined"
+
+
+@dataclass(frozen=True)
+class PortfolioSnapshot:
+    """The IBOV portfolio of one session, as B3 published it."""
+
+    portfolio_date: dt.date
+    rows: pd.DataFrame  # columns RAW_COLUMNS, typed as RAW_SCHEMA
+    reductor: float | None = None
+    theoretical_qty_total: int | None = None
+    source: str = ""
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_arrow(self) -> pa.Table:
+        table = pa.Table.from_pandas(self.rows[RAW_COLUMNS], schema=RAW_SCHEMA, preserve_index=False)
+        metadata = {META_SOURCE: self.source.encode()}
+        if self.reductor is not None:
+            metadata[META_REDUCTOR] = repr(self.reductor).encode()
+        if self.theoretical_qty_total is not None:
+            metadata[META_THEORETICAL_QTY_TOTAL] = str(self.theoretical_qty_total).encode()
+        return table.replace_schema_metadata(metadata)
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table) -> "PortfolioSnapshot":
+        """Rebuild a snapshot from a raw Parquet file's table (the inverse of ``to_arrow``)."""
+        metadata = table.schema.metadata or {}
+        missing = [name for name in RAW_COLUMNS if name not in table.column_names]
+        if missing:
+            raise ValueError(f"raw table lacks columns {missing}")
+        rows = table.select(RAW_COLUMNS).cast(RAW_SCHEMA.remove_metadata()).to_pandas(date_as_object=True)
+        dates = set(rows[RAW_DATE_COLUMN])
+        if len(dates) != 1:
+            raise ValueError(f"a raw partition holds exactly one portfolio date, found {sorted(dates)}")
+        reductor = metadata.get(META_REDUCTOR)
+        qty = metadata.get(META_THEORETICAL_QTY_TOTAL)
+        return cls(
+            portfolio_date=dates.pop(),
+            rows=rows,
+            reductor=float(reductor) if reductor else None,
+            theoretical_qty_total=int(qty) if qty else None,
+            source=metadata.get(META_SOURCE, b"").decode(),
+        )

@@ -1,0 +1,66 @@
+"""B3's text formats: pt-BR (or en-US) numbers and two-digit-year dates, parsed strictly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+LANGUAGES = ("pt-br", "en-us")
+
+# Digits grouped by thousands (or not grouped at all), with an optional decimal part.
+_NUMBER_PATTERNS = {
+    "pt-br": re.compile(r"^-?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$"),
+    "en-us": re.compile(r"^-?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$"),
+}
+_SEPARATORS = {"pt-br": (".", ","), "en-us": (",", ".")}  # (thousands, decimal)
+_DATE_FORMATS = {"pt-br": "%d/%m/%y", "en-us": "%m/%d/%y"}
+
+
+class B3FormatError(ValueError):
+    """A value that does not follow B3's format."""
+
+
+def _check_language(language: str) -> None:
+    if language not in LANGUAGES:
+        raise B3FormatError(f"unsupported language {language!r}; expected one of {LANGUAGES}")
+
+
+def parse_decimal(text: str, language: str = "pt-br") -> float:
+    """``"2,946"`` -> 2.946 and ``"18.553.794,87445950"`` -> 18553794.8744595 (pt-br)."""
+    _check_language(language)
+    value = text.strip() if isinstance(text, str) else text
+    if not isinstance(value, str) or not _NUMBER_PATTERNS[language].match(value):
+        raise B3FormatError(f"{text!r} is not a {language} number")
+    thousands, decimal = _SEPARATORS[language]
+    return float(value.replace(thousands, "").replace(decimal, "."))
+
+
+def parse_integer(text: str, language: str = "pt-br") -> int:
+    """``"1.480.371.347"`` -> 1480371347 (pt-br). A decimal part is an error: quantities are whole shares."""
+    _check_language(language)
+    value = text.strip() if isinstance(text, str) else text
+    if not isinstance(value, str) or not _NUMBER_PATTERNS[language].match(value):
+        raise B3FormatError(f"{text!r} is not a {language} integer")
+    thousands, decimal = _SEPARATORS[language]
+    if decimal in value:
+        raise B3FormatError(f"{text!r} has a decimal part where a whole number is expected")
+    return int(value.replace(thousands, ""))
+
+
+def parse_date(text: str, language: str = "pt-br") -> dt.date:
+    """``"08/12/22"`` -> 2022-12-08 (pt-br, dd/mm/yy); en-us answers are mm/dd/yy."""
+    _check_language(language)
+    if not isinstance(text, str):
+        raise B3FormatError(f"{text!r} is not a date")
+    try:
+        return dt.datetime.strptime(text.strip(), _DATE_FORMATS[language]).date()
+    except ValueError as error:
+        raise B3FormatError(f"{text!r} is not a {language} date ({_DATE_FORMATS[language]})") from error
+
+
+def clean_text(text: str) -> str:
+    """Strip the padding B3 puts around fixed-width fields (``"ON      NM  "`` -> ``"ON      NM"``).
+
+    Inner spaces are kept: in ``type`` they separate share class, corporate-event marker and listing level.
+    """
+    return text.strip()

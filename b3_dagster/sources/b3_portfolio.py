@@ -1,0 +1,237 @@
+"""B3's ``GetPortfolioDay`` API: the day's IBOV portfolio by sector, fetched page by page and parsed strictly."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pandas as pd
+import requests
+
+from b3_dagster.model import RAW_COLUMNS, RAW_DATE_COLUMN, RAW_SCHEMA, PortfolioSnapshot
+from b3_dagster.sources.b3_format import B3FormatError, clean_text, parse_date, parse_decimal, parse_integer
+from b3_dagster.sources.http import retrying_session
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://sistemaswebb3-listados.b3.com.br"
+ENDPOINT_PATH = "/indexProxy/indexCall/GetPortfolioDay/"
+RESULT_FIELDS = ("segment", "cod", "asset", "type", "part", "partAcum", "theoricalQty")
+MAX_PAGES = 1000  # a safety stop: IBOV has about 90 rows
+
+
+class B3ResponseError(Exception):
+    """B3 answered with something that is not a valid portfolio page. Nothing is written when this is raised."""
+
+    def __init__(self, message: str, *, page: int | None = None, field: str | None = None, url: str | None = None):
+        where = []
+        if page is not None:
+            where.append(f"page {page}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        prefix = f"B3 GetPortfolioDay ({', '.join(where)}): " if where else "B3 GetPortfolioDay: "
+        super().__init__(prefix + message + (f" [url {url}]" if url else ""))
+        self.page = page
+        self.field = field
+        self.url = url
+
+
+def portfolio_payload(page_number: int, page_size: int, language: str = "pt-br", index: str = "IBOV",
+                      segment: str = "2") -> dict[str, Any]:
+    return {"language": language, "pageNumber": page_number, "pageSize": page_size, "index": index,
+            "segment": segment}
+
+
+def encode_payload(payload: dict[str, Any]) -> str:
+    """B3 takes the request as base64 of its JSON, in the URL path."""
+    return base64.b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
+
+
+def decode_payload(token: str) -> dict[str, Any]:
+    """The inverse of ``encode_payload`` (used by the replay server and tests)."""
+    return json.loads(base64.b64decode(token))
+
+
+def _field(mapping: dict, name: str, *, page: int, where: str) -> Any:
+    if not isinstance(mapping, dict) or name not in mapping:
+        raise B3ResponseError(f"{where} lacks {name!r} (schema change?)", page=page, field=name)
+    return mapping[name]
+
+
+@dataclass
+class ParsedPage:
+    page_number: int
+    total_pages: int | None
+    total_records: int | None
+    portfolio_date: Any
+    reductor: float | None
+    theoretical_qty_total: int | None
+    rows: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+
+
+def parse_page(body: bytes | str, *, page: int, language: str = "pt-br") -> ParsedPage:
+    """Parse one ``GetPortfolioDay`` answer. Raises ``B3ResponseError`` naming the page and field at fault."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        snippet = (body[:80] if isinstance(body, (bytes, str)) else b"")
+        raise B3ResponseError(f"the body is not valid JSON (truncated or an error page?): {error}; starts with "
+                              f"{snippet!r}", page=page) from error
+    if not isinstance(document, dict):
+        raise B3ResponseError(f"expected a JSON object, got {type(document).__name__}", page=page)
+
+    header = _field(document, "header", page=page, where="the answer")
+    results = _field(document, "results", page=page, where="the answer")
+    page_info = document.get("page") or {}
+    if not isinstance(results, list):
+        raise B3ResponseError(f"'results' is {type(results).__name__}, not a list", page=page, field="results")
+    if not isinstance(header, dict):
+        raise B3ResponseError("'header' is not an object (no portfolio published?)", page=page, field="header")
+
+    date_text = _field(header, "date", page=page, where="the header")
+    try:
+        portfolio_date = parse_date(date_text, language)
+    except B3FormatError as error:
+        raise B3ResponseError(str(error), page=page, field="header.date") from error
+
+    warnings: list[str] = []
+    reductor = None
+    if header.get("reductor") not in (None, ""):
+        try:
+            reductor = parse_decimal(header["reductor"], language)
+        except B3FormatError:
+            # B3 has published malformed reductors before (a formatting glitch); the rows are still valid.
+            warnings.append(f"page {page}: unparseable header reductor {header['reductor']!r} kept as null")
+    qty_total = None
+    if header.get("theoricalQty") not in (None, ""):
+        try:
+            qty_total = parse_integer(header["theoricalQty"], language)
+        except B3FormatError as error:
+            raise B3ResponseError(str(error), page=page, field="header.theoricalQty") from error
+
+    rows = []
+    for position, item in enumerate(results, start=1):
+        where = f"result #{position}"
+        if not isinstance(item, dict):
+            raise B3ResponseError(f"{where} is not an object", page=page)
+        row: dict[str, Any] = {}
+        for name in ("segment", "cod", "asset", "type"):
+            value = _field(item, name, page=page, where=where)
+            if not isinstance(value, str) or not value.strip():
+                if name == "segment":
+                    raise B3ResponseError(f"{where} has an empty sector (segment {value!r}); this client asks for"
+                                          " segment 2, which always carries sectors", page=page, field=name)
+                if name in ("cod", "type"):
+                    raise B3ResponseError(f"{where} has an empty {name!r}: {value!r}", page=page, field=name)
+                value = value or ""
+            row[name] = clean_text(value)
+        try:
+            row["part"] = parse_decimal(_field(item, "part", page=page, where=where), language)
+            acum = _field(item, "partAcum", page=page, where=where)
+            row["partAcum"] = None if acum in (None, "") else parse_decimal(acum, language)
+            row["theoricalQty"] = parse_integer(_field(item, "theoricalQty", page=page, where=where), language)
+        except B3FormatError as error:
+            raise B3ResponseError(f"{where} ({row.get('cod')}): {error}", page=page) from error
+        row[RAW_DATE_COLUMN] = portfolio_date
+        rows.append(row)
+
+    def _int_or_none(value: Any) -> int | None:
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return None
+
+    return ParsedPage(
+        page_number=_int_or_none(page_info.get("pageNumber")) or page,
+        total_pages=_int_or_none(page_info.get("totalPages")),
+        total_records=_int_or_none(page_info.get("totalRecords")),
+        portfolio_date=portfolio_date,
+        reductor=reductor,
+        theoretical_qty_total=qty_total,
+        rows=rows,
+        warnings=warnings,
+    )
+
+
+def rows_to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Typed raw frame (RAW_SCHEMA), in B3's row order."""
+    frame = pd.DataFrame(rows, columns=RAW_COLUMNS)
+    return frame.astype({"part": "float64", "partAcum": "float64", "theoricalQty": "int64"})
+
+
+class B3PortfolioClient:
+    """Fetches the IBOV portfolio that B3 publishes *now* (B3 serves only the current portfolio)."""
+
+    def __init__(self, base_url: str = DEFAULT_BASE_URL, page_size: int = 120, timeout: float = 30.0,
+                 language: str = "pt-br", index: str = "IBOV", segment: str = "2",
+                 session: requests.Session | None = None, on_page: Callable[[int, int | None], None] | None = None):
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        self.base_url = base_url.rstrip("/")
+        self.page_size = page_size
+        self.timeout = timeout
+        self.language = language
+        self.index = index
+        self.segment = segment
+        self.session = session or retrying_session()
+        self.on_page = on_page
+
+    def page_url(self, page_number: int) -> str:
+        payload = portfolio_payload(page_number, self.page_size, self.language, self.index, self.segment)
+        return f"{self.base_url}{ENDPOINT_PATH}{encode_payload(payload)}"
+
+    def fetch_page(self, page_number: int) -> ParsedPage:
+        url = self.page_url(page_number)
+        try:
+            response = self.session.get(url, timeout=self.timeout)
+        except requests.RequestException as error:
+            raise B3ResponseError(f"request failed after retries: {error}", page=page_number, url=url) from error
+        if response.status_code != 200:
+            raise B3ResponseError(f"HTTP {response.status_code} after retries: {response.text[:200]!r}",
+                                  page=page_number, url=url)
+        return parse_page(response.content, page=page_number, language=self.language)
+
+    def fetch(self) -> PortfolioSnapshot:
+        """All pages of the current portfolio: follows pagination until a short page or the last page."""
+        pages: list[ParsedPage] = []
+        page_number = 1
+        while True:
+            parsed = self.fetch_page(page_number)
+            if pages and parsed.portfolio_date != pages[0].portfolio_date:
+                raise B3ResponseError(f"page {page_number} is for {parsed.portfolio_date} but page 1 was for "
+                                      f"{pages[0].portfolio_date}: B3 published a new portfolio mid-download; "
+                                      "run again", page=page_number, field="header.date")
+            pages.append(parsed)
+            if self.on_page:
+                self.on_page(page_number, parsed.total_pages)
+            last_by_metadata = parsed.total_pages is not None and page_number >= parsed.total_pages
+            if len(parsed.rows) < self.page_size or last_by_metadata:
+                break
+            page_number += 1
+            if page_number > MAX_PAGES:
+                raise B3ResponseError(f"more than {MAX_PAGES} pages: pagination does not end", page=page_number)
+
+        rows = [row for parsed in pages for row in parsed.rows]
+        if not rows:
+            raise B3ResponseError("'results' is empty: B3 published no portfolio rows", page=1, field="results")
+        expected = pages[0].total_records
+        if expected is not None and expected != len(rows):
+            raise B3ResponseError(f"page metadata announces {expected} records but {len(pages)} page(s) held "
+                                  f"{len(rows)}", page=len(pages), field="page.totalRecords")
+        log.info("B3 portfolio of %s: %d rows in %d page(s)", pages[0].portfolio_date, len(rows), len(pages))
+        payload = portfolio_payload(1, self.page_size, self.language, self.index, self.segment)
+        return PortfolioSnapshot(
+            portfolio_date=pages[0].portfolio_date,
+            rows=rows_to_frame(rows),
+            reductor=pages[0].reductor,
+            theoretical_qty_total=pages[0].theoretical_qty_total,
+            source=f"{self.base_url}{ENDPOINT_PATH} {json.dumps(payload)}",
+            warnings=tuple(w for parsed in pages for w in parsed.warnings),
+        )
+
+
+assert set(RESULT_FIELDS) | {RAW_DATE_COLUMN} == set(RAW_SCHEMA.names)

@@ -1,0 +1,102 @@
+"""Where each layer's objects go in the lake, and how Parquet is written: one place for every path rule.
+
+Refined partitions use Hive-style folders (``Data=2025-04-07/Setor=...``). Partition values are escaped the way
+Hive and Spark escape them (``/`` -> ``%2F``, ``%`` -> ``%25``, ...; spaces and accents stay), so a sector such as
+``Bens Indls / Máqs e Equips`` stays one folder and round-trips through DuckDB, pyarrow, Spark and Athena.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+from urllib.parse import unquote
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from b3_dagster.model import DATE, RAW_FILE_NAME, REFINED_FILE_NAME, SECTOR
+
+RAW_PREFIX = "raw/"
+REFINED_PREFIX = "refined/"
+ARCHIVE_PREFIX = "archive/"
+
+# The characters Hive's FileUtils.escapePathName / Spark's ExternalCatalogUtils escape.
+_HIVE_ESCAPED = set('"#%\'*/:=?\\\x7f{[]^') | {chr(code) for code in range(0x20)}
+_RAW_KEY = re.compile(r"^raw/date=(?P<date>[^/]+)/(?P<name>[^/]+)$")
+
+
+def hive_escape(value: str) -> str:
+    return "".join(f"%{ord(char):02X}" if char in _HIVE_ESCAPED else char for char in value)
+
+
+def hive_unescape(value: str) -> str:
+    return unquote(value)
+
+
+def raw_prefix(day: dt.date) -> str:
+    return f"{RAW_PREFIX}date={day.isoformat()}/"
+
+
+def raw_key(day: dt.date) -> str:
+    return raw_prefix(day) + RAW_FILE_NAME
+
+
+class NotARawPartition(ValueError):
+    """A key under ``raw/`` that is not ``raw/date=YYYY-MM-DD/<file>.parquet``; the message says why."""
+
+
+def parse_raw_key(key: str) -> dt.date:
+    """The partition date of a raw object key, or ``NotARawPartition`` with the reason."""
+    if not key.startswith(RAW_PREFIX):
+        raise NotARawPartition(f"{key!r} is outside {RAW_PREFIX!r}")
+    match = _RAW_KEY.match(key)
+    if not match:
+        raise NotARawPartition(f"{key!r} is not raw/date=YYYY-MM-DD/<file>.parquet")
+    if not match["name"].endswith(".parquet"):
+        raise NotARawPartition(f"{key!r} is not a .parquet file")
+    try:
+        day = dt.date.fromisoformat(match["date"])
+    except ValueError as error:
+        raise NotARawPartition(f"{key!r}: {match['date']!r} is not a YYYY-MM-DD date") from error
+    if match["date"] != day.isoformat():
+        raise NotARawPartition(f"{key!r}: {match['date']!r} is not a YYYY-MM-DD date")
+    return day
+
+
+def refined_day_prefix(day: dt.date) -> str:
+    return f"{REFINED_PREFIX}{DATE}={day.isoformat()}/"
+
+
+def refined_sector_folder(sector: str) -> str:
+    """A sector's folder, relative to its day's prefix (``Setor=Bens Indls %2F Máqs e Equips/``)."""
+    return f"{SECTOR}={hive_escape(sector)}/"
+
+
+def refined_relative_key(sector: str) -> str:
+    """A sector's file, relative to its day's prefix."""
+    return refined_sector_folder(sector) + REFINED_FILE_NAME
+
+
+def sector_from_relative_key(relative_key: str) -> str:
+    folder = relative_key.split("/", 1)[0]
+    name, _, value = folder.partition("=")
+    if name != SECTOR or not value:
+        raise ValueError(f"{relative_key!r} is not {SECTOR}=<sector>/<file>")
+    return hive_unescape(value)
+
+
+def archive_key(original_key: str, stamp: dt.datetime) -> str:
+    """Where a replaced object is kept (raw is the system of record: nothing is deleted)."""
+    folder, _, name = original_key.rpartition("/")
+    return f"{ARCHIVE_PREFIX}{folder}/{stamp:%Y%m%dT%H%M%S%fZ}-{name}"
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="snappy")
+    return sink.getvalue()
+
+
+def read_parquet_bytes(data: bytes) -> pa.Table:
+    return pq.read_table(io.BytesIO(data))

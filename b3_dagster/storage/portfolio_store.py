@@ -1,0 +1,227 @@
+"""Raw and refined IBOV portfolio partitions in the lake.
+
+Raw is the system of record: B3 serves only the current portfolio, so a past day can never be fetched again. An
+existing raw partition is therefore never silently replaced: identical data is a no-op, different data is refused
+unless the caller explicitly allows it, and then the old file is archived, not deleted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+
+from b3_dagster.model import (
+    RAW_COLUMNS,
+    REFINED_COLUMNS,
+    REFINED_FILE_SCHEMA,
+    REFINED_SCHEMA,
+    SECTOR,
+    DATE,
+    PortfolioSnapshot,
+)
+from b3_dagster.storage.lake import Lake
+from b3_dagster.storage.layout import (
+    RAW_PREFIX,
+    NotARawPartition,
+    archive_key,
+    parquet_bytes,
+    parse_raw_key,
+    raw_key,
+    raw_prefix,
+    read_parquet_bytes,
+    refined_day_prefix,
+    refined_relative_key,
+    refined_sector_folder,
+    sector_from_relative_key,
+)
+
+log = logging.getLogger(__name__)
+
+
+class RawPartitionMissing(LookupError):
+    pass
+
+
+class RawPartitionConflict(Exception):
+    """The partition already holds different data; overwriting it would lose B3's record of that day."""
+
+
+class UnreadableObject(ValueError):
+    """An object that is not a complete, valid Parquet file of the expected schema (e.g. a half-written upload)."""
+
+
+@dataclass(frozen=True)
+class RawWriteOutcome:
+    status: str  # "written" | "unchanged" | "replaced"
+    key: str
+    uri: str
+    rows: int
+    archived_key: str | None = None
+
+
+def _comparable(snapshot: PortfolioSnapshot) -> pd.DataFrame:
+    return snapshot.rows[RAW_COLUMNS].sort_values(["cod", "segment"]).reset_index(drop=True)
+
+
+def describe_difference(old: PortfolioSnapshot, new: PortfolioSnapshot) -> str:
+    old_codes, new_codes = set(old.rows["cod"]), set(new.rows["cod"])
+    parts = [f"stored {len(old.rows)} rows, new {len(new.rows)} rows"]
+    if new_codes - old_codes:
+        parts.append(f"new tickers {sorted(new_codes - old_codes)[:5]}")
+    if old_codes - new_codes:
+        parts.append(f"missing tickers {sorted(old_codes - new_codes)[:5]}")
+    if old.reductor != new.reductor:
+        parts.append(f"reductor {old.reductor} -> {new.reductor}")
+    if len(parts) == 1:
+        parts.append("same tickers, different values")
+    return "; ".join(parts)
+
+
+def same_portfolio(old: PortfolioSnapshot, new: PortfolioSnapshot) -> bool:
+    if old.portfolio_date != new.portfolio_date or len(old.rows) != len(new.rows):
+        return False
+    if old.theoretical_qty_total not in (None, new.theoretical_qty_total) or old.reductor not in (None, new.reductor):
+        return False
+    return _comparable(old).equals(_comparable(new))
+
+
+class PortfolioStore:
+    """The portfolio's raw and refined layers on any ``Lake``."""
+
+    def __init__(self, lake: Lake):
+        self.lake = lake
+
+    # ---- raw -------------------------------------------------------------------------------------------------
+    def raw_days(self) -> list[dt.date]:
+        days = set()
+        for info in self.lake.list(RAW_PREFIX):
+            try:
+                days.add(parse_raw_key(info.key))
+            except NotARawPartition:
+                continue
+        return sorted(days)
+
+    def raw_keys(self, day: dt.date) -> list[str]:
+        return [info.key for info in self.lake.list(raw_prefix(day)) if info.key.endswith(".parquet")]
+
+    def read_raw(self, day: dt.date) -> PortfolioSnapshot:
+        keys = self.raw_keys(day)
+        if not keys:
+            raise RawPartitionMissing(f"no raw portfolio for {day} at {self.lake.uri(raw_prefix(day))}")
+        tables = []
+        for key in keys:
+            try:
+                table = read_parquet_bytes(self.lake.read_bytes(key))
+            except (pa.ArrowException, OSError) as error:
+                raise UnreadableObject(f"{self.lake.uri(key)} is not a readable Parquet file (half-written or "
+                                       f"corrupt?): {error}") from error
+            missing = [name for name in RAW_COLUMNS if name not in table.column_names]
+            if missing:
+                raise UnreadableObject(f"{self.lake.uri(key)} lacks raw columns {missing} (schema change?); "
+                                       f"it has {table.column_names}")
+            tables.append(table)
+        metadata = tables[0].schema.metadata
+        combined = pa.concat_tables([t.select(RAW_COLUMNS).cast(tables[0].select(RAW_COLUMNS).schema)
+                                     for t in tables]).replace_schema_metadata(metadata)
+        try:
+            snapshot = PortfolioSnapshot.from_arrow(combined)
+        except (ValueError, pa.ArrowException) as error:
+            raise UnreadableObject(f"raw partition {day} ({', '.join(keys)}): {error}") from error
+        if snapshot.portfolio_date != day:
+            raise UnreadableObject(f"raw partition {day} holds the portfolio of {snapshot.portfolio_date} "
+                                   f"({', '.join(keys)})")
+        return snapshot
+
+    def write_raw(self, snapshot: PortfolioSnapshot, *, allow_overwrite: bool = False,
+                  now: dt.datetime | None = None) -> RawWriteOutcome:
+        day = snapshot.portfolio_date
+        key = raw_key(day)
+        data = parquet_bytes(snapshot.to_arrow())
+        existing_keys = self.raw_keys(day)
+        if not existing_keys:
+            self.lake.write_bytes(key, data)
+            return RawWriteOutcome("written", key, self.lake.uri(key), len(snapshot.rows))
+
+        try:
+            stored = self.read_raw(day)
+            difference = None if same_portfolio(stored, snapshot) else describe_difference(stored, snapshot)
+        except UnreadableObject as error:
+            difference = f"the stored partition is unreadable: {error}"
+        if difference is None:
+            return RawWriteOutcome("unchanged", key, self.lake.uri(key), len(snapshot.rows))
+        if not allow_overwrite:
+            raise RawPartitionConflict(
+                f"raw partition {day} already exists at {self.lake.uri(raw_prefix(day))} with different data "
+                f"({difference}). B3 cannot serve a past portfolio again, so it is kept. To replace it on purpose, "
+                "materialise with config allow_overwrite: true (the old file is archived under archive/)."
+            )
+        stamp = now or dt.datetime.now(dt.timezone.utc)
+        archived = None
+        for old_key in existing_keys:
+            target = archive_key(old_key, stamp)
+            self.lake.write_bytes(target, self.lake.read_bytes(old_key))
+            archived = archived or target
+        self.lake.write_bytes(key, data)
+        self.lake.delete([k for k in existing_keys if k != key])
+        log.warning("raw partition %s replaced (%s); previous data archived at %s", day, difference, archived)
+        return RawWriteOutcome("replaced", key, self.lake.uri(key), len(snapshot.rows), archived)
+
+    # ---- refined ---------------------------------------------------------------------------------------------
+    def write_refined(self, day: dt.date, refined: pd.DataFrame) -> list[str]:
+        """Replace the day's refined partition with one Parquet file per sector (Hive layout)."""
+        day_rows = refined[refined[DATE] == day]
+        if len(day_rows) != len(refined):
+            raise ValueError(f"refined rows for {day} include other dates: {sorted(set(refined[DATE]))}")
+        if day_rows[SECTOR].duplicated().any():
+            raise ValueError(f"refined rows for {day} repeat a sector")
+        files = {}
+        for _, row in day_rows.iterrows():
+            one_row = pd.DataFrame([row])[REFINED_FILE_SCHEMA.names]
+            table = pa.Table.from_pandas(one_row, schema=REFINED_FILE_SCHEMA, preserve_index=False)
+            files[refined_relative_key(row[SECTOR])] = parquet_bytes(table)
+        return self.lake.replace_prefix(refined_day_prefix(day), files)
+
+    def read_refined(self, day: dt.date) -> pd.DataFrame:
+        prefix = refined_day_prefix(day)
+        frames = []
+        for info in self.lake.list(prefix):
+            if not info.key.endswith(".parquet"):
+                continue
+            frame = read_parquet_bytes(self.lake.read_bytes(info.key)).to_pandas(date_as_object=True)
+            frame[SECTOR] = sector_from_relative_key(info.key[len(prefix):])
+            frame[DATE] = day
+            frames.append(frame)
+        if not frames:
+            return pd.DataFrame({name: pd.Series(dtype=object) for name in REFINED_COLUMNS})
+        combined = pd.concat(frames, ignore_index=True)[REFINED_COLUMNS]
+        table = pa.Table.from_pandas(combined, schema=REFINED_SCHEMA, preserve_index=False)
+        return table.to_pandas(date_as_object=True).sort_values(SECTOR).reset_index(drop=True)
+
+    def refined_uris(self, day: dt.date) -> list[str]:
+        return [self.lake.uri(info.key) for info in self.lake.list(refined_day_prefix(day))]
+
+
+def portfolio_table_spec() -> "TableSpec":
+    from b3_dagster.model import PORTFOLIO_TABLE, REFINED_PARTITION_COLUMNS
+    from b3_dagster.storage.catalog import TableSpec
+    from b3_dagster.storage.layout import REFINED_PREFIX
+
+    return TableSpec(name=PORTFOLIO_TABLE, schema=REFINED_SCHEMA, partition_columns=tuple(REFINED_PARTITION_COLUMNS),
+                     location=REFINED_PREFIX)
+
+
+def publish_portfolio_day(store: PortfolioStore, catalog, day: dt.date) -> pd.DataFrame:
+    """Make the catalogued table's rows for ``day`` equal to the refined partition in the lake, and register the
+    day's (Data, Setor) partitions. Returns the rows published."""
+    from b3_dagster.storage.catalog import PublishedPartition
+
+    refined = store.read_refined(day)
+    prefix = refined_day_prefix(day)
+    partitions = [PublishedPartition((day.isoformat(), sector), store.lake.uri(prefix + refined_sector_folder(sector)))
+                  for sector in refined[SECTOR]]
+    catalog.publish(portfolio_table_spec(), refined, {DATE: day}, partitions)
+    return refined
