@@ -1,0 +1,1 @@
+"""Dagster lives here, and only here: resources, partitions, assets, checks and automation."""

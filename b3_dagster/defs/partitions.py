@@ -1,0 +1,28 @@
+"""Daily partitions on B3 trading sessions only: no weekends, no B3 holidays (exchange_calendars ``BVMF``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import dagster as dg
+
+from b3_dagster.calendar import B3_TIMEZONE, weekday_holidays
+
+DEFAULT_START = "2022-01-03"  # the first session of 2022; older portfolios come from CSV imports (see README)
+WEEKEND_CRONS = ["0 0 * * 6", "0 0 * * 0"]
+
+
+def b3_session_partitions(start: str = DEFAULT_START) -> dg.DailyPartitionsDefinition:
+    """One partition per B3 session from ``start``. Holidays are known up to the calendar's horizon (about a year
+    ahead); later ones are excluded after an upgrade of exchange_calendars and a reload of the code location."""
+    holidays = [dt.datetime.combine(day, dt.time()) for day in weekday_holidays(start)]
+    return dg.DailyPartitionsDefinition(
+        start_date=start,
+        timezone=B3_TIMEZONE,
+        exclusions=[*WEEKEND_CRONS, *holidays],
+    )
+
+
+# The start is read when the code location loads (partitions are part of the definitions, not of a run).
+trading_day_partitions = b3_session_partitions(os.environ.get("B3_PARTITIONS_START", DEFAULT_START))

@@ -1,0 +1,75 @@
+"""Typed, configurable resources. Local and AWS differ only in their settings: the assets never branch on it.
+
+- ``LakeResource``: where the layers live: a folder (default ``./data``) or ``s3://bucket/prefix``.
+- ``CatalogResource``: the SQL catalog: ``duckdb`` (a file under the lake root) or ``glue`` (Glue + Athena).
+- ``B3PortfolioResource``: the B3 API client settings (base URL, page size, timeout, retries).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+import dagster as dg
+from pydantic import Field
+
+from b3_dagster.sources.b3_portfolio import DEFAULT_BASE_URL, B3PortfolioClient
+from b3_dagster.sources.http import retrying_session
+from b3_dagster.storage.catalog import DUCKDB_FILE_NAME, Catalog, DuckDBCatalog
+from b3_dagster.storage.lake import Lake, LocalLake, lake_from_uri
+from b3_dagster.storage.portfolio_store import PortfolioStore
+
+
+class LakeResource(dg.ConfigurableResource):
+    """The lake root: a local folder, or ``s3://bucket/prefix`` for the AWS home."""
+
+    root: str = Field(default="data", description="Local folder or s3://bucket/prefix holding raw/ and refined/.")
+    s3_endpoint_url: Optional[str] = Field(default=None, description="Custom S3 endpoint (tests, MinIO).")
+    s3_region: Optional[str] = Field(default=None, description="AWS region of the bucket.")
+
+    def lake(self) -> Lake:
+        return lake_from_uri(self.root, endpoint_url=self.s3_endpoint_url, region_name=self.s3_region)
+
+    def portfolio_store(self) -> PortfolioStore:
+        return PortfolioStore(self.lake())
+
+
+class CatalogResource(dg.ConfigurableResource):
+    """The catalog + SQL engine behind ``tb_ibov_refined`` (and ``ibov_refined``)."""
+
+    lake: LakeResource
+    kind: Literal["duckdb", "glue"] = Field(default="duckdb", description="duckdb (local) or glue (Glue + Athena).")
+    duckdb_path: Optional[str] = Field(default=None, description=f"Default: <local lake root>/{DUCKDB_FILE_NAME}.")
+    glue_database: str = Field(default="default", description="Glue database of the tables.")
+    athena_workgroup: str = Field(default="primary", description="Athena workgroup for queries.")
+    athena_output: Optional[str] = Field(default=None, description="s3:// location for Athena query results.")
+
+    def catalog(self) -> Catalog:
+        if self.kind == "duckdb":
+            if self.duckdb_path:
+                return DuckDBCatalog(self.duckdb_path)
+            lake = self.lake.lake()
+            if not isinstance(lake, LocalLake):
+                raise dg.DagsterInvalidConfigError(
+                    "the duckdb catalog needs duckdb_path when the lake is on S3", [], None)
+            return DuckDBCatalog(lake.root / DUCKDB_FILE_NAME)
+        from b3_dagster.storage.glue_catalog import GlueAthenaCatalog  # the local home needs no AWS libraries
+
+        return GlueAthenaCatalog(lake=self.lake.lake(), database=self.glue_database,
+                                 workgroup=self.athena_workgroup, output_location=self.athena_output,
+                                 endpoint_url=self.lake.s3_endpoint_url, region_name=self.lake.s3_region)
+
+
+class B3PortfolioResource(dg.ConfigurableResource):
+    """Settings of B3's GetPortfolioDay API client."""
+
+    base_url: str = Field(default=DEFAULT_BASE_URL, description="B3 host (tests and the replay point elsewhere).")
+    page_size: int = Field(default=120, ge=1, le=9999, description="Rows per page; pagination follows.")
+    timeout_seconds: float = Field(default=30.0, gt=0, description="Per-request timeout.")
+    retries: int = Field(default=4, ge=0, le=10, description="Retries on connection errors, 429 and 5xx.")
+    backoff_seconds: float = Field(default=0.5, ge=0, description="Exponential backoff factor between retries.")
+    language: Literal["pt-br", "en-us"] = Field(default="pt-br", description="Answer language (dates, numbers).")
+
+    def client(self, on_page=None) -> B3PortfolioClient:
+        return B3PortfolioClient(base_url=self.base_url, page_size=self.page_size, timeout=self.timeout_seconds,
+                                 language=self.language,
+                                 session=retrying_session(self.retries, self.backoff_seconds), on_page=on_page)
