@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional  # noqa: F401
 
 import dagster as dg
 from pydantic import Field
@@ -19,12 +19,16 @@ from b3_dagster.storage.lake import Lake, LocalLake, lake_from_uri
 from b3_dagster.storage.portfolio_store import PortfolioStore
 
 
+CATALOG_KINDS = ("duckdb", "glue")
+
+
 class LakeResource(dg.ConfigurableResource):
     """The lake root: a local folder, or ``s3://bucket/prefix`` for the AWS home."""
 
     root: str = Field(default="data", description="Local folder or s3://bucket/prefix holding raw/ and refined/.")
-    s3_endpoint_url: Optional[str] = Field(default=None, description="Custom S3 endpoint (tests, MinIO).")
-    s3_region: Optional[str] = Field(default=None, description="AWS region of the bucket.")
+    s3_endpoint_url: Optional[str] = Field(
+        default=None, description="Custom S3 endpoint (tests, MinIO). Default: boto3's own (AWS_ENDPOINT_URL).")
+    s3_region: Optional[str] = Field(default=None, description="AWS region. Default: boto3's own (AWS_REGION).")
 
     def lake(self) -> Lake:
         return lake_from_uri(self.root, endpoint_url=self.s3_endpoint_url, region_name=self.s3_region)
@@ -37,20 +41,21 @@ class CatalogResource(dg.ConfigurableResource):
     """The catalog + SQL engine behind ``tb_ibov_refined`` (and ``ibov_refined``)."""
 
     lake: LakeResource
-    kind: Literal["duckdb", "glue"] = Field(default="duckdb", description="duckdb (local) or glue (Glue + Athena).")
+    kind: str = Field(default="duckdb", description="duckdb (local) or glue (Glue Data Catalog + Athena).")
     duckdb_path: Optional[str] = Field(default=None, description=f"Default: <local lake root>/{DUCKDB_FILE_NAME}.")
     glue_database: str = Field(default="default", description="Glue database of the tables.")
     athena_workgroup: str = Field(default="primary", description="Athena workgroup for queries.")
     athena_output: Optional[str] = Field(default=None, description="s3:// location for Athena query results.")
 
     def catalog(self) -> Catalog:
+        if self.kind not in CATALOG_KINDS:
+            raise ValueError(f"catalog kind {self.kind!r} is not one of {CATALOG_KINDS} (B3_CATALOG)")
         if self.kind == "duckdb":
             if self.duckdb_path:
                 return DuckDBCatalog(self.duckdb_path)
             lake = self.lake.lake()
             if not isinstance(lake, LocalLake):
-                raise dg.DagsterInvalidConfigError(
-                    "the duckdb catalog needs duckdb_path when the lake is on S3", [], None)
+                raise ValueError("the duckdb catalog needs duckdb_path when the lake is on S3; use B3_CATALOG=glue")
             return DuckDBCatalog(lake.root / DUCKDB_FILE_NAME)
         from b3_dagster.storage.glue_catalog import GlueAthenaCatalog  # the local home needs no AWS libraries
 

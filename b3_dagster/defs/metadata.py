@@ -1,0 +1,21 @@
+"""Materialisation metadata helpers: previews, paths, counts."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+PREVIEW_ROWS = 10
+
+
+def preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
+    return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False) if not frame.empty else "_(no rows)_")
+
+
+def path(uri: str) -> dg.MetadataValue:
+    return dg.MetadataValue.url(uri) if uri.startswith("s3://") else dg.MetadataValue.path(uri)
+
+
+def days_in_run(context: dg.AssetExecutionContext) -> list[str]:
+    """The partition keys of the run: one for a normal run, many for a single-run backfill (holidays excluded)."""
+    return list(context.partition_keys) if context.has_partition_key_range else [context.partition_key]

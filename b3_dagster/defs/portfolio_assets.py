@@ -1,0 +1,226 @@
+"""The IBOV portfolio pipeline: B3 snapshot -> raw Parquet -> refined sector table -> catalogued SQL table.
+
+Thin assets: each calls the B3 client, a pure transform and the storage layer, and reports what it did.
+"""
+
+
+import datetime as dt
+from typing import Optional
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from b3_dagster.calendar import B3_TIMEZONE
+from b3_dagster.defs.checks import (
+    RAW_ASSET,
+    RAW_CHECKS,
+    REFINED_ASSET,
+    REFINED_CHECKS,
+    TABLE_ASSET,
+    TABLE_CHECKS,
+    result,
+    specs,
+)
+from b3_dagster.defs.metadata import days_in_run, path, preview
+from b3_dagster.defs.partitions import trading_day_partitions
+from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
+from b3_dagster.model import DATE, PART_SUM, PORTFOLIO_TABLE, SECTOR, TICKER_COUNT
+from b3_dagster.quality import CheckOutcome, raw_outcomes, refined_matches_raw
+from b3_dagster.sources.b3_portfolio import B3ResponseError
+from b3_dagster.storage.layout import raw_prefix, refined_day_prefix
+from b3_dagster.storage.portfolio_store import RawPartitionConflict, publish_portfolio_day
+from b3_dagster.transforms.sectors import refine_portfolio
+
+GROUP = "ibov_portfolio"
+
+
+class RawSnapshotConfig(dg.Config):
+    allow_overwrite: bool = Field(
+        default=False,
+        description="Replace a stored raw partition that holds different data (the old file is archived). Raw is "
+                    "the system of record: B3 cannot serve a past portfolio again.",
+    )
+
+
+class RefineConfig(dg.Config):
+    processing_date: Optional[str] = Field(
+        default=None,
+        description="YYYY-MM-DD recorded in data_processamento (dias_desde_carteira counts to it). Default: today "
+                    "in America/Sao_Paulo.",
+    )
+
+
+def _today_in_sao_paulo() -> dt.date:
+    return pd.Timestamp.now(tz=B3_TIMEZONE).date()
+
+
+@dg.asset(
+    key=RAW_ASSET,
+    group_name=GROUP,
+    partitions_def=trading_day_partitions,
+    kinds={"python", "parquet"},
+    check_specs=specs(RAW_ASSET, RAW_CHECKS, blocking=True),
+    description="B3's IBOV portfolio by sector (GetPortfolioDay, segment 2) for the session, stored as Parquet "
+                "under raw/date=YYYY-MM-DD/. B3 serves only the current portfolio: a day must be taken that day.",
+)
+def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConfig, b3: B3PortfolioResource,
+                      lake: LakeResource) -> dg.MaterializeResult:
+    day = dt.date.fromisoformat(context.partition_key)
+    client = b3.client(on_page=lambda number, total: context.log.info(
+        f"B3 page {number}{f'/{total}' if total else ''} received"))
+    try:
+        snapshot = client.fetch()
+    except B3ResponseError as error:
+        raise dg.Failure(description=f"B3 returned an unusable answer; nothing was written. {error}") from error
+    for warning in snapshot.warnings:
+        context.log.warning(warning)
+    if snapshot.portfolio_date != day:
+        hint = ("B3 has not published this session's portfolio yet: run again later the same day"
+                if snapshot.portfolio_date < day else
+                "B3 already serves a later session's portfolio: this day can no longer be fetched from the API; "
+                "import B3's IBOVDia CSV for it instead (b3-dagster import-csv)")
+        raise dg.Failure(
+            description=f"B3 served the portfolio of {snapshot.portfolio_date}, not of partition {day}; nothing was "
+                        f"written. {hint}.",
+            metadata={"served_date": str(snapshot.portfolio_date), "partition": str(day)},
+        )
+
+    store = lake.portfolio_store()
+    try:
+        outcome = store.write_raw(snapshot, allow_overwrite=config.allow_overwrite)
+    except RawPartitionConflict as error:
+        raise dg.Failure(description=str(error)) from error
+    context.log.info(f"raw partition {day}: {outcome.status} ({outcome.rows} rows) at {outcome.uri}")
+
+    stored = store.read_raw(day)  # the checks judge what was written, not what was meant to be
+    return dg.MaterializeResult(
+        metadata={
+            "portfolio_date": str(day),
+            "write_status": outcome.status,
+            "dagster/row_count": len(stored.rows),
+            "sectors": int(stored.rows["segment"].nunique()),
+            "path": path(outcome.uri),
+            "reductor": stored.reductor if stored.reductor is not None else "n/a",
+            "theoretical_qty_total": stored.theoretical_qty_total or 0,
+            "archived_previous": outcome.archived_key or "",
+            "preview": preview(stored.rows),
+        },
+        check_results=[result(RAW_ASSET, name, o) for name, o in raw_outcomes([stored])],
+    )
+
+
+@dg.asset(
+    key=REFINED_ASSET,
+    group_name=GROUP,
+    partitions_def=trading_day_partitions,
+    deps=[RAW_ASSET],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"duckdb", "parquet"},
+    check_specs=specs(REFINED_ASSET, REFINED_CHECKS),
+    description="Sector aggregation of the raw portfolio (seed 000's Glue job): sum of part, ticker count and "
+                "theoretical quantity per Setor and Data, written under refined/Data=.../Setor=.../.",
+)
+def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig,
+                        lake: LakeResource) -> dg.MaterializeResult:
+    processing_date = (dt.date.fromisoformat(config.processing_date) if config.processing_date
+                       else _today_in_sao_paulo())
+    store = lake.portfolio_store()
+    days = [dt.date.fromisoformat(key) for key in days_in_run(context)]
+    raw_frames, refined_frames, written = [], [], 0
+    for number, day in enumerate(days, start=1):
+        snapshot = store.read_raw(day)
+        refined = refine_portfolio(snapshot.rows, processing_date)
+        written += len(store.write_refined(day, refined))
+        raw_frames.append(snapshot.rows)
+        refined_frames.append(store.read_refined(day))
+        if len(days) > 1:
+            context.log.info(f"refined {number}/{len(days)} days ({day})")
+    raw_rows = pd.concat(raw_frames, ignore_index=True)
+    refined_rows = pd.concat(refined_frames, ignore_index=True)
+    first = days[0]
+    return dg.MaterializeResult(
+        metadata={
+            "days": len(days),
+            "first_day": str(first),
+            "last_day": str(days[-1]),
+            "dagster/row_count": len(refined_rows),
+            "files_written": written,
+            "processing_date": str(processing_date),
+            "path": path(store.lake.uri(refined_day_prefix(first))),
+            "raw_path": path(store.lake.uri(raw_prefix(first))),
+            "preview": preview(refined_rows.sort_values(PART_SUM, ascending=False)),
+        },
+        check_results=[result(REFINED_ASSET, name, o) for name, o in refined_matches_raw(raw_rows, refined_rows)],
+    )
+
+
+def _table_answers(catalog, days: list[dt.date], expected: pd.DataFrame) -> CheckOutcome:
+    listed = ", ".join(f"DATE '{day.isoformat()}'" for day in days)
+    sql = (f"SELECT {DATE}, COUNT(*) AS sectors, SUM({TICKER_COUNT}) AS tickers, SUM({PART_SUM}) AS part "
+           f"FROM default.{PORTFOLIO_TABLE} WHERE {DATE} IN ({listed}) GROUP BY {DATE}")
+    answer = catalog.query(sql)
+    expected_sectors = expected.groupby(DATE)[SECTOR].count()
+    if answer.empty:
+        return CheckOutcome(False, f"the table returned no rows for {len(days)} day(s) just published", {"sql": sql})
+    answer[DATE] = pd.to_datetime(answer[DATE]).dt.date
+    got = answer.set_index(DATE)["sectors"]
+    mismatched = [str(day) for day in days if int(got.get(day, 0)) != int(expected_sectors.get(day, -1))]
+    return CheckOutcome(not mismatched,
+                        "the table answers with every sector of the published day(s)" if not mismatched
+                        else f"the table disagrees with refined on {mismatched[:5]}",
+                        {"sql": sql, "days_answered": len(got), "tickers": int(answer["tickers"].sum())})
+
+
+@dg.asset(
+    key=TABLE_ASSET,
+    group_name=GROUP,
+    partitions_def=trading_day_partitions,
+    deps=[REFINED_ASSET],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"duckdb", "sql"},
+    check_specs=specs(TABLE_ASSET, TABLE_CHECKS),
+    description="default.tb_ibov_refined, the catalogued table over refined/ (DuckDB locally, Glue + Athena on "
+                "AWS): updated for the run's days, queryable with SQL as soon as this step ends.",
+)
+def tb_ibov_refined(context: dg.AssetExecutionContext, lake: LakeResource,
+                    catalog: CatalogResource) -> dg.MaterializeResult:
+    store = lake.portfolio_store()
+    sql_catalog = catalog.catalog()
+    days = [dt.date.fromisoformat(key) for key in days_in_run(context)]
+    published = []
+    for number, day in enumerate(days, start=1):
+        published.append(publish_portfolio_day(store, sql_catalog, day))
+        if len(days) > 1 and (number % 20 == 0 or number == len(days)):
+            context.log.info(f"published {number}/{len(days)} days")
+    rows = pd.concat(published, ignore_index=True)
+    by_sector_sql = (f"SELECT {SECTOR}, SUM({PART_SUM}) AS total_part FROM default.{PORTFOLIO_TABLE} "
+                     f"WHERE {DATE} = DATE '{days[-1].isoformat()}' GROUP BY {SECTOR} ORDER BY total_part DESC")
+    answers = _table_answers(sql_catalog, days, rows)
+    by_sector = sql_catalog.query(by_sector_sql) if answers.passed else pd.DataFrame()
+    return dg.MaterializeResult(
+        metadata={
+            "table": f"default.{PORTFOLIO_TABLE}",
+            "catalog": sql_catalog.description,
+            "days": len(days),
+            "dagster/row_count": len(rows),
+            "participation_by_sector": preview(by_sector, rows=40),
+            "query": dg.MetadataValue.md(f"```sql\n{by_sector_sql}\n```"),
+        },
+        check_results=[result(TABLE_ASSET, "table_answers_query", answers)],
+    )
+
+
+portfolio_assets = [ibov_raw_snapshot, ibov_sector_refined, tb_ibov_refined]
+portfolio_job = dg.define_asset_job(
+    "ibov_portfolio_job",
+    selection=dg.AssetSelection.assets(*portfolio_assets),
+    partitions_def=trading_day_partitions,
+    description="Snapshot B3's portfolio of the day, refine it by sector and update tb_ibov_refined.",
+)
+refine_job = dg.define_asset_job(
+    "ibov_refine_job",
+    selection=dg.AssetSelection.assets(ibov_sector_refined, tb_ibov_refined),
+    partitions_def=trading_day_partitions,
+    description="Refine raw partitions that are already in the lake and update tb_ibov_refined.",
+)

@@ -1,0 +1,129 @@
+"""Data-quality rules for the portfolio, as pure functions over frames (Dagster turns them into asset checks).
+
+Tolerances follow B3's rounding: every weight has three decimals, so a sum over ~90 tickers can drift by a few
+thousandths; B3's own files sum to exactly 100.000 and its sector subtotals agree with the rows to 0.002.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from b3_dagster.model import DATE, PART_SUM, SECTOR, TICKER_COUNT, PortfolioSnapshot
+
+WEIGHT_TOTAL_TOLERANCE = 0.01  # percentage points, for the day's total of 100
+SECTOR_SUBTOTAL_TOLERANCE = 0.005  # percentage points, per sector
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    passed: bool
+    description: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _by_day(rows: pd.DataFrame, date_column: str):
+    return rows.groupby(date_column, sort=True)
+
+
+def weights_sum_to_100(raw: pd.DataFrame, tolerance: float = WEIGHT_TOTAL_TOLERANCE) -> CheckOutcome:
+    totals = raw.groupby("DataCarteira")["part"].sum()
+    off = {str(day): round(total, 6) for day, total in totals.items() if abs(total - 100.0) > tolerance}
+    return CheckOutcome(
+        passed=not off and not totals.empty,
+        description=("IBOV weights sum to 100%" if not off and not totals.empty
+                     else f"weights do not sum to 100% (±{tolerance}) on {len(off) or 'any'} day(s)"),
+        metadata={"days": len(totals), "worst_total": float(totals.iloc[(totals - 100).abs().argmax()])
+                  if not totals.empty else None, "days_off": off},
+    )
+
+
+def sector_subtotals_match_b3(raw: pd.DataFrame, tolerance: float = SECTOR_SUBTOTAL_TOLERANCE) -> CheckOutcome:
+    """Each sector's sum of ``part`` equals B3's own subtotal ``partAcum`` (on the sector's last row)."""
+    with_subtotal = raw[raw["partAcum"].notna()]
+    if with_subtotal.empty:
+        return CheckOutcome(True, "no B3 subtotals (partAcum) to compare with", {"sectors_compared": 0})
+    grouped = with_subtotal.groupby(["DataCarteira", "segment"], sort=True)
+    comparison = pd.DataFrame({"sum_part": grouped["part"].sum(), "partAcum": grouped["partAcum"].last()})
+    comparison["difference"] = (comparison["sum_part"] - comparison["partAcum"]).abs()
+    bad = comparison[comparison["difference"] > tolerance]
+    return CheckOutcome(
+        passed=bad.empty,
+        description=("every sector's weights add up to B3's subtotal (partAcum)" if bad.empty
+                     else f"{len(bad)} sector(s) disagree with B3's subtotal partAcum by more than {tolerance}"),
+        metadata={"sectors_compared": len(comparison), "max_difference": round(float(comparison["difference"].max()), 6),
+                  "disagreeing": [f"{day} {sector}" for day, sector in bad.index[:10]]},
+    )
+
+
+def no_duplicate_tickers(raw: pd.DataFrame) -> CheckOutcome:
+    duplicated = raw[raw.duplicated(["DataCarteira", "cod"], keep=False)]
+    tickers = sorted(set(duplicated["cod"]))
+    return CheckOutcome(not tickers, "no ticker appears twice in a day" if not tickers
+                        else f"tickers listed more than once: {tickers[:10]}", {"duplicated_tickers": tickers[:20]})
+
+
+def no_empty_sectors(raw: pd.DataFrame) -> CheckOutcome:
+    empty = raw[raw["segment"].isna() | (raw["segment"].astype(str).str.strip() == "")]
+    return CheckOutcome(empty.empty, "every ticker has a sector" if empty.empty
+                        else f"{len(empty)} ticker(s) without a sector", {"tickers": sorted(empty["cod"])[:20]})
+
+
+def theoretical_quantity_matches_header(snapshot: PortfolioSnapshot) -> CheckOutcome:
+    total = int(snapshot.rows["theoricalQty"].sum())
+    header = snapshot.theoretical_qty_total
+    if header is None:
+        return CheckOutcome(True, "no header total to compare with", {"sum_theoretical_qty": total})
+    return CheckOutcome(total == header, "theoretical quantities add up to B3's header total" if total == header
+                        else f"theoretical quantities sum to {total:,} but B3's header says {header:,}",
+                        {"sum_theoretical_qty": total, "header_total": header})
+
+
+def refined_matches_raw(raw: pd.DataFrame, refined: pd.DataFrame,
+                        tolerance: float = SECTOR_SUBTOTAL_TOLERANCE) -> list[tuple[str, CheckOutcome]]:
+    """Refined rows against the raw rows they came from: ticker counts, B3's sector subtotals, one row per key."""
+    outcomes = []
+    raw_count = len(raw)
+    refined_count = int(refined[TICKER_COUNT].sum()) if not refined.empty else 0
+    outcomes.append(("ticker_count_matches_raw", CheckOutcome(
+        refined_count == raw_count and raw_count > 0,
+        f"refined counts {refined_count} tickers; raw has {raw_count} rows",
+        {"refined_tickers": refined_count, "raw_rows": raw_count})))
+
+    subtotals = raw.groupby(["DataCarteira", "segment"])["partAcum"].last()
+    joined = refined.set_index([DATE, SECTOR])[PART_SUM].to_frame().join(
+        subtotals.rename_axis([DATE, SECTOR]).rename("partAcum"), how="outer")
+    comparable = joined.dropna()
+    missing = joined[joined[PART_SUM].isna()]
+    bad = comparable[(comparable[PART_SUM] - comparable["partAcum"]).abs() > tolerance]
+    outcomes.append(("sector_part_matches_b3_subtotal", CheckOutcome(
+        bad.empty and missing.empty,
+        "each sector's soma_part equals B3's partAcum" if bad.empty and missing.empty
+        else f"{len(bad)} sector(s) off B3's partAcum; {len(missing)} raw sector(s) missing from refined",
+        {"sectors_compared": len(comparable),
+         "max_difference": round(float((comparable[PART_SUM] - comparable["partAcum"]).abs().max()), 6)
+         if not comparable.empty else None,
+         "disagreeing": [f"{day} {sector}" for day, sector in bad.index[:10]]})))
+
+    duplicated = refined[refined.duplicated([DATE, SECTOR], keep=False)]
+    outcomes.append(("one_row_per_sector_and_day", CheckOutcome(
+        duplicated.empty, "one row per (Data, Setor)" if duplicated.empty
+        else f"{len(duplicated)} rows repeat a (Data, Setor)", {"rows": len(refined)})))
+    return outcomes
+
+
+def raw_outcomes(snapshots: list[PortfolioSnapshot]) -> list[tuple[str, CheckOutcome]]:
+    """Every raw rule, over one or more days."""
+    rows = pd.concat([s.rows for s in snapshots], ignore_index=True)
+    quantities = [theoretical_quantity_matches_header(s) for s in snapshots]
+    failing = [o for o in quantities if not o.passed]
+    quantity = failing[0] if failing else quantities[0]
+    return [
+        ("weights_sum_to_100", weights_sum_to_100(rows)),
+        ("sector_subtotals_match_b3", sector_subtotals_match_b3(rows)),
+        ("no_duplicate_tickers", no_duplicate_tickers(rows)),
+        ("no_empty_sectors", no_empty_sectors(rows)),
+        ("theoretical_quantity_matches_header", quantity),
+    ]
