@@ -1,0 +1,269 @@
+"""B3's "Carteira do Dia" CSV downloads (``IBOVDia_DD-MM-YY.csv``), parsed and validated strictly.
+
+Two layouts exist, both latin-1, ``;``-separated, pt-BR numbers (see ``../shared/data/b3/SOURCES.md``):
+
+* standard::
+
+    IBOV - Carteira do Dia 26/06/23
+    Código;Ação;Tipo;Qtde. Teórica;Part. (%)
+    RRRP3;3R PETROLEUM;ON      NM;234.689.601;0,352;
+    ...
+    Quantidade Teórica Total;;;95.837.345.669;100,000
+    Redutor;;;17.411.268,26673038
+
+* by sector ("consulta por setor de atuação"): a leading ``Setor`` column and a trailing ``Part. (%)Acum.`` column
+  (B3's subtotal of the row's sector, repeated on each of its rows), and one more empty field in the footers.
+
+Data rows end with ``;``, the title, header and footers do not; CRLF and LF both occur. The portfolio date is the
+session in the title line, never the file name. Every rule is checked and a violation raises ``B3CsvError`` naming
+the file and the 1-based line. The standard layout has no sector: its rows come back with ``segment`` and
+``partAcum`` null, for the importer to place (see ``b3_dagster.history_import``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from b3_dagster.calendar import is_session
+from b3_dagster.model import RAW_DATE_COLUMN
+from b3_dagster.sources.b3_format import B3FormatError, clean_text, parse_date, parse_decimal, parse_integer
+from b3_dagster.sources.b3_portfolio import rows_to_frame
+
+ENCODING = "latin-1"
+SEPARATOR = ";"
+TITLE_PATTERN = re.compile(r"^IBOV - Carteira do Dia (?P<date>\d{2}/\d{2}/\d{2})$")
+STANDARD_HEADER = ("Código", "Ação", "Tipo", "Qtde. Teórica", "Part. (%)")
+SECTOR_HEADER = ("Setor", *STANDARD_HEADER, "Part. (%)Acum.")
+TOTAL_LABEL = "Quantidade Teórica Total"
+REDUCTOR_LABEL = "Redutor"
+TICKER_PATTERN = re.compile(r"^[A-Z0-9]{4}\d{1,2}$")
+PART_TOTAL_THOUSANDTHS = 100_000  # Part. (%) is written with 3 decimals and sums to 100,000 in every real file
+# Part. (%)Acum. equals the sum of its sector's Part. (%) exactly in the real files; B3's API rounds them apart by up
+# to 0.002, so a few thousandths are allowed.
+SECTOR_SUBTOTAL_TOLERANCE = 0.005
+
+
+class B3CsvError(ValueError):
+    """A Carteira do Dia file that does not follow B3's format. Nothing is imported when this is raised."""
+
+    def __init__(self, file: str, line: int | None, message: str):
+        where = f"{file}, line {line}" if line is not None else file
+        super().__init__(f"{where}: {message}")
+        self.file = file
+        self.line = line
+        self.message = message
+
+
+@dataclass(frozen=True)
+class IbovCsv:
+    """One parsed Carteira do Dia file.
+
+    ``rows`` has RAW_COLUMNS in file order; for a standard file (``has_sectors`` False) ``segment`` and
+    ``partAcum`` are null. ``lines`` maps each ticker to its line in the file (for messages).
+    """
+
+    name: str
+    sha256: str
+    portfolio_date: dt.date
+    has_sectors: bool
+    rows: pd.DataFrame
+    theoretical_qty_total: int
+    part_total: float
+    reductor: float | None
+    lines: dict[str, int]
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def source(self) -> str:
+        layout = "by-sector" if self.has_sectors else "standard"
+        return f"B3 IBOVDia CSV ({layout}) {os.path.basename(self.name)} sha256:{self.sha256[:16]}"
+
+
+def _split_lines(data: bytes, name: str) -> list[str]:
+    if not data:
+        raise B3CsvError(name, None, "the file is empty")
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise B3CsvError(name, 1, "starts with a UTF-8 byte-order mark: B3 writes latin-1; this file was re-encoded")
+    text = data.decode(ENCODING)  # every byte is a latin-1 character: this cannot fail
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def _parse_title(line: str, name: str) -> dt.date:
+    match = TITLE_PATTERN.match(line.strip())
+    if not match:
+        raise B3CsvError(name, 1, f"expected the title 'IBOV - Carteira do Dia DD/MM/YY', found {line[:80]!r} "
+                                  "(not an IBOV Carteira do Dia file, or its title line was removed)")
+    try:
+        day = parse_date(match["date"], "pt-br")
+    except B3FormatError as error:
+        raise B3CsvError(name, 1, f"title date: {error}") from error
+    try:
+        session = is_session(day)
+    except ValueError as error:
+        raise B3CsvError(name, 1, str(error)) from error
+    if not session:
+        raise B3CsvError(name, 1, f"the portfolio date {day} ({day:%A}) is not a B3 session")
+    return day
+
+
+def _parse_header(line: str, name: str) -> bool:
+    """True for the by-sector layout, False for the standard one."""
+    fields = tuple(line.split(SEPARATOR))
+    if fields == STANDARD_HEADER:
+        return False
+    if fields == SECTOR_HEADER:
+        return True
+    hint = " (it looks UTF-8 re-encoded: B3 writes latin-1)" if "Ã" in line else ""
+    raise B3CsvError(name, 2, f"unexpected header {line[:120]!r}{hint}; expected {SEPARATOR.join(STANDARD_HEADER)!r} "
+                              f"or {SEPARATOR.join(SECTOR_HEADER)!r}")
+
+
+def _number(parse, text: str, name: str, line: int, column: str):
+    try:
+        return parse(text, "pt-br")
+    except B3FormatError as error:
+        raise B3CsvError(name, line, f"column {column!r}: {error}") from error
+
+
+def _parse_row(line: str, number: int, name: str, has_sectors: bool, day: dt.date) -> dict:
+    header = SECTOR_HEADER if has_sectors else STANDARD_HEADER
+    fields = line.split(SEPARATOR)
+    if len(fields) != len(header) + 1 or fields[-1] != "":
+        raise B3CsvError(name, number, f"a data row has {len(header)} fields followed by ';', found {len(fields)} "
+                                       f"field(s) in {line[:120]!r} (truncated file or a different layout?)")
+    values = dict(zip(header, fields))
+    cod = values["Código"].strip()
+    if not TICKER_PATTERN.match(cod):
+        raise B3CsvError(name, number, f"column 'Código': {cod!r} is not a B3 ticker")
+    tipo = clean_text(values["Tipo"])
+    if not tipo:
+        raise B3CsvError(name, number, f"column 'Tipo' is empty for {cod}")
+    segment = None
+    part_acum = None
+    if has_sectors:
+        segment = clean_text(values["Setor"])
+        if not segment:
+            raise B3CsvError(name, number, f"column 'Setor' is empty for {cod}")
+        part_acum = _number(parse_decimal, values["Part. (%)Acum."], name, number, "Part. (%)Acum.")
+    return {
+        "segment": segment,
+        "cod": cod,
+        "asset": clean_text(values["Ação"]),
+        "type": tipo,
+        "part": _number(parse_decimal, values["Part. (%)"], name, number, "Part. (%)"),
+        "partAcum": part_acum,
+        "theoricalQty": _number(parse_integer, values["Qtde. Teórica"], name, number, "Qtde. Teórica"),
+        RAW_DATE_COLUMN: day,
+    }
+
+
+def _thousandths(value: float) -> int:
+    return round(value * 1000)
+
+
+def _check_totals(rows: list[dict], lines: list[int], name: str, has_sectors: bool, total_line: int,
+                  qty_total: int, part_total: float) -> None:
+    qty_sum = sum(row["theoricalQty"] for row in rows)
+    if qty_sum != qty_total:
+        raise B3CsvError(name, total_line, f"the rows' Qtde. Teórica add up to {qty_sum:,} but the footer says "
+                                           f"{qty_total:,} (rows missing or altered?)")
+    part_sum = sum(_thousandths(row["part"]) for row in rows)
+    if part_sum != _thousandths(part_total) or part_sum != PART_TOTAL_THOUSANDTHS:
+        raise B3CsvError(name, total_line, f"the rows' Part. (%) add up to {part_sum / 1000:.3f}, the footer says "
+                                           f"{part_total:.3f}; both must be 100.000 (rows missing or altered?)")
+    if not has_sectors:
+        return
+    sector_sums: dict[str, int] = {}
+    for row in rows:
+        sector_sums[row["segment"]] = sector_sums.get(row["segment"], 0) + _thousandths(row["part"])
+    for row, number in zip(rows, lines):
+        subtotal = sector_sums[row["segment"]] / 1000
+        if abs(row["partAcum"] - subtotal) > SECTOR_SUBTOTAL_TOLERANCE:
+            raise B3CsvError(name, number, f"Part. (%)Acum. {row['partAcum']:.3f} of {row['cod']} is not its sector's "
+                                           f"subtotal: the rows of {row['segment']!r} add up to {subtotal:.3f}")
+
+
+def parse_ibov_csv(data: bytes, name: str) -> IbovCsv:
+    """Parse one Carteira do Dia download. ``name`` is used in messages only (the date comes from the title)."""
+    lines = _split_lines(data, name)
+    if len(lines) < 2:
+        raise B3CsvError(name, len(lines) + 1, "the file ends before the header line (truncated?)")
+    day = _parse_title(lines[0], name)
+    has_sectors = _parse_header(lines[1], name)
+    figure_index = 4 if has_sectors else 3  # the footers' first figure follows empty fields
+
+    rows: list[dict] = []
+    row_lines: list[int] = []
+    seen: dict[str, int] = {}
+    number = 3
+    while number <= len(lines) and not lines[number - 1].startswith(TOTAL_LABEL + SEPARATOR):
+        line = lines[number - 1]
+        if not line.strip():
+            raise B3CsvError(name, number, "blank line inside the rows")
+        row = _parse_row(line, number, name, has_sectors, day)
+        if row["cod"] in seen:
+            raise B3CsvError(name, number, f"ticker {row['cod']} already appeared on line {seen[row['cod']]}")
+        seen[row["cod"]] = number
+        rows.append(row)
+        row_lines.append(number)
+        number += 1
+    if number > len(lines):
+        raise B3CsvError(name, len(lines), f"the file ends without the {TOTAL_LABEL!r} footer (truncated?)")
+    if not rows:
+        raise B3CsvError(name, number, "the file has no portfolio rows")
+
+    total_line = number
+    total_fields = lines[total_line - 1].split(SEPARATOR)
+    expected = figure_index + (3 if has_sectors else 2)
+    if len(total_fields) != expected or any(total_fields[1:figure_index]):
+        raise B3CsvError(name, total_line, f"malformed {TOTAL_LABEL!r} footer {lines[total_line - 1]!r}: expected "
+                                           f"{expected} fields")
+    qty_total = _number(parse_integer, total_fields[figure_index], name, total_line, TOTAL_LABEL)
+    part_total = _number(parse_decimal, total_fields[figure_index + 1], name, total_line, "Part. (%) total")
+    _check_totals(rows, row_lines, name, has_sectors, total_line, qty_total, part_total)
+
+    warnings: list[str] = []
+    reductor_line = total_line + 1
+    if reductor_line > len(lines) or lines[reductor_line - 1].split(SEPARATOR)[0] != REDUCTOR_LABEL:
+        raise B3CsvError(name, min(reductor_line, len(lines)),
+                         f"expected the {REDUCTOR_LABEL!r} footer after the total (truncated?)")
+    reductor = _parse_reductor(lines[reductor_line - 1], figure_index, name, reductor_line, warnings)
+    if len(lines) > reductor_line:
+        raise B3CsvError(name, reductor_line + 1, f"unexpected content after the {REDUCTOR_LABEL!r} footer: "
+                                                  f"{lines[reductor_line][:80]!r}")
+
+    frame = rows_to_frame(rows)
+    return IbovCsv(
+        name=name,
+        sha256=hashlib.sha256(data).hexdigest(),
+        portfolio_date=day,
+        has_sectors=has_sectors,
+        rows=frame,
+        theoretical_qty_total=qty_total,
+        part_total=part_total,
+        reductor=reductor,
+        lines=seen,
+        warnings=tuple(warnings),
+    )
+
+
+def _parse_reductor(line: str, figure_index: int, name: str, number: int, warnings: list[str]) -> float | None:
+    """B3 has published malformed reductors (a formatting glitch): a bad value is a warning and null, not an error."""
+    fields = line.split(SEPARATOR)
+    value = fields[figure_index] if len(fields) == figure_index + 1 and not any(fields[1:figure_index]) else None
+    if value is not None:
+        try:
+            return parse_decimal(value, "pt-br")
+        except B3FormatError:
+            pass
+    warnings.append(f"{name}, line {number}: unparseable {REDUCTOR_LABEL!r} footer {line[:80]!r} kept as null")
+    return None
