@@ -60,8 +60,9 @@ def paginate(document: dict[str, Any], page_number: int, page_size: int) -> dict
     }
 
 
-def answer(recording: Recording, token: str) -> tuple[int, bytes]:
-    """The HTTP status and body the replay sends for one request token (base64 JSON payload)."""
+def answer(recording: Recording, token: str, document: dict[str, Any] | None = None) -> tuple[int, bytes]:
+    """The HTTP status and body the replay sends for one request token (base64 JSON payload). ``document``
+    replaces the recorded answer (tests use it to serve an altered copy)."""
     try:
         payload = decode_payload(token)
         page_number, page_size = int(payload["pageNumber"]), int(payload["pageSize"])
@@ -74,7 +75,8 @@ def answer(recording: Recording, token: str) -> tuple[int, bytes]:
         return 404, json.dumps({"message": message}).encode()
     if page_number < 1 or page_size < 1:
         return 400, b'{"message":"pageNumber and pageSize must be positive"}'
-    body = json.dumps(paginate(recording.document(), page_number, page_size), ensure_ascii=False,
+    document = recording.document() if document is None else document
+    body = json.dumps(paginate(document, page_number, page_size), ensure_ascii=False,
                       separators=(",", ":"))
     return 200, body.encode("utf-8")
 

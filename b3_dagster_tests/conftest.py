@@ -1,0 +1,51 @@
+"""Shared fixtures: recorded real B3 answers served over real HTTP on 127.0.0.1, and a temporary lake."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from werkzeug import Request, Response
+
+from b3_dagster.replay import Recording, answer, recorded_days
+from b3_dagster.sources.b3_portfolio import ENDPOINT_PATH
+
+ENDPOINT = re.compile("^" + re.escape(ENDPOINT_PATH) + ".+")
+
+
+@pytest.fixture(scope="session")
+def recordings() -> dict[str, Recording]:
+    """The shipped recordings of B3's API, by portfolio date (see b3_dagster/recordings/b3_api/SOURCES.md)."""
+    found = {recording.date: recording for recording in recorded_days()}
+    assert {"2022-12-08", "2025-04-07"} <= set(found), "recorded B3 answers are missing from the package"
+    return found
+
+
+@pytest.fixture
+def serve_recording(httpserver):
+    """Make the local HTTP server answer B3's URL shape with one recorded day (paged as requested).
+
+    Returns a function ``serve(recording, mutate=None)``; ``mutate(document) -> document`` alters the recorded
+    answer (for fault cases) before it is paged.
+    """
+
+    def serve(recording: Recording, mutate=None) -> str:
+        def handler(request: Request) -> Response:
+            token = request.path[len(ENDPOINT_PATH):]
+            document = mutate(recording.document()) if mutate else None
+            status, body = answer(recording, token, document)
+            return Response(body, status=status, content_type="application/json; charset=utf-8")
+
+        httpserver.expect_request(ENDPOINT).respond_with_handler(handler)
+        return httpserver.url_for("").rstrip("/")
+
+    return serve
+
+
+@pytest.fixture
+def lake_root(tmp_path) -> Path:
+    root = tmp_path / "lake"
+    root.mkdir()
+    return root
