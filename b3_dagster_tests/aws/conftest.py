@@ -53,28 +53,22 @@ def s3(aws_env):
 
 
 # ---- recorded real data ----------------------------------------------------------------------------------------
-from pathlib import Path  # noqa: E402
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "b3" / "json"
-RECORDED_DAYS = {  # file -> language B3 answered in (see fixtures/SOURCES.md)
-    "portfolio_day_ibov_seg2_pt-br_2022-12-08.json": "pt-br",
-    "portfolio_day_ibov_seg2_en-us_2025-04-07.json": "en-us",
-}
-
-
 def load_recorded_snapshots():
-    """The recorded GetPortfolioDay answers, parsed by the project's own parser, as snapshots (oldest first)."""
+    """The real B3 answers shipped in the package (b3_dagster/recordings/b3_api, see its SOURCES.md), parsed by the
+    project's own parser, as snapshots (oldest first)."""
     from b3_dagster.model import PortfolioSnapshot
+    from b3_dagster.replay import recorded_days
     from b3_dagster.sources.b3_portfolio import parse_page, rows_to_frame
 
     snapshots = []
-    for name, language in RECORDED_DAYS.items():
-        parsed = parse_page((FIXTURES / name).read_bytes(), page=1, language=language)
+    for recording in recorded_days():
+        parsed = parse_page(recording.path.read_bytes(), page=1, language=recording.language)
         snapshots.append(PortfolioSnapshot(portfolio_date=parsed.portfolio_date, rows=rows_to_frame(parsed.rows),
                                            reductor=parsed.reductor,
                                            theoretical_qty_total=parsed.theoretical_qty_total,
-                                           source=f"fixture {name}"))
-    return sorted(snapshots, key=lambda snapshot: snapshot.portfolio_date)
+                                           source=f"recording {recording.path.name}"))
+    assert len(snapshots) >= 2, "the recorded B3 answers are missing from the package"
+    return snapshots
 
 
 @pytest.fixture(scope="session")
