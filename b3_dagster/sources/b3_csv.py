@@ -43,6 +43,9 @@ SECTOR_HEADER = ("Setor", *STANDARD_HEADER, "Part. (%)Acum.")
 TOTAL_LABEL = "Quantidade Teórica Total"
 REDUCTOR_LABEL = "Redutor"
 TICKER_PATTERN = re.compile(r"^[A-Z0-9]{4}\d{1,2}$")
+# Weights are always written with a decimal comma and 3 decimals ("0,352", "100,000"): this also refuses "0.352",
+# which a pt-BR number parser would otherwise read as 352.
+WEIGHT_PATTERN = re.compile(r"^\d{1,3},\d{3}$")
 PART_TOTAL_THOUSANDTHS = 100_000  # Part. (%) is written with 3 decimals and sums to 100,000 in every real file
 # Part. (%)Acum. equals the sum of its sector's Part. (%) exactly in the real files; B3's API rounds them apart by up
 # to 0.002, so a few thousandths are allowed.
@@ -134,6 +137,12 @@ def _number(parse, text: str, name: str, line: int, column: str):
         raise B3CsvError(name, line, f"column {column!r}: {error}") from error
 
 
+def _weight(text: str, name: str, line: int, column: str) -> float:
+    if not WEIGHT_PATTERN.match(text.strip()):
+        raise B3CsvError(name, line, f"column {column!r}: {text!r} is not a weight written like '0,352'")
+    return _number(parse_decimal, text, name, line, column)
+
+
 def _parse_row(line: str, number: int, name: str, has_sectors: bool, day: dt.date) -> dict:
     header = SECTOR_HEADER if has_sectors else STANDARD_HEADER
     fields = line.split(SEPARATOR)
@@ -153,13 +162,13 @@ def _parse_row(line: str, number: int, name: str, has_sectors: bool, day: dt.dat
         segment = clean_text(values["Setor"])
         if not segment:
             raise B3CsvError(name, number, f"column 'Setor' is empty for {cod}")
-        part_acum = _number(parse_decimal, values["Part. (%)Acum."], name, number, "Part. (%)Acum.")
+        part_acum = _weight(values["Part. (%)Acum."], name, number, "Part. (%)Acum.")
     return {
         "segment": segment,
         "cod": cod,
         "asset": clean_text(values["Ação"]),
         "type": tipo,
-        "part": _number(parse_decimal, values["Part. (%)"], name, number, "Part. (%)"),
+        "part": _weight(values["Part. (%)"], name, number, "Part. (%)"),
         "partAcum": part_acum,
         "theoricalQty": _number(parse_integer, values["Qtde. Teórica"], name, number, "Qtde. Teórica"),
         RAW_DATE_COLUMN: day,
@@ -192,6 +201,47 @@ def _check_totals(rows: list[dict], lines: list[int], name: str, has_sectors: bo
                                            f"subtotal: the rows of {row['segment']!r} add up to {subtotal:.3f}")
 
 
+def _parse_rows(lines: list[str], name: str, has_sectors: bool, day: dt.date) -> tuple[list[dict], dict[str, int]]:
+    """The data rows from line 3 up to the total footer, and each ticker's line."""
+    rows: list[dict] = []
+    seen: dict[str, int] = {}
+    for number in range(3, len(lines) + 1):
+        line = lines[number - 1]
+        if line.startswith(TOTAL_LABEL + SEPARATOR):
+            break
+        if not line.strip():
+            raise B3CsvError(name, number, "blank line inside the rows")
+        if line.startswith(REDUCTOR_LABEL + SEPARATOR):
+            raise B3CsvError(name, number, f"the {TOTAL_LABEL!r} footer is missing before {REDUCTOR_LABEL!r}")
+        row = _parse_row(line, number, name, has_sectors, day)
+        if row["cod"] in seen:
+            raise B3CsvError(name, number, f"ticker {row['cod']} already appeared on line {seen[row['cod']]}")
+        seen[row["cod"]] = number
+        rows.append(row)
+    else:
+        raise B3CsvError(name, len(lines), f"the file ends without the {TOTAL_LABEL!r} footer (truncated?)")
+    if not rows:
+        raise B3CsvError(name, 3, "the file has no portfolio rows")
+    return rows, seen
+
+
+def _parse_total(line: str, number: int, name: str, has_sectors: bool) -> tuple[int, float]:
+    """``Quantidade Teórica Total;;;QTY;PART`` (one more empty field and a trailing PART ACUM when by sector)."""
+    figure = _figure_index(has_sectors)
+    fields = line.split(SEPARATOR)
+    expected = figure + (3 if has_sectors else 2)
+    if len(fields) != expected or any(fields[1:figure]):
+        raise B3CsvError(name, number, f"malformed {TOTAL_LABEL!r} footer {line[:120]!r}: expected {expected} fields")
+    qty_total = _number(parse_integer, fields[figure], name, number, TOTAL_LABEL)
+    part_total = _weight(fields[figure + 1], name, number, "Part. (%) total")
+    return qty_total, part_total
+
+
+def _figure_index(has_sectors: bool) -> int:
+    """Where a footer's first figure is: after the label and the empty fields under Código, Ação, (Setor,) Tipo."""
+    return 4 if has_sectors else 3
+
+
 def parse_ibov_csv(data: bytes, name: str) -> IbovCsv:
     """Parse one Carteira do Dia download. ``name`` is used in messages only (the date comes from the title)."""
     lines = _split_lines(data, name)
@@ -199,59 +249,33 @@ def parse_ibov_csv(data: bytes, name: str) -> IbovCsv:
         raise B3CsvError(name, len(lines) + 1, "the file ends before the header line (truncated?)")
     day = _parse_title(lines[0], name)
     has_sectors = _parse_header(lines[1], name)
-    figure_index = 4 if has_sectors else 3  # the footers' first figure follows empty fields
+    rows, row_lines = _parse_rows(lines, name, has_sectors, day)
 
-    rows: list[dict] = []
-    row_lines: list[int] = []
-    seen: dict[str, int] = {}
-    number = 3
-    while number <= len(lines) and not lines[number - 1].startswith(TOTAL_LABEL + SEPARATOR):
-        line = lines[number - 1]
-        if not line.strip():
-            raise B3CsvError(name, number, "blank line inside the rows")
-        row = _parse_row(line, number, name, has_sectors, day)
-        if row["cod"] in seen:
-            raise B3CsvError(name, number, f"ticker {row['cod']} already appeared on line {seen[row['cod']]}")
-        seen[row["cod"]] = number
-        rows.append(row)
-        row_lines.append(number)
-        number += 1
-    if number > len(lines):
-        raise B3CsvError(name, len(lines), f"the file ends without the {TOTAL_LABEL!r} footer (truncated?)")
-    if not rows:
-        raise B3CsvError(name, number, "the file has no portfolio rows")
+    total_line = 3 + len(rows)
+    qty_total, part_total = _parse_total(lines[total_line - 1], total_line, name, has_sectors)
+    _check_totals(rows, list(row_lines.values()), name, has_sectors, total_line, qty_total, part_total)
 
-    total_line = number
-    total_fields = lines[total_line - 1].split(SEPARATOR)
-    expected = figure_index + (3 if has_sectors else 2)
-    if len(total_fields) != expected or any(total_fields[1:figure_index]):
-        raise B3CsvError(name, total_line, f"malformed {TOTAL_LABEL!r} footer {lines[total_line - 1]!r}: expected "
-                                           f"{expected} fields")
-    qty_total = _number(parse_integer, total_fields[figure_index], name, total_line, TOTAL_LABEL)
-    part_total = _number(parse_decimal, total_fields[figure_index + 1], name, total_line, "Part. (%) total")
-    _check_totals(rows, row_lines, name, has_sectors, total_line, qty_total, part_total)
-
-    warnings: list[str] = []
     reductor_line = total_line + 1
-    if reductor_line > len(lines) or lines[reductor_line - 1].split(SEPARATOR)[0] != REDUCTOR_LABEL:
-        raise B3CsvError(name, min(reductor_line, len(lines)),
-                         f"expected the {REDUCTOR_LABEL!r} footer after the total (truncated?)")
-    reductor = _parse_reductor(lines[reductor_line - 1], figure_index, name, reductor_line, warnings)
+    if reductor_line > len(lines):
+        raise B3CsvError(name, reductor_line, f"the file ends without the {REDUCTOR_LABEL!r} footer (truncated?)")
+    if lines[reductor_line - 1].split(SEPARATOR)[0] != REDUCTOR_LABEL:
+        raise B3CsvError(name, reductor_line, f"expected the {REDUCTOR_LABEL!r} footer after the total, found "
+                                              f"{lines[reductor_line - 1][:80]!r}")
+    warnings: list[str] = []
+    reductor = _parse_reductor(lines[reductor_line - 1], _figure_index(has_sectors), name, reductor_line, warnings)
     if len(lines) > reductor_line:
         raise B3CsvError(name, reductor_line + 1, f"unexpected content after the {REDUCTOR_LABEL!r} footer: "
                                                   f"{lines[reductor_line][:80]!r}")
-
-    frame = rows_to_frame(rows)
     return IbovCsv(
         name=name,
         sha256=hashlib.sha256(data).hexdigest(),
         portfolio_date=day,
         has_sectors=has_sectors,
-        rows=frame,
+        rows=rows_to_frame(rows),
         theoretical_qty_total=qty_total,
         part_total=part_total,
         reductor=reductor,
-        lines=seen,
+        lines=row_lines,
         warnings=tuple(warnings),
     )
 
