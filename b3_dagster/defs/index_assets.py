@@ -1,0 +1,345 @@
+"""The IBOVESPA index history: Yahoo daily bars -> raw Parquet -> refined features (seed 001) -> ``ibov_refined``
+-> charts in the UI and beside the lake.
+
+- ``ibov_index_raw``: one partition per B3 session; a backfill of a range is one run and one Yahoo request.
+- ``ibov_index_refined``: one partition per month (``refined/ibov_index/year=YYYY/month=M/``); rolling windows read
+  the 19 sessions before the month from earlier raw partitions. Its checks read the written month back from storage.
+- ``ibov_refined``: the catalogued table ``b3_refined_db.ibov_refined``, month by month; checked with seed 001's query.
+- ``ibov_index_chart`` and ``ibov_sector_chart``: PNGs shown in the UI and saved under ``<lake>/charts/``.
+
+Every asset writes its own storage and returns ``MaterializeResult`` (single-run backfills cannot use the default
+IO manager).
+"""
+
+
+import datetime as dt
+from typing import Optional
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from b3_dagster.calendar import B3_TIMEZONE, sessions
+from b3_dagster.charts import markdown_image, render_close_chart, render_sector_chart
+from b3_dagster.defs.checks import result
+from b3_dagster.defs.metadata import days_in_run, path, preview
+from b3_dagster.defs.partitions import trading_day_partitions
+from b3_dagster.defs.resources import CatalogResource, LakeResource
+from b3_dagster.model import CATALOG_DATABASE, DATE, PART_SUM, PORTFOLIO_TABLE, SECTOR
+from b3_dagster.quality import CheckOutcome
+from b3_dagster.sources.http import retrying_session
+from b3_dagster.sources.yahoo_chart import DEFAULT_BASE_URL, IBOV_SYMBOL, YahooChartClient
+from b3_dagster.storage.index_store import (
+    INDEX_DATABASE,
+    INDEX_TABLE,
+    IndexStore,
+    RawPartitionMissing,
+    publish_index_months,
+    raw_index_prefix,
+    refined_month_prefix,
+    seed_001_query,
+)
+from b3_dagster.transforms.index_features import (
+    CLOSE,
+    DATA,
+    INDEX_CHECKS,
+    LOOKBACK_SESSIONS,
+    MA_LONG,
+    MA_SHORT,
+    MONTH,
+    VOL_ZSCORE,
+    VOLATILITY_PCT,
+    VOLATILITY_SPIKE,
+    YEAR,
+    refine_index,
+)
+
+GROUP = "ibov_index"
+RAW_INDEX_ASSET = "ibov_index_raw"
+REFINED_INDEX_ASSET = "ibov_index_refined"
+INDEX_TABLE_ASSET = INDEX_TABLE  # "ibov_refined"
+INDEX_CHART_ASSET = "ibov_index_chart"
+SECTOR_CHART_ASSET = "ibov_sector_chart"
+PORTFOLIO_TABLE_KEY = dg.AssetKey(PORTFOLIO_TABLE)  # produced by defs/portfolio_assets.py
+CHARTS_PREFIX = "charts/"
+
+
+def _month_partitions() -> dg.MonthlyPartitionsDefinition:
+    """Calendar months from the month of the first daily partition; the current month is a partition too
+    (``end_offset=1``) so that it is refined as its days arrive."""
+    first = dt.date.fromisoformat(trading_day_partitions.start.strftime("%Y-%m-%d")).replace(day=1)
+    return dg.MonthlyPartitionsDefinition(start_date=first.isoformat(), timezone=B3_TIMEZONE, end_offset=1)
+
+
+ibov_month_partitions = _month_partitions()
+
+
+class YahooChartResource(dg.ConfigurableResource):
+    """Settings of Yahoo's chart API client (the demo and the tests point base_url at a local replay)."""
+
+    base_url: str = Field(default=DEFAULT_BASE_URL, description="Chart API host; a local replay in demos/tests.")
+    symbol: str = Field(default=IBOV_SYMBOL, description="Yahoo symbol of the IBOVESPA index.")
+    timeout_seconds: float = Field(default=30.0, gt=0, description="Per-request timeout.")
+    retries: int = Field(default=4, ge=0, le=10, description="Retries on connection errors, 429 and 5xx.")
+    backoff_seconds: float = Field(default=0.5, ge=0, description="Exponential backoff factor between retries.")
+    user_agent: Optional[str] = Field(default=None, description="User-Agent header (Yahoo rejects some agents).")
+
+    def client(self) -> YahooChartClient:
+        session = retrying_session(self.retries, self.backoff_seconds)
+        if self.user_agent:
+            session.headers["User-Agent"] = self.user_agent
+        return YahooChartClient(base_url=self.base_url, symbol=self.symbol, timeout=self.timeout_seconds,
+                                session=session)
+
+
+class IndexRawConfig(dg.Config):
+    allow_overwrite: bool = Field(
+        default=False,
+        description="Replace stored days whose bar Yahoo has since revised (old files are archived under archive/).",
+    )
+
+
+class ChartConfig(dg.Config):
+    sessions: int = Field(default=250, ge=20, le=5000, description="How many of the latest sessions to draw.")
+
+
+def _months_in_run(context: dg.AssetExecutionContext) -> list[tuple[int, int]]:
+    keys = list(context.partition_keys) if context.has_partition_key_range else [context.partition_key]
+    return sorted({(int(key[:4]), int(key[5:7])) for key in keys})
+
+
+def _month_end(year: int, month: int) -> dt.date:
+    return (dt.date(year + month // 12, month % 12 + 1, 1)) - dt.timedelta(days=1)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+@dg.asset(
+    key=RAW_INDEX_ASSET,
+    group_name=GROUP,
+    partitions_def=trading_day_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"parquet"},
+    description="Daily open/high/low/close/volume of ^BVSP from Yahoo's chart API, one Parquet file per B3 session "
+                "under raw/ibov_index/date=YYYY-MM-DD/. A backfill of a range is one request. Provisional (unfinished) "
+                "bars are never written; stored days are never silently replaced.",
+)
+def ibov_index_raw(context: dg.AssetExecutionContext, config: IndexRawConfig, yahoo: YahooChartResource,
+                   lake: LakeResource) -> dg.MaterializeResult:
+    days = sorted(dt.date.fromisoformat(key) for key in days_in_run(context))
+    history = yahoo.client().fetch_daily(days[0], days[-1])
+    bars = history.select(days)  # raises before any write when a day is missing or provisional
+    store = IndexStore(lake.lake())
+    outcomes = store.write_raw(bars, source=history.url, allow_overwrite=config.allow_overwrite)
+    counts = pd.Series([outcome.status for outcome in outcomes]).value_counts().to_dict()
+    for note in history.notes:
+        context.log.info(note)
+    return dg.MaterializeResult(metadata={
+        "days": len(days),
+        "first_day": days[0].isoformat(),
+        "last_day": days[-1].isoformat(),
+        "written": counts.get("written", 0),
+        "unchanged": counts.get("unchanged", 0),
+        "replaced": counts.get("replaced", 0),
+        "request": dg.MetadataValue.url(history.url) if history.url.startswith("http") else history.url,
+        "location": path(store.lake.uri(raw_index_prefix(days[-1]))),
+        "exchange_timezone": history.exchange_timezone,
+        "left_out_provisional": ", ".join(str(day) for day in history.provisional["date"]) or "none",
+        "dagster/row_count": len(bars),
+        "preview": preview(bars.tail(10)),
+    })
+
+
+def _lookback_days(first_day: dt.date, raw_days: list[dt.date]) -> list[dt.date]:
+    """The ``LOOKBACK_SESSIONS`` sessions before ``first_day`` that the history reaches (none before its start).
+    Raises when the history reaches further back but some of those sessions are not in raw."""
+    if not raw_days or raw_days[0] >= first_day:
+        return []
+    window = sessions(first_day - dt.timedelta(days=LOOKBACK_SESSIONS * 2 + 20), first_day - dt.timedelta(days=1))
+    needed = [day for day in window[-LOOKBACK_SESSIONS:] if day >= raw_days[0]]
+    present = set(raw_days)
+    missing = [day for day in needed if day not in present]
+    if missing:
+        raise RawPartitionMissing(
+            f"the 20-session windows of {first_day} need the raw index bars of {[d.isoformat() for d in missing]}, "
+            f"which are not in the lake: materialise {RAW_INDEX_ASSET} for those days first")
+    return needed
+
+
+@dg.asset(
+    key=REFINED_INDEX_ASSET,
+    group_name=GROUP,
+    partitions_def=ibov_month_partitions,
+    deps=[RAW_INDEX_ASSET],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"parquet", "pandas"},
+    check_specs=[dg.AssetCheckSpec(name=name, asset=REFINED_INDEX_ASSET, description=text)
+                 for name, (_, text) in INDEX_CHECKS.items()],
+    description="Seed 001's refined index rows (pt-BR names, daily change, amplitude, volatility, 5/20-session "
+                "moving averages, 20-session volatility z-score, volatilidade_pico) per month under "
+                "refined/ibov_index/year=YYYY/month=M/. Windows at a month's start use the previous month's sessions.",
+)
+def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    months = _months_in_run(context)
+    store = IndexStore(lake.lake())
+    raw_days = store.raw_days()
+    first_day, last_day = dt.date(*months[0], 1), _month_end(*months[-1])
+    empty = [f"{y}-{m:02d}" for y, m in months
+             if not any(dt.date(y, m, 1) <= day <= _month_end(y, m) for day in raw_days)]
+    if empty:
+        raise RawPartitionMissing(f"no raw index bars for month(s) {empty}: materialise {RAW_INDEX_ASSET} first")
+    lookback = _lookback_days(first_day, raw_days)
+    in_run = [day for day in raw_days if first_day <= day <= last_day]
+    refined = refine_index(store.read_raw(lookback + in_run), first_day)  # raises on a gap in the sessions
+    keys = []
+    for year, month in months:
+        keys += store.write_refined_month(year, month, refined[(refined[YEAR] == year) & (refined[MONTH] == month)])
+    stored = store.read_refined(months)  # the checks judge what is in storage, not what was meant to be written
+    checks = [result(REFINED_INDEX_ASSET, name, check(stored)) for name, (check, _) in INDEX_CHECKS.items()]
+    return dg.MaterializeResult(
+        metadata={
+            "months": ", ".join(f"{y}-{m:02d}" for y, m in months),
+            "sessions": len(stored),
+            "lookback_sessions_read": len(lookback),
+            "volatility_spikes": int(stored[VOLATILITY_SPIKE].sum()),
+            "location": path(store.lake.uri(refined_month_prefix(*months[-1]))),
+            "files": len(keys),
+            "dagster/row_count": len(stored),
+            "preview": preview(stored[[DATA, CLOSE, MA_SHORT, MA_LONG, VOLATILITY_PCT, VOL_ZSCORE,
+                                       VOLATILITY_SPIKE]].tail(10)),
+        },
+        check_results=checks,
+    )
+
+
+def seed_query_answers(answer: pd.DataFrame, refined: pd.DataFrame) -> CheckOutcome:
+    """Seed 001's query (latest 10 days of the month, newest first) answers with the refined rows' values."""
+    expected = refined.sort_values(DATA, ascending=False).head(10)
+    got_days = [pd.Timestamp(day).date() for day in answer[DATA]] if DATA in answer else []
+    same_days = got_days == list(expected[DATA])
+    same_close = same_days and answer[CLOSE].astype(float).tolist() == expected[CLOSE].astype(float).tolist()
+    passed = bool(len(expected)) and same_days and same_close
+    return CheckOutcome(passed, f"seed 001's query answers {len(answer)} rows, newest {got_days[:1]}" if passed
+                        else f"seed 001's query answered days {got_days[:10]}, expected {list(expected[DATA])[:10]}",
+                        {"rows": len(answer)})
+
+
+@dg.asset(
+    key=INDEX_TABLE_ASSET,
+    group_name=GROUP,
+    partitions_def=ibov_month_partitions,
+    deps=[REFINED_INDEX_ASSET],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"duckdb", "sql"},
+    check_specs=[dg.AssetCheckSpec(name="seed_001_query_answers", asset=INDEX_TABLE_ASSET,
+                                   description="Seed 001's analytic query runs unchanged and answers with the "
+                                               "refined rows of the month.")],
+    description=f"{INDEX_DATABASE}.{INDEX_TABLE}, the catalogued index table (seed 001's name and columns, "
+                "partitioned by year and month), in the same catalog as tb_ibov_refined.",
+)
+def ibov_refined(context: dg.AssetExecutionContext, lake: LakeResource,
+                 catalog: CatalogResource) -> dg.MaterializeResult:
+    months = _months_in_run(context)
+    store = IndexStore(lake.lake())
+    sql_catalog = catalog.catalog()
+    rows = publish_index_months(store, sql_catalog, months)
+    year, month = months[-1]
+    sql = seed_001_query(year, month)
+    answer = sql_catalog.query(sql)
+    outcome = seed_query_answers(answer, rows[(rows[YEAR] == year) & (rows[MONTH] == month)])
+    return dg.MaterializeResult(
+        metadata={
+            "table": f"{INDEX_DATABASE}.{INDEX_TABLE}",
+            "catalog": sql_catalog.description,
+            "months": ", ".join(f"{y}-{m:02d}" for y, m in months),
+            "dagster/row_count": len(rows),
+            "seed_001_query": dg.MetadataValue.md(f"```sql\n{sql}\n```"),
+            "seed_001_answer": preview(answer),
+        },
+        check_results=[result(INDEX_TABLE_ASSET, "seed_001_query_answers", outcome)],
+    )
+
+
+# ---- charts ---------------------------------------------------------------------------------------------------------
+def index_chart_sql(sessions_to_draw: int) -> str:
+    return (f"SELECT {DATA}, {CLOSE}, {MA_SHORT}, {MA_LONG}, {VOL_ZSCORE}, {VOLATILITY_SPIKE} "
+            f"FROM {INDEX_DATABASE}.{INDEX_TABLE} ORDER BY {DATA} DESC LIMIT {int(sessions_to_draw)}")
+
+
+SECTOR_CHART_SQL = (f"SELECT {SECTOR}, {DATE}, {PART_SUM} FROM {CATALOG_DATABASE}.{PORTFOLIO_TABLE} "
+                    f"WHERE {DATE} = (SELECT max({DATE}) FROM {CATALOG_DATABASE}.{PORTFOLIO_TABLE}) "
+                    f"ORDER BY {PART_SUM} DESC")
+
+
+def _save_chart(lake: LakeResource, name: str, png: bytes) -> str:
+    target = lake.lake()
+    key = f"{CHARTS_PREFIX}{name}"
+    target.write_bytes(key, png)
+    return target.uri(key)
+
+
+@dg.asset(
+    key=INDEX_CHART_ASSET,
+    group_name=GROUP,
+    deps=[INDEX_TABLE_ASSET],
+    kinds={"matplotlib"},
+    description="Chart: IBOVESPA close with its 5- and 20-session moving averages and the volatility spikes "
+                "marked, from ibov_refined. Shown here and saved as <lake>/charts/ibov_close_moving_averages.png.",
+)
+def ibov_index_chart(config: ChartConfig, lake: LakeResource, catalog: CatalogResource) -> dg.MaterializeResult:
+    sql = index_chart_sql(config.sessions)
+    rows = catalog.catalog().query(sql)
+    if rows.empty:
+        raise RawPartitionMissing(f"{INDEX_DATABASE}.{INDEX_TABLE} has no rows yet: materialise {INDEX_TABLE_ASSET}")
+    png = render_close_chart(rows)
+    uri = _save_chart(lake, "ibov_close_moving_averages.png", png)
+    return dg.MaterializeResult(metadata={
+        "chart": dg.MetadataValue.md(markdown_image(png, "IBOVESPA close, moving averages, volatility spikes")),
+        "file": path(uri),
+        "sessions": len(rows),
+        "volatility_spikes": int(rows[VOLATILITY_SPIKE].sum()),
+        "sql": dg.MetadataValue.md(f"```sql\n{sql}\n```"),
+    })
+
+
+@dg.asset(
+    key=SECTOR_CHART_ASSET,
+    group_name=GROUP,
+    deps=[PORTFOLIO_TABLE_KEY],
+    kinds={"matplotlib"},
+    description="Chart: participation of each sector in the IBOV portfolio on the latest day of tb_ibov_refined. "
+                "Shown here and saved as <lake>/charts/ibov_sector_participation.png.",
+)
+def ibov_sector_chart(lake: LakeResource, catalog: CatalogResource) -> dg.MaterializeResult:
+    rows = catalog.catalog().query(SECTOR_CHART_SQL)
+    if rows.empty:
+        raise RawPartitionMissing(f"{CATALOG_DATABASE}.{PORTFOLIO_TABLE} has no rows yet: materialise it first")
+    day = pd.Timestamp(rows[DATE].iloc[0]).date()
+    png = render_sector_chart(rows, day)
+    uri = _save_chart(lake, "ibov_sector_participation.png", png)
+    return dg.MaterializeResult(metadata={
+        "chart": dg.MetadataValue.md(markdown_image(png, f"IBOV participation by sector on {day}")),
+        "file": path(uri),
+        "day": day.isoformat(),
+        "sectors": len(rows),
+        "sql": dg.MetadataValue.md(f"```sql\n{SECTOR_CHART_SQL}\n```"),
+    })
+
+
+index_assets = [ibov_index_raw, ibov_index_refined, ibov_refined, ibov_index_chart, ibov_sector_chart]
+index_job = dg.define_asset_job(
+    "ibov_index_job",
+    selection=dg.AssetSelection.assets(ibov_index_raw),
+    partitions_def=trading_day_partitions,
+    description="Fetch the IBOVESPA daily bars of the selected sessions from Yahoo (one request per run).",
+)
+index_refine_job = dg.define_asset_job(
+    "ibov_index_refine_job",
+    selection=dg.AssetSelection.assets(ibov_index_refined, ibov_refined),
+    partitions_def=ibov_month_partitions,
+    description="Refine the selected months of the index history and publish them to b3_refined_db.ibov_refined.",
+)
+index_charts_job = dg.define_asset_job(
+    "ibov_charts_job",
+    selection=dg.AssetSelection.assets(ibov_index_chart, ibov_sector_chart),
+    description="Redraw the index and sector charts from the catalog.",
+)

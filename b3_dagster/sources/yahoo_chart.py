@@ -1,0 +1,426 @@
+"""Yahoo Finance's chart API (``/v8/finance/chart/<symbol>``): daily OHLCV bars of the IBOVESPA index (``^BVSP``).
+
+Why the chart API over plain HTTP and not yfinance: yfinance scrapes Yahoo's pages, needs cookies and a "crumb",
+and brings its own network stack (curl_cffi), so its requests cannot be replayed by a local server in tests or
+retried by our own session. The chart API answers one GET per date range with the JSON parsed here, which a local
+server can replay byte for byte (see ``serve_chart_recordings``).
+
+Every answer is validated before anything is written: no bars, a null field, high < low, a bar dated off the B3
+calendar, a duplicated day or Yahoo's error JSON raise one ``YahooChartError`` naming the symbol, the URL and the
+bar (date and field) at fault.
+
+Time: Yahoo stamps daily bars at the session open, 13:00 UTC (10:00 in São Paulo). The date of a bar is taken in
+the exchange's time zone (``meta.exchangeTimezoneName``, an IANA name; ``gmtoffset`` only as a fallback, since
+Yahoo still reported a DST offset for B3 in 2022 although Brazil dropped DST in 2019).
+
+Provisional bars: the newest bar can be unfinished (intraday or not yet finalised: fractional prices and volume 0)
+and Yahoo replaces it later. Such a bar is returned apart, in ``ChartHistory.provisional``, never among the final
+bars, so raw partitions only ever receive finalised data. See ``is_provisional`` for the rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pyarrow as pa
+import requests
+
+from b3_dagster.calendar import B3_TIMEZONE, is_session
+from b3_dagster.sources.http import retrying_session
+
+DEFAULT_BASE_URL = "https://query1.finance.yahoo.com"
+CHART_PATH = "/v8/finance/chart/"
+IBOV_SYMBOL = "^BVSP"
+PRICE_FIELDS = ("open", "high", "low", "close")
+QUOTE_FIELDS = (*PRICE_FIELDS, "volume")
+
+# The raw layer keeps Yahoo's own field names (the source's vocabulary), one row per session.
+BAR_DATE = "date"
+BAR_SCHEMA = pa.schema(
+    [
+        pa.field(BAR_DATE, pa.date32(), nullable=False),  # the session, in the exchange's time zone
+        pa.field("timestamp", pa.int64(), nullable=False),  # Yahoo's stamp, seconds since the epoch (UTC)
+        pa.field("open", pa.float64(), nullable=False),
+        pa.field("high", pa.float64(), nullable=False),
+        pa.field("low", pa.float64(), nullable=False),
+        pa.field("close", pa.float64(), nullable=False),
+        pa.field("volume", pa.int64(), nullable=False),  # Yahoo's units (not B3's traded value); 0 on some days
+        pa.field("adjclose", pa.float64(), nullable=True),  # equals close for an index; absent in some answers
+    ]
+)
+BAR_COLUMNS = BAR_SCHEMA.names
+
+
+class YahooChartError(Exception):
+    """Yahoo answered with something that is not a valid daily chart. Nothing is written when this is raised."""
+
+    def __init__(self, message: str, *, symbol: str | None = None, url: str | None = None,
+                 day: dt.date | None = None, field: str | None = None):
+        where = [part for part in (symbol, f"bar {day}" if day else None, f"field {field!r}" if field else None)
+                 if part]
+        prefix = f"Yahoo chart ({', '.join(where)}): " if where else "Yahoo chart: "
+        super().__init__(prefix + message + (f" [url {url}]" if url else ""))
+        self.symbol, self.url, self.day, self.field = symbol, url, day, field
+
+
+class ProvisionalBarError(YahooChartError):
+    """A requested session only has a provisional (unfinished) bar yet: run again once Yahoo finalises it."""
+
+
+@dataclass(frozen=True)
+class ChartHistory:
+    symbol: str
+    bars: pd.DataFrame  # final bars, BAR_COLUMNS, one per session, ascending
+    provisional: pd.DataFrame  # the newest bar when it is not final (0 or 1 row), same columns
+    exchange_timezone: str
+    regular_market_time: dt.datetime | None
+    url: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def days(self) -> list[dt.date]:
+        return list(self.bars[BAR_DATE])
+
+    def select(self, days: list[dt.date]) -> pd.DataFrame:
+        """The final bars of exactly ``days``; a day that is missing or only provisional raises."""
+        wanted = set(days)
+        provisional = sorted(wanted & set(self.provisional[BAR_DATE]))
+        if provisional:
+            raise ProvisionalBarError(
+                f"the bar of {provisional[0]} is provisional ({self.notes[-1] if self.notes else 'not final'}); "
+                "nothing was written: run again after Yahoo finalises it, or leave that day out of the range",
+                symbol=self.symbol, url=self.url, day=provisional[0])
+        missing = sorted(wanted - set(self.bars[BAR_DATE]))
+        if missing:
+            raise YahooChartError(
+                f"no bar for B3 session(s) {[d.isoformat() for d in missing[:10]]}"
+                f"{' ...' if len(missing) > 10 else ''} ({len(missing)} missing of {len(wanted)} requested; Yahoo "
+                f"returned {len(self.bars)} bars from {_span(self.bars)}); nothing was written",
+                symbol=self.symbol, url=self.url)
+        return self.bars[self.bars[BAR_DATE].isin(wanted)].reset_index(drop=True)
+
+
+def _span(bars: pd.DataFrame) -> str:
+    return f"{bars[BAR_DATE].min()} to {bars[BAR_DATE].max()}" if len(bars) else "nothing"
+
+
+def chart_window(start: dt.date, end: dt.date, timezone: str = B3_TIMEZONE) -> tuple[int, int]:
+    """``period1``/``period2`` for the sessions ``start``..``end`` (both included): local midnight of ``start`` to
+    local midnight after ``end``, in epoch seconds."""
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
+    zone = ZoneInfo(timezone)
+    first = dt.datetime.combine(start, dt.time(), zone)
+    after = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone)
+    return int(first.timestamp()), int(after.timestamp())
+
+
+def chart_url(base_url: str, symbol: str, start: dt.date, end: dt.date) -> str:
+    period1, period2 = chart_window(start, end)
+    return (f"{base_url.rstrip('/')}{CHART_PATH}{quote(symbol, safe='')}?period1={period1}&period2={period2}"
+            "&interval=1d&events=history&includeAdjustedClose=true")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Parsing
+# ---------------------------------------------------------------------------------------------------------------------
+def _yahoo_error(document: Any) -> tuple[str, str] | None:
+    """Yahoo's error JSON: ``{"chart": {"result": null, "error": {...}}}`` or ``{"finance": {"error": {...}}}``."""
+    if not isinstance(document, dict):
+        return None
+    for root in ("chart", "finance"):
+        error = document.get(root, {}).get("error") if isinstance(document.get(root), dict) else None
+        if error:
+            if isinstance(error, dict):
+                return str(error.get("code", "?")), str(error.get("description", ""))
+            return "?", str(error)
+    return None
+
+
+def _exchange_zone(meta: dict, fail: Callable[..., YahooChartError]) -> tuple[dt.tzinfo, str]:
+    name = meta.get("exchangeTimezoneName")
+    if isinstance(name, str) and name:
+        try:
+            return ZoneInfo(name), name
+        except (KeyError, ValueError) as error:
+            raise fail(f"unknown exchangeTimezoneName {name!r}", field="meta.exchangeTimezoneName") from error
+    offset = meta.get("gmtoffset")
+    if isinstance(offset, (int, float)) and not isinstance(offset, bool):
+        return dt.timezone(dt.timedelta(seconds=int(offset))), f"UTC{int(offset) / 3600:+g}h"
+    raise fail("meta has neither exchangeTimezoneName nor gmtoffset: cannot date the bars", field="meta")
+
+
+def _number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def is_provisional(bar: dict[str, Any], regular_market_time: dt.datetime | None, zone: dt.tzinfo,
+                   regular_end: dt.datetime | None) -> bool:
+    """Whether the newest bar is unfinished.
+
+    - Yahoo's last update (``regularMarketTime``) came before that session's regular close
+      (``currentTradingPeriod.regular.end``, when it is the bar's day): the session was still trading; or
+    - the bar has volume 0 and a fractional price, and it is the session of Yahoo's last update (or the answer has no
+      ``regularMarketTime``): the recorded unfinalised bars look exactly like this (whole points with real volume
+      once finalised). Old bars (before 2002-07-02 volume is always 0, before 1997-03 prices are fractional) are not
+      affected because they are far from ``regularMarketTime``.
+    """
+    day = bar[BAR_DATE]
+    if regular_market_time is not None:
+        last_update_day = regular_market_time.astimezone(zone).date()
+        if last_update_day != day:
+            return False
+        if regular_end is not None and regular_end.astimezone(zone).date() == day and regular_market_time < regular_end:
+            return True
+    fractional = any(bar[name] != math.floor(bar[name]) for name in PRICE_FIELDS)
+    return bar["volume"] == 0 and fractional
+
+
+def parse_chart(body: bytes | str, *, symbol: str, url: str | None = None,
+                session_check: Callable[[dt.date], bool] = is_session) -> ChartHistory:
+    """Validate one chart answer and return its bars. Raises ``YahooChartError`` at the first problem."""
+
+    def fail(message: str, **where) -> YahooChartError:
+        return YahooChartError(message, symbol=symbol, url=url, **where)
+
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        snippet = body[:80] if isinstance(body, (bytes, str)) else b""
+        raise fail(f"the body is not JSON (rate limited or an error page?): starts with {snippet!r}") from error
+    error = _yahoo_error(document)
+    if error:
+        raise fail(f"Yahoo answered an error: {error[0]}: {error[1]}")
+    chart = document.get("chart") if isinstance(document, dict) else None
+    results = chart.get("result") if isinstance(chart, dict) else None
+    if not isinstance(results, list) or len(results) != 1 or not isinstance(results[0], dict):
+        raise fail("expected chart.result to be a list with one result", field="chart.result")
+    result = results[0]
+    meta = result.get("meta") if isinstance(result.get("meta"), dict) else {}
+    answered_symbol = meta.get("symbol")
+    if answered_symbol is not None and answered_symbol != symbol:
+        raise fail(f"the answer is for {answered_symbol!r}, not {symbol!r}", field="meta.symbol")
+    if meta.get("dataGranularity") not in (None, "1d"):
+        raise fail(f"expected daily bars, got granularity {meta.get('dataGranularity')!r}",
+                   field="meta.dataGranularity")
+    zone, zone_name = _exchange_zone(meta, fail)
+
+    timestamps = result.get("timestamp")
+    if not timestamps:
+        raise fail("the answer holds no bars (no 'timestamp'): nothing traded in the window, or a wrong window",
+                   field="timestamp")
+    indicators = result.get("indicators") or {}
+    quotes = indicators.get("quote") if isinstance(indicators, dict) else None
+    if not isinstance(quotes, list) or len(quotes) != 1 or not isinstance(quotes[0], dict):
+        raise fail("expected indicators.quote to be a list with one object", field="indicators.quote")
+    quote_lists = {}
+    for name in QUOTE_FIELDS:
+        values = quotes[0].get(name)
+        if not isinstance(values, list) or len(values) != len(timestamps):
+            raise fail(f"indicators.quote[0].{name} is missing or does not have one value per timestamp "
+                       f"({len(timestamps)})", field=name)
+        quote_lists[name] = values
+    adjclose_blocks = indicators.get("adjclose") or [{}]
+    adjclose = adjclose_blocks[0].get("adjclose") if isinstance(adjclose_blocks[0], dict) else None
+    if adjclose is not None and (not isinstance(adjclose, list) or len(adjclose) != len(timestamps)):
+        raise fail("indicators.adjclose does not have one value per timestamp", field="adjclose")
+
+    rows: list[dict[str, Any]] = []
+    for position, stamp in enumerate(timestamps):
+        if not isinstance(stamp, int) or isinstance(stamp, bool):
+            raise fail(f"timestamp #{position} is {stamp!r}, not epoch seconds", field="timestamp")
+        day = dt.datetime.fromtimestamp(stamp, dt.timezone.utc).astimezone(zone).date()
+        row: dict[str, Any] = {BAR_DATE: day, "timestamp": stamp}
+        nulls = [name for name in QUOTE_FIELDS if _number(quote_lists[name][position]) is None]
+        if nulls:
+            raise fail(f"null or non-numeric {nulls} (values {[quote_lists[n][position] for n in nulls]})",
+                       day=day, field=nulls[0])
+        for name in PRICE_FIELDS:
+            row[name] = _number(quote_lists[name][position])
+            if row[name] <= 0:
+                raise fail(f"{name} is {row[name]}, not a positive index level", day=day, field=name)
+        volume = _number(quote_lists["volume"][position])
+        if volume < 0 or volume != math.floor(volume):
+            raise fail(f"volume is {volume}, not a whole non-negative number", day=day, field="volume")
+        row["volume"] = int(volume)
+        row["adjclose"] = _number(adjclose[position]) if adjclose is not None else None
+        if row["high"] < row["low"]:
+            raise fail(f"high {row['high']} is below low {row['low']}", day=day, field="high")
+        rows.append(row)
+
+    days = [row[BAR_DATE] for row in rows]
+    duplicated = sorted({day for day in days if days.count(day) > 1})
+    if duplicated:
+        raise fail(f"two bars on the same day(s) {duplicated[:5]}", day=duplicated[0], field="timestamp")
+    if days != sorted(days):
+        raise fail("bars are not in time order", field="timestamp")
+    for row in rows:
+        try:
+            open_day = session_check(row[BAR_DATE])
+        except ValueError as error:  # outside the calendar's range
+            raise fail(str(error), day=row[BAR_DATE], field="timestamp") from error
+        if not open_day:
+            raise fail(f"{row[BAR_DATE]} ({row[BAR_DATE]:%A}) is not a B3 session (stamp {row['timestamp']}, "
+                       f"{zone_name})", day=row[BAR_DATE], field="timestamp")
+
+    market_time = meta.get("regularMarketTime")
+    regular_market_time = (dt.datetime.fromtimestamp(market_time, dt.timezone.utc)
+                           if isinstance(market_time, int) and not isinstance(market_time, bool) else None)
+    regular = ((meta.get("currentTradingPeriod") or {}).get("regular") or {})
+    regular_end = (dt.datetime.fromtimestamp(regular["end"], dt.timezone.utc)
+                   if isinstance(regular.get("end"), int) else None)
+    notes: list[str] = []
+    provisional_rows: list[dict[str, Any]] = []
+    if is_provisional(rows[-1], regular_market_time, zone, regular_end):
+        provisional_rows.append(rows.pop())
+        last = provisional_rows[0]
+        notes.append(f"newest bar {last[BAR_DATE]} looks unfinished (close {last['close']}, volume {last['volume']}, "
+                     f"Yahoo's last update {regular_market_time.isoformat() if regular_market_time else 'unknown'})")
+    return ChartHistory(symbol=symbol, bars=_frame(rows), provisional=_frame(provisional_rows),
+                        exchange_timezone=zone_name, regular_market_time=regular_market_time, url=url or "",
+                        notes=tuple(notes))
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    table = pa.Table.from_pylist(rows, schema=BAR_SCHEMA) if rows else BAR_SCHEMA.empty_table()
+    return table.to_pandas(date_as_object=True)
+
+
+class YahooChartClient:
+    """Daily bars of one symbol for a range of sessions: one GET for the whole range."""
+
+    def __init__(self, base_url: str = DEFAULT_BASE_URL, symbol: str = IBOV_SYMBOL, timeout: float = 30.0,
+                 session: requests.Session | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.symbol = symbol
+        self.timeout = timeout
+        self.session = session or retrying_session()
+
+    def url(self, start: dt.date, end: dt.date) -> str:
+        return chart_url(self.base_url, self.symbol, start, end)
+
+    def fetch_daily(self, start: dt.date, end: dt.date) -> ChartHistory:
+        url = self.url(start, end)
+        try:
+            response = self.session.get(url, timeout=self.timeout)
+        except requests.RequestException as error:
+            raise YahooChartError(f"request failed after retries: {error}", symbol=self.symbol, url=url) from error
+        if response.status_code != 200:
+            error = None
+            try:
+                error = _yahoo_error(response.json())
+            except ValueError:
+                pass
+            detail = f"{error[0]}: {error[1]}" if error else repr(response.text[:200])
+            raise YahooChartError(f"HTTP {response.status_code} after retries: {detail}", symbol=self.symbol, url=url)
+        history = parse_chart(response.content, symbol=self.symbol, url=url)
+        period1, period2 = chart_window(start, end)
+        outside = [day for day, stamp in zip(history.bars[BAR_DATE], history.bars["timestamp"])
+                   if not period1 <= stamp < period2]
+        if outside:
+            raise YahooChartError(f"bars outside the requested window {start}..{end}: {outside[:5]}",
+                                  symbol=self.symbol, url=url, day=outside[0])
+        return history
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Replay: a local server that answers chart requests from recorded answers (demo and tests)
+# ---------------------------------------------------------------------------------------------------------------------
+@dataclass
+class _RecordedSeries:
+    meta: dict
+    bars: dict[int, dict[str, Any]]  # timestamp -> {"open":..., ..., "adjclose":...}
+    source: str
+
+
+def load_chart_recordings(directory: str | Path) -> dict[str, list[_RecordedSeries]]:
+    """Every ``*.json`` chart answer in ``directory``, by symbol. Files are read as recorded; an answer whose
+    top-level ``b3_dagster_provenance.kind`` is ``derived`` ranks after real recordings where both have a bar."""
+    series: dict[str, list[_RecordedSeries]] = {}
+    for path in sorted(Path(directory).glob("*.json")):
+        document = json.loads(path.read_text(encoding="utf-8"))
+        results = (document.get("chart") or {}).get("result") or []
+        if not results:
+            continue
+        result = results[0]
+        quote_block = result["indicators"]["quote"][0]
+        adjclose = (result["indicators"].get("adjclose") or [{}])[0].get("adjclose")
+        bars = {}
+        for position, stamp in enumerate(result.get("timestamp") or []):
+            bar = {name: quote_block[name][position] for name in QUOTE_FIELDS}
+            if adjclose is not None:
+                bar["adjclose"] = adjclose[position]
+            bars[stamp] = bar
+        derived = (document.get("b3_dagster_provenance") or {}).get("kind") == "derived"
+        entry = _RecordedSeries(meta=result.get("meta") or {}, bars=bars, source=path.name)
+        bucket = series.setdefault(result["meta"]["symbol"], [])
+        bucket.append(entry) if derived else bucket.insert(0, entry)
+    return series
+
+
+def replay_answer(recordings: dict[str, list[_RecordedSeries]], symbol: str, period1: int,
+                  period2: int) -> tuple[int, dict]:
+    """(HTTP status, body) for a chart request, built from the recorded bars in [period1, period2)."""
+    if symbol not in recordings:
+        return 404, {"chart": {"result": None, "error": {"code": "Not Found",
+                                                          "description": "No data found, symbol may be delisted"}}}
+    chosen: dict[int, dict[str, Any]] = {}
+    meta: dict = {}
+    for entry in reversed(recordings[symbol]):  # real recordings last, so their bars and meta win
+        window = {stamp: bar for stamp, bar in entry.bars.items() if period1 <= stamp < period2}
+        if window:
+            chosen.update(window)
+            meta = entry.meta
+    meta = dict(meta or recordings[symbol][0].meta)
+    stamps = sorted(chosen)
+    quote_block = {name: [chosen[stamp][name] for stamp in stamps] for name in QUOTE_FIELDS}
+    result: dict[str, Any] = {"meta": meta, "indicators": {"quote": [quote_block]}}
+    if stamps:
+        result["timestamp"] = stamps
+        if all("adjclose" in chosen[stamp] for stamp in stamps):
+            result["indicators"]["adjclose"] = [{"adjclose": [chosen[stamp]["adjclose"] for stamp in stamps]}]
+    return 200, {"chart": {"result": [result], "error": None}}
+
+
+def serve_chart_recordings(directory: str | Path | None = None, host: str = "127.0.0.1",
+                           port: int = 0) -> tuple[ThreadingHTTPServer, str]:
+    """Start a background HTTP server that answers ``GET /v8/finance/chart/<symbol>?period1=&period2=`` from the
+    recordings in ``directory`` (default: the packaged ``b3_dagster/recordings/yahoo``). Returns the server (call
+    ``shutdown()`` to stop it) and its base URL, to be used as ``YahooChartResource.base_url``."""
+    recordings = load_chart_recordings(directory or Path(__file__).resolve().parent.parent / "recordings" / "yahoo")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            parts = urlsplit(self.path)
+            query = parse_qs(parts.query)
+            if not parts.path.startswith(CHART_PATH) or "period1" not in query or "period2" not in query:
+                status, body = 400, {"chart": {"result": None, "error": {
+                    "code": "Bad Request", "description": "this replay serves /v8/finance/chart/<symbol>"
+                                                          "?period1=..&period2=.. only"}}}
+            else:
+                symbol = unquote(parts.path[len(CHART_PATH):])
+                status, body = replay_answer(recordings, symbol, int(query["period1"][0]), int(query["period2"][0]))
+            data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json;charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args) -> None:  # keep test and demo output quiet
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True, name="yahoo-chart-replay").start()
+    return server, f"http://{host}:{server.server_address[1]}"

@@ -1,0 +1,230 @@
+"""The IBOVESPA index history in the lake, and its catalogued table ``ibov_refined``.
+
+- raw: ``raw/ibov_index/date=YYYY-MM-DD/bvsp_daily.parquet``, one Yahoo bar per B3 session (Yahoo's field names).
+  A stored day is never silently replaced: the same bar again is a no-op; a different bar (Yahoo revises recent bars
+  and back-fills volumes) is refused unless the caller allows it, and then the old file is archived. A batch of days
+  is checked completely before the first write, so a refused day leaves every day of the batch untouched.
+- refined: ``refined/ibov_index/year=YYYY/month=M/part-0.parquet`` (Hive layout, month not zero-padded: the folder
+  value is the integer the table's ``month`` column holds). Each month is replaced as a whole, atomically.
+- table: ``b3_refined_db.ibov_refined`` (seed 001's database and table name), published month by month through the
+  ``Catalog`` ABC, so seed 001's query runs unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+
+import pandas as pd
+import pyarrow as pa
+
+from b3_dagster.model import REFINED_FILE_NAME
+from b3_dagster.sources.yahoo_chart import BAR_COLUMNS, BAR_DATE, BAR_SCHEMA
+from b3_dagster.storage.catalog import Catalog, PublishedPartition, TableSpec
+from b3_dagster.storage.lake import Lake
+from b3_dagster.storage.layout import archive_key, parquet_bytes, read_parquet_bytes
+from b3_dagster.storage.portfolio_store import (
+    RawPartitionConflict,
+    RawPartitionMissing,
+    RawWriteOutcome,
+    UnreadableObject,
+)
+from b3_dagster.transforms.index_features import (
+    DATA,
+    INDEX_COLUMNS,
+    INDEX_FILE_SCHEMA,
+    INDEX_SCHEMA,
+    MONTH,
+    PARTITION_COLUMNS,
+    YEAR,
+)
+
+log = logging.getLogger(__name__)
+
+RAW_INDEX_PREFIX = "raw/ibov_index/"
+RAW_INDEX_FILE_NAME = "bvsp_daily.parquet"
+REFINED_INDEX_PREFIX = "refined/ibov_index/"
+INDEX_DATABASE = "b3_refined_db"  # seed 001's Glue database
+INDEX_TABLE = "ibov_refined"
+META_SOURCE = b"yahoo.source"
+_RAW_INDEX_KEY = re.compile(r"^raw/ibov_index/date=(\d{4}-\d{2}-\d{2})/[^/]+\.parquet$")
+
+__all__ = ["IndexStore", "RawPartitionConflict", "RawPartitionMissing", "UnreadableObject", "index_table_spec",
+           "publish_index_months", "raw_index_key", "refined_month_prefix"]
+
+
+def raw_index_prefix(day: dt.date) -> str:
+    return f"{RAW_INDEX_PREFIX}date={day.isoformat()}/"
+
+
+def raw_index_key(day: dt.date) -> str:
+    return raw_index_prefix(day) + RAW_INDEX_FILE_NAME
+
+
+def refined_month_prefix(year: int, month: int) -> str:
+    return f"{REFINED_INDEX_PREFIX}{YEAR}={year}/{MONTH}={month}/"
+
+
+def index_table_spec(database: str = INDEX_DATABASE) -> TableSpec:
+    return TableSpec(name=INDEX_TABLE, schema=INDEX_SCHEMA, partition_columns=PARTITION_COLUMNS,
+                     location=REFINED_INDEX_PREFIX, database=database)
+
+
+def _typed(bars: pd.DataFrame) -> pd.DataFrame:
+    table = pa.Table.from_pandas(bars[BAR_COLUMNS], schema=BAR_SCHEMA, preserve_index=False)
+    return table.to_pandas(date_as_object=True).sort_values(BAR_DATE).reset_index(drop=True)
+
+
+def _bar_text(bar: pd.Series) -> str:
+    return ", ".join(f"{name} {bar[name]}" for name in ("open", "high", "low", "close", "volume"))
+
+
+class IndexStore:
+    """The index history's raw and refined layers on any ``Lake``."""
+
+    def __init__(self, lake: Lake):
+        self.lake = lake
+
+    # ---- raw -------------------------------------------------------------------------------------------------
+    def raw_days(self) -> list[dt.date]:
+        return sorted({dt.date.fromisoformat(match[1]) for info in self.lake.list(RAW_INDEX_PREFIX)
+                       if (match := _RAW_INDEX_KEY.match(info.key))})
+
+    def _read_raw_day(self, day: dt.date) -> pd.DataFrame:
+        key = raw_index_key(day)
+        if not self.lake.exists(key):
+            raise RawPartitionMissing(f"no raw index bar for {day} at {self.lake.uri(key)}")
+        try:
+            table = read_parquet_bytes(self.lake.read_bytes(key))
+            bars = table.select(BAR_COLUMNS).cast(BAR_SCHEMA).to_pandas(date_as_object=True)
+        except (pa.ArrowException, OSError, KeyError, ValueError) as error:
+            raise UnreadableObject(f"{self.lake.uri(key)} is not a readable raw index file: {error}") from error
+        if list(bars[BAR_DATE]) != [day]:
+            raise UnreadableObject(f"{self.lake.uri(key)} holds {list(bars[BAR_DATE])}, expected one bar of {day}")
+        return bars
+
+    def read_raw(self, days: list[dt.date]) -> pd.DataFrame:
+        frames = [self._read_raw_day(day) for day in sorted(days)]
+        if not frames:
+            return BAR_SCHEMA.empty_table().to_pandas(date_as_object=True)
+        return pd.concat(frames, ignore_index=True)
+
+    def read_raw_range(self, start: dt.date, end: dt.date) -> pd.DataFrame:
+        return self.read_raw([day for day in self.raw_days() if start <= day <= end])
+
+    def write_raw(self, bars: pd.DataFrame, *, source: str = "", allow_overwrite: bool = False,
+                  now: dt.datetime | None = None) -> list[RawWriteOutcome]:
+        """Write one raw partition per bar. Every day is compared with what is stored before anything is written:
+        one conflicting day refuses the whole batch."""
+        plan: list[tuple[dt.date, str, str | None]] = []  # (day, status, difference)
+        for _, bar in bars.iterrows():
+            day = bar[BAR_DATE]
+            if not self.lake.exists(raw_index_key(day)):
+                plan.append((day, "written", None))
+                continue
+            try:
+                stored = self._read_raw_day(day)
+                same = _typed(stored).equals(_typed(pd.DataFrame([bar])))
+                difference = None if same else f"stored {_bar_text(stored.iloc[0])}; new {_bar_text(bar)}"
+            except UnreadableObject as error:
+                difference = f"the stored file is unreadable: {error}"
+            plan.append((day, "unchanged" if difference is None else "replaced", difference))
+        conflicts = [(day, difference) for day, status, difference in plan if status == "replaced"]
+        if conflicts and not allow_overwrite:
+            day, difference = conflicts[0]
+            raise RawPartitionConflict(
+                f"raw index partition(s) {[d.isoformat() for d, _ in conflicts[:5]]} already exist with different "
+                f"data ({day}: {difference}); nothing was written. Yahoo revises recent bars and back-fills volumes; "
+                "to take the new values on purpose, materialise with config allow_overwrite: true (the old files "
+                f"are archived under archive/). [{self.lake.uri(raw_index_prefix(day))}]")
+
+        stamp = now or dt.datetime.now(dt.timezone.utc)
+        outcomes = []
+        by_day = {bar[BAR_DATE]: bar for _, bar in bars.iterrows()}
+        for day, status, difference in plan:
+            key = raw_index_key(day)
+            archived = None
+            if status == "unchanged":
+                outcomes.append(RawWriteOutcome(status, key, self.lake.uri(key), 1))
+                continue
+            if status == "replaced":
+                archived = archive_key(key, stamp)
+                self.lake.write_bytes(archived, self.lake.read_bytes(key))
+                log.warning("raw index partition %s replaced (%s); previous file archived at %s", day, difference,
+                            archived)
+            table = pa.Table.from_pandas(pd.DataFrame([by_day[day]])[BAR_COLUMNS], schema=BAR_SCHEMA,
+                                         preserve_index=False)
+            self.lake.write_bytes(key, parquet_bytes(table.replace_schema_metadata({META_SOURCE: source.encode()})))
+            outcomes.append(RawWriteOutcome(status, key, self.lake.uri(key), 1, archived))
+        return outcomes
+
+    # ---- refined ---------------------------------------------------------------------------------------------
+    def write_refined_month(self, year: int, month: int, rows: pd.DataFrame) -> list[str]:
+        """Replace the month's refined partition with ``rows`` (all of them in that month)."""
+        if rows.empty:
+            raise ValueError(f"no refined rows for {year}-{month:02d}")
+        outside = rows[(rows[YEAR] != year) | (rows[MONTH] != month)]
+        if len(outside):
+            raise ValueError(f"refined rows for {year}-{month:02d} include {sorted(set(outside[DATA]))[:5]}")
+        table = pa.Table.from_pandas(rows.sort_values(DATA)[INDEX_FILE_SCHEMA.names], schema=INDEX_FILE_SCHEMA,
+                                     preserve_index=False)
+        return self.lake.replace_prefix(refined_month_prefix(year, month), {REFINED_FILE_NAME: parquet_bytes(table)})
+
+    def read_refined_month(self, year: int, month: int) -> pd.DataFrame:
+        prefix = refined_month_prefix(year, month)
+        frames = []
+        for info in self.lake.list(prefix):
+            if info.key.endswith(".parquet"):
+                frames.append(read_parquet_bytes(self.lake.read_bytes(info.key)).to_pandas(date_as_object=True))
+        if not frames:
+            return INDEX_SCHEMA.empty_table().to_pandas(date_as_object=True)
+        frame = pd.concat(frames, ignore_index=True)
+        frame[YEAR] = year
+        frame[MONTH] = month
+        table = pa.Table.from_pandas(frame[INDEX_COLUMNS], schema=INDEX_SCHEMA, preserve_index=False)
+        return table.to_pandas(date_as_object=True).sort_values(DATA).reset_index(drop=True)
+
+    def read_refined(self, months: list[tuple[int, int]]) -> pd.DataFrame:
+        frames = [self.read_refined_month(year, month) for year, month in sorted(months)]
+        frames = [frame for frame in frames if not frame.empty]
+        if not frames:
+            return INDEX_SCHEMA.empty_table().to_pandas(date_as_object=True)
+        return pd.concat(frames, ignore_index=True)
+
+
+def publish_index_months(store: IndexStore, catalog: Catalog, months: list[tuple[int, int]],
+                         spec: TableSpec | None = None) -> pd.DataFrame:
+    """Make the table's rows of each month equal to the month's refined partition, and register the partition."""
+    spec = spec or index_table_spec()
+    published = []
+    for year, month in sorted(months):
+        rows = store.read_refined_month(year, month)
+        if rows.empty:
+            raise RawPartitionMissing(f"no refined index rows for {year}-{month:02d} at "
+                                      f"{store.lake.uri(refined_month_prefix(year, month))}: materialise "
+                                      "ibov_index_refined first")
+        partition = PublishedPartition((year, month), store.lake.uri(refined_month_prefix(year, month)))
+        catalog.publish(spec, rows, {YEAR: year, MONTH: month}, [partition])
+        published.append(rows)
+    return pd.concat(published, ignore_index=True)
+
+
+# Seed 001's analytic query (b3-dataflow-aws-batch README, "Consulta SQL no Amazon Athena"), verbatim.
+SEED_001_QUERY = """SELECT
+    data,
+    preco_abertura,
+    preco_fechamento,
+    (preco_fechamento - preco_abertura) AS variacao_diaria,
+    ROUND(((preco_fechamento - preco_abertura) / preco_abertura) * 100, 2) AS variacao_pct,
+    volume_negociado
+FROM "b3_refined_db"."ibov_refined"
+WHERE year = 2025 AND month = 10
+ORDER BY data DESC
+LIMIT 10;"""
+_SEED_001_FILTER = "WHERE year = 2025 AND month = 10"
+
+
+def seed_001_query(year: int, month: int) -> str:
+    """Seed 001's query with its month filter set to ``year``/``month`` (nothing else changed)."""
+    return SEED_001_QUERY.replace(_SEED_001_FILTER, f"WHERE year = {int(year)} AND month = {int(month)}")
