@@ -160,8 +160,9 @@ def choose_sector_snapshot(parsed: IbovCsv, reader: _SnapshotReader, sector_sour
                                  "; import a by-sector download (or run the API) first.")
     missing = {cod: line for cod, line in parsed.lines.items() if cod not in set(nearest.rows["cod"])}
     days = (nearest.portfolio_date - day).days
+    chosen = "chosen" if isinstance(sector_source, dt.date) else "nearest"
     scope = "" if isinstance(sector_source, dt.date) else " and no other raw snapshot lists every ticker"
-    raise UnplaceableTickers(parsed.name, missing, f"The nearest raw snapshot with sectors ({nearest.portfolio_date}, "
+    raise UnplaceableTickers(parsed.name, missing, f"The {chosen} raw snapshot with sectors ({nearest.portfolio_date}, "
                              f"{abs(days)} day(s) {'after' if days > 0 else 'before'}) lacks them{scope}. Import a "
                              "by-sector download of a nearby date first; no sector is guessed.")
 

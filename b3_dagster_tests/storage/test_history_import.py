@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import pytest
 
 from b3_dagster.history_import import (
-    NEAREST_SNAPSHOT,
     REFUSED,
     SECTORS_ASSIGNED_MARK,
     exit_code,
