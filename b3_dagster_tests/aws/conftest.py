@@ -74,3 +74,19 @@ def load_recorded_snapshots():
 @pytest.fixture(scope="session")
 def recorded_snapshots():
     return load_recorded_snapshots()
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session (one core) for the whole test session, configured like a small Glue worker."""
+    pyspark_sql = pytest.importorskip("pyspark.sql")
+    session = (pyspark_sql.SparkSession.builder.master("local[1]").appName("b3-dagster-tests")
+               .config("spark.ui.enabled", "false")
+               .config("spark.sql.shuffle.partitions", "1")
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.driver.bindAddress", "127.0.0.1")
+               .config("spark.driver.host", "127.0.0.1")
+               .getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
