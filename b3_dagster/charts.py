@@ -76,7 +76,8 @@ def sector_chart_figure(frame: pd.DataFrame, day: dt.date | str) -> Figure:
     axes.bar_label(bars, labels=[f"{value:.2f}%".replace(".", ",") for value in rows[PART_SUM]], padding=3,
                    fontsize=8)
     axes.set_xlabel("Participação no IBOV (%)")
-    axes.set_title(f"IBOV: participação por setor em {day} (soma {rows[PART_SUM].sum():.1f}%)", fontsize=12)
+    total = f"{rows[PART_SUM].sum():.1f}".replace(".", ",")
+    axes.set_title(f"IBOV: participação por setor em {day} (soma {total}%)", fontsize=12)
     axes.set_xlim(0, rows[PART_SUM].max() * 1.15)
     axes.tick_params(axis="y", labelsize=8)
     axes.grid(axis="x", alpha=0.3)
