@@ -329,13 +329,11 @@ index_assets = [ibov_index_raw, ibov_index_refined, ibov_refined, ibov_index_cha
 index_job = dg.define_asset_job(
     "ibov_index_job",
     selection=dg.AssetSelection.assets(ibov_index_raw),
-    partitions_def=trading_day_partitions,
     description="Fetch the IBOVESPA daily bars of the selected sessions from Yahoo (one request per run).",
 )
 index_refine_job = dg.define_asset_job(
     "ibov_index_refine_job",
     selection=dg.AssetSelection.assets(ibov_index_refined, ibov_refined),
-    partitions_def=ibov_month_partitions,
     description="Refine the selected months of the index history and publish them to b3_refined_db.ibov_refined.",
 )
 index_charts_job = dg.define_asset_job(
