@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from b3_dagster.defs import automation
 from b3_dagster.defs.portfolio_assets import portfolio_assets, portfolio_job, refine_job
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
 
@@ -25,6 +26,8 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
 
 defs = dg.Definitions(
     assets=[*portfolio_assets],
-    jobs=[portfolio_job, refine_job],
+    jobs=[portfolio_job, refine_job, *automation.jobs],
+    schedules=automation.schedules,
+    sensors=automation.sensors,
     resources=build_resources(),
 )

@@ -14,13 +14,16 @@ WEEKEND_CRONS = ["0 0 * * 6", "0 0 * * 0"]
 
 
 def b3_session_partitions(start: str = DEFAULT_START) -> dg.DailyPartitionsDefinition:
-    """One partition per B3 session from ``start``. Holidays are known up to the calendar's horizon (about a year
-    ahead); later ones are excluded after an upgrade of exchange_calendars and a reload of the code location."""
+    """One partition per B3 session from ``start``, today's included (``end_offset=1``): B3 publishes a session's
+    portfolio before it opens, and serves it only until the next one is published, so the day's snapshot is taken
+    on the day. Holidays are known up to the calendar's horizon (about a year ahead); later ones are excluded after
+    an upgrade of exchange_calendars and a reload of the code location."""
     holidays = [dt.datetime.combine(day, dt.time()) for day in weekday_holidays(start)]
     return dg.DailyPartitionsDefinition(
         start_date=start,
         timezone=B3_TIMEZONE,
         exclusions=[*WEEKEND_CRONS, *holidays],
+        end_offset=1,
     )
 
 

@@ -94,6 +94,7 @@ def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConf
     context.log.info(f"raw partition {day}: {outcome.status} ({outcome.rows} rows) at {outcome.uri}")
 
     stored = store.read_raw(day)  # the checks judge what was written, not what was meant to be
+    written = store.lake.list(outcome.key)
     return dg.MaterializeResult(
         metadata={
             "portfolio_date": str(day),
@@ -101,6 +102,9 @@ def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConf
             "dagster/row_count": len(stored.rows),
             "sectors": int(stored.rows["segment"].nunique()),
             "path": path(outcome.uri),
+            # lets the raw-partition sensor tell this project's writes from files dropped in from outside
+            "object_key": outcome.key,
+            "object_version": written[0].version if written else "",
             "reductor": stored.reductor if stored.reductor is not None else "n/a",
             "theoretical_qty_total": stored.theoretical_qty_total or 0,
             "archived_previous": outcome.archived_key or "",

@@ -9,8 +9,9 @@ LANGUAGES = ("pt-br", "en-us")
 
 # Digits grouped by thousands (or not grouped at all), with an optional decimal part.
 _NUMBER_PATTERNS = {
-    "pt-br": re.compile(r"^-?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$"),
-    "en-us": re.compile(r"^-?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$"),
+    # a grouped number cannot start with a zero group: "0.522" is not 522 in pt-br, it is malformed
+    "pt-br": re.compile(r"^-?([1-9]\d{0,2}(\.\d{3})+|\d+)(,\d+)?$"),
+    "en-us": re.compile(r"^-?([1-9]\d{0,2}(,\d{3})+|\d+)(\.\d+)?$"),
 }
 _SEPARATORS = {"pt-br": (".", ","), "en-us": (",", ".")}  # (thousands, decimal)
 _DATE_FORMATS = {"pt-br": "%d/%m/%y", "en-us": "%m/%d/%y"}

@@ -40,7 +40,7 @@ def test_parse_integer_rejects_what_is_not_a_whole_number_in_that_language(text,
         parse_integer(text, language)
 
 
-@pytest.mark.parametrize("text", ["2.946,1,2", "1..2", "1,2,3", "--1", "1 000"])
+@pytest.mark.parametrize("text", ["2.946,1,2", "1..2", "1,2,3", "--1", "1 000", "0.522", "012.345"])
 def test_parse_decimal_rejects_malformed_pt_br(text):
     with pytest.raises(B3FormatError):
         parse_decimal(text, "pt-br")

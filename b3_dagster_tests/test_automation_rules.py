@@ -1,0 +1,80 @@
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from b3_dagster.automation_rules import RawCursor, decide, group_consecutive, run_key, schedule_decision
+from b3_dagster.storage.lake import ObjectInfo
+
+WHEN = dt.datetime(2025, 4, 7, tzinfo=dt.timezone.utc)
+VALID = {"2025-04-03", "2025-04-04", "2025-04-07", "2025-04-08", "2025-11-19", "2025-11-21"}
+KEYS = ["2025-04-03", "2025-04-04", "2025-04-07", "2025-04-08", "2025-11-19", "2025-11-21"]
+
+
+def obj(key, version="v1"):
+    return ObjectInfo(key=key, size=10, version=version, modified=WHEN)
+
+
+def test_new_then_same_then_changed():
+    listing = [obj("raw/date=2025-04-07/ibov_setor.parquet")]
+    first = decide(listing, RawCursor(), VALID)
+    assert [c.day for c in first.changes] == [dt.date(2025, 4, 7)]
+    again = decide(listing, RawCursor.parse(first.cursor.serialize()), VALID)
+    assert again.changes == [] and again.ignored == []
+    changed = decide([obj("raw/date=2025-04-07/ibov_setor.parquet", "v2")], again.cursor, VALID)
+    assert [c.version for c in changed.changes] == ["v2"]
+    assert run_key(changed.changes) != run_key(first.changes)
+    assert run_key(first.changes) == run_key(decide(listing, RawCursor(), VALID).changes)
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("raw/ibov_setor.parquet", "not raw/date=YYYY-MM-DD/<file>.parquet"),
+        ("raw/date=2025-13-01/ibov_setor.parquet", "is not a YYYY-MM-DD date"),
+        ("raw/date=2025-04-07/notes.txt", "not a .parquet file"),
+        ("raw/date=2025-11-20/ibov_setor.parquet", "2025-11-20 is not a B3 session"),
+        ("raw/date=2025-04-05/ibov_setor.parquet", "not a B3 session"),
+        ("raw/date=2019-01-02/ibov_setor.parquet", "outside the partitions' range"),
+    ],
+)
+def test_bad_keys_are_ignored_once_with_a_reason(key, reason):
+    decision = decide([obj(key)], RawCursor(), VALID)
+    assert decision.changes == []
+    assert len(decision.ignored) == 1 and reason in decision.ignored[0][1]
+    assert decide([obj(key)], decision.cursor, VALID).ignored == [], "the reason is logged once per version"
+
+
+def test_other_raw_datasets_are_not_the_portfolio():
+    decision = decide([obj("raw/ibov_index/date=2025-04-07/bvsp_daily.parquet")], RawCursor(), VALID)
+    assert decision.changes == [] and decision.ignored == []
+
+
+def test_consecutive_sessions_make_one_group_across_weekends():
+    changes = decide([obj(f"raw/date={d}/f.parquet") for d in ["2025-04-03", "2025-04-04", "2025-04-07",
+                                                              "2025-11-19", "2025-11-21"]], RawCursor(), VALID).changes
+    groups = group_consecutive(changes, KEYS)
+    assert [[c.day.isoformat() for c in g] for g in groups] == [
+        ["2025-04-03", "2025-04-04", "2025-04-07"], ["2025-11-19", "2025-11-21"]]  # 11-20 is a holiday
+
+
+def test_unreadable_cursor_starts_over():
+    assert RawCursor.parse("not json").seen == {}
+
+
+SP = ZoneInfo("America/Sao_Paulo")
+
+
+@pytest.mark.parametrize(
+    ("when", "partition", "reason"),
+    [
+        (dt.datetime(2025, 11, 21, 10, tzinfo=SP), "2025-11-21", "B3 session"),
+        (dt.datetime(2025, 11, 20, 10, tzinfo=SP), None, "B3 holiday"),
+        (dt.datetime(2025, 12, 24, 10, tzinfo=SP), None, "B3 holiday"),
+        (dt.datetime(2025, 11, 22, 10, tzinfo=SP), None, "Saturday"),
+        (dt.datetime(2025, 11, 23, 10, tzinfo=SP), None, "Sunday"),
+    ],
+)
+def test_schedule_decision(when, partition, reason):
+    key, text = schedule_decision(when)
+    assert key == partition and reason in text
