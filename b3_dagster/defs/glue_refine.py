@@ -1,0 +1,89 @@
+"""The refine engine as a resource: DuckDB in-process (local home) or the Glue Spark job (AWS home).
+
+Both engines run the same SQL (``transforms.sectors.refine_sql``) and end in ``PortfolioStore.write_refined``, so
+the refined objects are the same whichever engine ran; the asset calls ``refine_engine.refine(...)`` and never
+branches on where it runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal, Optional
+
+import boto3
+import dagster as dg
+from pydantic import Field
+
+from b3_dagster.storage.glue_job import (
+    promote_staged_refined,
+    refine_job_arguments,
+    staging_prefix,
+    start_job_run_params,
+    upload_script,
+)
+from b3_dagster.storage.portfolio_store import PortfolioStore
+from b3_dagster.transforms.sectors import refine_portfolio
+
+
+def ship_refine_script(glue_client: Any, s3_client: Any, job_name: str) -> tuple[str, bool]:
+    """Put the packaged job script at the Glue job's ScriptLocation (when it differs). Returns (uri, uploaded)."""
+    script_uri = glue_client.get_job(JobName=job_name)["Job"]["Command"]["ScriptLocation"]
+    return script_uri, upload_script(s3_client, script_uri)
+
+
+def run_refine_on_glue(context: dg.AssetExecutionContext, pipes_glue_client: Any, store: PortfolioStore,
+                       days: list[dt.date], processing_date: dt.date, job_name: str,
+                       start_params: Optional[dict[str, Any]] = None) -> dict[dt.date, list[str]]:
+    """Refine ``days`` on the Glue job through Dagster Pipes, then promote the job's staged output into the lake's
+    refined layer (each day replaced as ``write_refined`` does). Returns the refined keys written per day."""
+    prefix = staging_prefix(f"run-{context.run_id}")
+    arguments = refine_job_arguments(store.lake, days, processing_date, prefix)
+    params = start_job_run_params(job_name, arguments, **(start_params or {}))
+    context.log.info(f"refining {len(days)} day(s) on Glue job {job_name} into {store.lake.uri(prefix)}")
+    pipes_glue_client.run(context=context, start_job_run_params=params)
+    written = promote_staged_refined(store, prefix, days)
+    context.log.info(f"promoted the Glue job's output: {sum(map(len, written.values()))} refined objects")
+    return written
+
+
+def refine_locally(store: PortfolioStore, days: list[dt.date], processing_date: dt.date) -> dict[dt.date, list[str]]:
+    return {day: store.write_refined(day, refine_portfolio(store.read_raw(day).rows, processing_date))
+            for day in days}
+
+
+class RefineEngineResource(dg.ConfigurableResource):
+    """Where the sector refine runs: ``duckdb`` (in the Dagster process) or ``glue`` (the Glue Spark job)."""
+
+    kind: Literal["duckdb", "glue"] = Field(default="duckdb", description="duckdb (local) or glue (AWS Glue job).")
+    glue_job_name: str = Field(default="b3-refine-sectors", description="Glue job created by deploy/aws/template.yaml.")
+    pipes_bucket: Optional[str] = Field(default=None, description="Bucket for the Dagster Pipes context (glue).")
+    pipes_prefix: str = Field(default="dagster-pipes", description="Key prefix for the Dagster Pipes context.")
+    endpoint_url: Optional[str] = Field(default=None, description="Custom AWS endpoint (tests).")
+    region_name: Optional[str] = Field(default=None, description="AWS region.")
+    worker_type: Optional[str] = Field(default=None, description="Override the job's WorkerType (e.g. G.1X).")
+    number_of_workers: Optional[int] = Field(default=None, ge=2, description="Override the job's worker count.")
+
+    def _client(self, service: str) -> Any:
+        return boto3.session.Session(region_name=self.region_name).client(service, endpoint_url=self.endpoint_url)
+
+    def pipes_glue_client(self) -> Any:
+        from dagster_aws.pipes import PipesCloudWatchMessageReader, PipesGlueClient, PipesS3ContextInjector
+
+        if not self.pipes_bucket:
+            raise dg.DagsterInvalidConfigError("the glue refine engine needs pipes_bucket", [], None)
+        return PipesGlueClient(
+            client=self._client("glue"),
+            context_injector=PipesS3ContextInjector(bucket=self.pipes_bucket, client=self._client("s3")),
+            message_reader=PipesCloudWatchMessageReader(client=self._client("logs")),
+        )
+
+    def refine(self, context: dg.AssetExecutionContext, store: PortfolioStore, days: list[dt.date],
+               processing_date: dt.date) -> dict[dt.date, list[str]]:
+        if self.kind == "duckdb":
+            return refine_locally(store, days, processing_date)
+        script_uri, uploaded = ship_refine_script(self._client("glue"), self._client("s3"), self.glue_job_name)
+        context.log.info(f"Glue script {script_uri} {'uploaded' if uploaded else 'already current'}")
+        extra = {key: value for key, value in (("WorkerType", self.worker_type),
+                                               ("NumberOfWorkers", self.number_of_workers)) if value is not None}
+        return run_refine_on_glue(context, self.pipes_glue_client(), store, days, processing_date,
+                                  self.glue_job_name, extra)
