@@ -1,0 +1,190 @@
+"""Nothing missed silently: a freshness expectation on the raw snapshot and a notifier for failed runs.
+
+- ``raw_snapshot_on_time`` (asset check on ``ibov_raw_snapshot``): every B3 session of the last
+  ``lookback_sessions`` whose deadline (``freshness_deadline``, São Paulo time, on that trading day) has passed has
+  its raw partition in the lake. Weekends and holidays are not sessions, so they are never expected.
+- ``ibov_missed_day_sensor``: evaluates that expectation every ``B3_ALERT_INTERVAL_SECONDS``, posts one message per
+  missed day (the cursor remembers which days were reported) and records the check's verdict when it changes.
+- ``ibov_run_failure_notifier``: one message per failed run of this code location, with the partition, the reason
+  and a link to the run, unless run retries will re-execute it (then the retry's own failure is reported).
+
+Messages are Slack incoming-webhook JSON posted to ``B3_ALERT_WEBHOOK_URL``; with no URL they go to the sensor's log.
+A webhook that refuses a message fails the tick, so the message is sent again on the next tick, not lost.
+"""
+
+import datetime as dt
+import json
+import os
+from typing import Optional
+
+import dagster as dg
+from pydantic import Field
+
+from b3_dagster.alerting import (
+    UiLinks,
+    deadline_of,
+    due_sessions,
+    missed_day_message,
+    parse_deadline,
+    post_message,
+    run_failure_message,
+)
+from b3_dagster.calendar import B3_TIMEZONE
+from b3_dagster.defs.checks import RAW_ASSET
+from b3_dagster.defs.resources import LakeResource
+from b3_dagster.storage.layout import raw_prefix
+
+FRESHNESS_CHECK = "raw_snapshot_on_time"
+PARTITION_TAG = "dagster/partition"
+WILL_RETRY_TAG = "dagster/will_retry"
+# How often the alert sensors run; read when the code location loads (the tests shorten it).
+ALERT_INTERVAL_SECONDS = int(os.environ.get("B3_ALERT_INTERVAL_SECONDS", "60"))
+
+
+class AlertSettings(dg.ConfigurableResource):
+    """Where alerts go and when a trading day counts as missed."""
+
+    webhook_url: str = Field(default="", description="Slack-compatible incoming webhook. Empty: log only.")
+    ui_base_url: str = Field(default="http://localhost:3000", description="The Dagster UI as users reach it.")
+    freshness_deadline: str = Field(
+        default="12:00", description="HH:MM in America/Sao_Paulo by which a session's raw partition must exist "
+                    "(after the schedule's B3_SNAPSHOT_CRON, well before B3 starts serving the next session).")
+    lookback_sessions: int = Field(default=5, description="How many past sessions are watched (at least 1).")
+    since: Optional[str] = Field(default=None, description="YYYY-MM-DD: no alert for sessions before it.")
+
+    def links(self) -> UiLinks:
+        return UiLinks(self.ui_base_url)
+
+    def deliver(self, log, payload: dict) -> None:
+        if not self.webhook_url:
+            log.warning(f"alert (B3_ALERT_WEBHOOK_URL not set, not posted): {payload['text']}")
+            return
+        post_message(self.webhook_url, payload)
+        log.info(f"alert posted: {payload['text']}")
+
+
+ALERT_ENV = {  # resource field -> environment variable
+    "webhook_url": "B3_ALERT_WEBHOOK_URL",
+    "ui_base_url": "B3_DAGSTER_UI_URL",
+    "freshness_deadline": "B3_FRESHNESS_DEADLINE",
+    "lookback_sessions": "B3_ALERT_LOOKBACK_SESSIONS",
+    "since": "B3_ALERT_SINCE",
+}
+
+
+def alert_settings_from_env() -> AlertSettings:
+    """Settings from the environment variables that are set (as ``dg.EnvVar``: the webhook URL is a secret and
+    never shows in the UI); the others keep their defaults."""
+    fields = {}
+    for name, variable in ALERT_ENV.items():
+        if os.environ.get(variable):
+            fields[name] = dg.EnvVar.int(variable) if name == "lookback_sessions" else dg.EnvVar(variable)
+    return AlertSettings(**fields)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _last_run(instance, day: dt.date):
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: day.isoformat()}), limit=1)
+    return runs[0] if runs else None
+
+
+def missing_days(settings: AlertSettings, lake: LakeResource, now: dt.datetime) -> tuple[list[dt.date], list]:
+    """(due sessions, those of them without a raw partition in the lake)."""
+    deadline = parse_deadline(settings.freshness_deadline)
+    since = dt.date.fromisoformat(settings.since) if settings.since else None
+    due = due_sessions(now, deadline, settings.lookback_sessions, since)
+    store = lake.portfolio_store()
+    return due, [day for day in due if not store.raw_keys(day)]
+
+
+def _check_evaluation(due: list[dt.date], missing: list[dt.date], settings: AlertSettings):
+    passed = not missing
+    description = (f"all {len(due)} due session(s) have their raw snapshot" if passed else
+                   f"{len(missing)} session(s) without a raw snapshot after {settings.freshness_deadline} "
+                   f"{B3_TIMEZONE}: {', '.join(d.isoformat() for d in missing)}")
+    metadata = {"due_sessions": len(due), "missing": ", ".join(d.isoformat() for d in missing) or "none",
+                "deadline": f"{settings.freshness_deadline} {B3_TIMEZONE}"}
+    return passed, description, metadata
+
+
+@dg.asset_check(asset=RAW_ASSET, name=FRESHNESS_CHECK,
+                description="Every B3 session whose deadline has passed (B3_FRESHNESS_DEADLINE, São Paulo time, on "
+                            "that trading day) has its raw snapshot. Weekends and holidays are never expected.")
+def raw_snapshot_on_time(alerts: AlertSettings, lake: LakeResource) -> dg.AssetCheckResult:
+    due, missing = missing_days(alerts, lake, _now())
+    passed, description, metadata = _check_evaluation(due, missing, alerts)
+    return dg.AssetCheckResult(passed=passed, description=description, metadata=metadata,
+                               severity=dg.AssetCheckSeverity.ERROR)
+
+
+def _missed_reason(instance, day: dt.date, settings: AlertSettings, lake: LakeResource):
+    run = _last_run(instance, day)
+    where = lake.portfolio_store().lake.uri(raw_prefix(day))
+    base = f"no raw snapshot at {where} by {settings.freshness_deadline} {B3_TIMEZONE}"
+    if run is None:
+        return f"{base}; no run was launched for this day (is the daemon running, the schedule on?)", None
+    return f"{base}; the last run for this day ({run.job_name}) is {run.status.value}", run.run_id
+
+
+@dg.sensor(name="ibov_missed_day_sensor", minimum_interval_seconds=ALERT_INTERVAL_SECONDS,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Posts one alert per B3 session whose raw snapshot is missing after the freshness deadline; "
+                       "records the raw_snapshot_on_time check when its verdict changes.")
+def missed_day_sensor(context: dg.SensorEvaluationContext, alerts: AlertSettings, lake: LakeResource):
+    state = json.loads(context.cursor) if context.cursor else {"alerted": [], "passed": None}
+    due, missing = missing_days(alerts, lake, _now())
+    alerted = set(state["alerted"])
+    deadline = parse_deadline(alerts.freshness_deadline)
+    for day in missing:
+        if day.isoformat() in alerted:
+            continue
+        reason, run_id = _missed_reason(context.instance, day, alerts, lake)
+        alerts.deliver(context.log, missed_day_message(asset=RAW_ASSET, day=day, deadline=deadline, reason=reason,
+                                                       links=alerts.links(), run_id=run_id))
+        alerted.add(day.isoformat())
+    oldest = due[0].isoformat() if due else ""
+    passed, description, metadata = _check_evaluation(due, missing, alerts)
+    events = []
+    if passed != state["passed"]:
+        events.append(dg.AssetCheckEvaluation(asset_key=dg.AssetKey(RAW_ASSET), check_name=FRESHNESS_CHECK,
+                                              passed=passed, description=description, metadata=metadata,
+                                              severity=dg.AssetCheckSeverity.ERROR))
+    cursor = json.dumps({"alerted": sorted(day for day in alerted if day >= oldest), "passed": passed})
+    return dg.SensorResult(cursor=cursor, asset_events=events)
+
+
+def _failure_reason(context: dg.RunFailureSensorContext) -> str:
+    steps = context.get_step_failure_events()
+    messages = []
+    for event in steps:
+        error = event.event_specific_data.error if event.event_specific_data else None
+        messages.append(f"{event.step_key}: {error.message.strip() if error else event.message}")
+    return "; ".join(messages) or context.failure_event.message or "the run failed"
+
+
+def _partition_of(tags) -> Optional[str]:
+    if tags.get(PARTITION_TAG):
+        return tags[PARTITION_TAG]
+    start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
+    return f"{start}...{end}" if start and end else None
+
+
+@dg.run_failure_sensor(name="ibov_run_failure_notifier", minimum_interval_seconds=ALERT_INTERVAL_SECONDS,
+                       default_status=dg.DefaultSensorStatus.RUNNING,
+                       description="Posts one alert per failed run (partition, reason, link to the run); runs that "
+                                   "run retries will re-execute are left to their retry.")
+def run_failure_notifier(context: dg.RunFailureSensorContext, alerts: AlertSettings):
+    run = context.instance.get_run_by_id(context.dagster_run.run_id) or context.dagster_run
+    if run.tags.get(WILL_RETRY_TAG) == "true":
+        context.log.info(f"run {run.run_id} failed and will be retried: no alert")
+        return
+    alerts.deliver(context.log, run_failure_message(job=run.job_name, run_id=run.run_id,
+                                                    partition=_partition_of(run.tags),
+                                                    reason=_failure_reason(context), links=alerts.links()))
+
+
+alert_sensors = [missed_day_sensor, run_failure_notifier]
+alert_checks = [raw_snapshot_on_time]
