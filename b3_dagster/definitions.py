@@ -2,32 +2,47 @@
 
 Settings are read at run time from the environment (``dg.EnvVar``); ``.env`` in the project root holds the local
 defaults that ``dagster dev`` loads. Switching homes (local folder + DuckDB, or S3 + Glue + Athena) is a change of
-environment, never of code.
+environment, never of code. ``build_definitions(resources)`` lets the CLI and the tests supply concrete resources
+(e.g. a local replay of B3) to the very same assets, jobs, schedules and sensors.
 """
 
-from __future__ import annotations
+from typing import Mapping, Optional
 
 import dagster as dg
 
-from b3_dagster.defs import automation
+from b3_dagster.defs import alerts, automation
+from b3_dagster.defs.index_assets import (
+    YahooChartResource,
+    index_assets,
+    index_charts_job,
+    index_job,
+    index_refine_job,
+)
 from b3_dagster.defs.portfolio_assets import portfolio_assets, portfolio_job, refine_job
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
 
 
-def build_resources() -> dict[str, dg.ConfigurableResource]:
+def environment_resources() -> dict[str, dg.ConfigurableResource]:
+    """Resources configured from the environment at run time."""
     # S3 endpoint, region and credentials come from boto3's own environment (AWS_ENDPOINT_URL, AWS_REGION, ...).
     lake = LakeResource(root=dg.EnvVar("B3_LAKE_ROOT"))
     return {
         "lake": lake,
         "catalog": CatalogResource(lake=lake, kind=dg.EnvVar("B3_CATALOG")),
         "b3": B3PortfolioResource(base_url=dg.EnvVar("B3_BASE_URL")),
+        "yahoo": YahooChartResource(base_url=dg.EnvVar("B3_YAHOO_BASE_URL")),
     }
 
 
-defs = dg.Definitions(
-    assets=[*portfolio_assets],
-    jobs=[portfolio_job, refine_job, *automation.jobs],
-    schedules=automation.schedules,
-    sensors=automation.sensors,
-    resources=build_resources(),
-)
+def build_definitions(resources: Optional[Mapping[str, object]] = None) -> dg.Definitions:
+    return dg.Definitions(
+        assets=[*portfolio_assets, *index_assets],
+        jobs=[portfolio_job, refine_job, *automation.jobs, index_job, index_refine_job, index_charts_job],
+        schedules=automation.schedules,
+        sensors=[*automation.sensors, *alerts.alert_sensors],
+        asset_checks=alerts.alert_checks,
+        resources={**environment_resources(), "alerts": alerts.alert_settings_from_env(), **(resources or {})},
+    )
+
+
+defs = build_definitions()

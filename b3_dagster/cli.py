@@ -1,0 +1,188 @@
+"""``b3-dagster``: the offline demo, the CSV history import and SQL queries on the catalogued tables.
+
+    b3-dagster demo                 # replay recorded real days through the whole pipeline (no network)
+    b3-dagster import-csv FILE...   # past portfolios from B3's IBOVDia CSV downloads into raw partitions
+    b3-dagster query "SQL"          # Athena-style SQL on the catalog (DuckDB locally)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+# Settings the definitions read at run time; the demo and the commands default them to the local home.
+LOCAL_DEFAULTS = {
+    "B3_LAKE_ROOT": "data",
+    "B3_CATALOG": "duckdb",
+    "B3_BASE_URL": "https://sistemaswebb3-listados.b3.com.br",
+    "B3_YAHOO_BASE_URL": "https://query1.finance.yahoo.com",
+}
+SEED_000_QUERIES = {
+    "10 primeiros registros": "SELECT * FROM default.tb_ibov_refined LIMIT 10",
+    "Soma total de participação": "SELECT SUM(soma_part) AS total_participacao FROM default.tb_ibov_refined",
+    "Participação por setor": "SELECT setor, SUM(soma_part) AS total_part FROM default.tb_ibov_refined "
+                              "GROUP BY setor ORDER BY total_part DESC",
+}
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def _apply_defaults(lake: str | None) -> None:
+    for name, value in LOCAL_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    if lake:
+        os.environ["B3_LAKE_ROOT"] = lake
+
+
+def _catalog():
+    from b3_dagster.defs.resources import CatalogResource, LakeResource
+
+    lake = LakeResource(root=os.environ["B3_LAKE_ROOT"])
+    return CatalogResource(lake=lake, kind=os.environ["B3_CATALOG"]).catalog()
+
+
+def _store():
+    from b3_dagster.storage.lake import lake_from_uri
+    from b3_dagster.storage.portfolio_store import PortfolioStore
+
+    return PortfolioStore(lake_from_uri(os.environ["B3_LAKE_ROOT"]))
+
+
+def _print_frame(title: str, frame) -> None:
+    print(f"\n-- {title}")
+    print(frame.to_string(index=False, max_rows=40) if not frame.empty else "(no rows)")
+
+
+def _instance():
+    import dagster as dg
+
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+def _run(defs, job: str, instance, *, partition_key: str | None = None, start: str | None = None,
+         end: str | None = None, run_config=None) -> None:
+    tags = {RANGE_START: start, RANGE_END: end} if start else {}
+    quiet = {"loggers": {"console": {"config": {"log_level": os.environ.get("B3_LOG_LEVEL", "WARNING")}}}}
+    result = defs.resolve_job_def(job).execute_in_process(
+        partition_key=partition_key, tags=tags, instance=instance, run_config={**quiet, **(run_config or {})},
+        raise_on_error=False)
+    failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+    label = partition_key or (f"{start}..{end}" if start else "")
+    if not result.success:
+        errors = [event.event_specific_data.error.message.strip() for event in result.all_events
+                  if event.event_type_value == "STEP_FAILURE"]
+        raise SystemExit(f"{job} {label} failed: {' | '.join(errors) or 'see the run log'}")
+    print(f"  {job} {label}: ok, {len(result.get_asset_materialization_events())} materialisation(s)"
+          + (f"; FAILED CHECKS: {failed}" if failed else f"; {len(result.get_asset_check_evaluations())} checks passed"))
+
+
+def demo(args: argparse.Namespace) -> int:
+    """Replay recorded real B3 and Yahoo answers through raw -> refined -> tables -> charts, with no network."""
+    import dagster as dg
+
+    from b3_dagster.defs.index_assets import YahooChartResource
+    from b3_dagster.defs.resources import B3PortfolioResource
+    from b3_dagster.definitions import build_definitions
+    from b3_dagster.history_import import exit_code, format_outcome, import_files
+    from b3_dagster.replay import B3Replay, recorded_days
+    from b3_dagster.sources.yahoo_chart import serve_chart_recordings
+
+    _apply_defaults(args.lake)
+    lake_root = Path(os.environ["B3_LAKE_ROOT"]).resolve()
+    instance = _instance()
+    recordings_root = Path(__file__).resolve().parent / "recordings"
+    print(f"Lake: {lake_root}   (recorded real answers replayed from {recordings_root})")
+
+    print("\n1. B3 GetPortfolioDay, replayed on 127.0.0.1 one recorded day at a time -> raw/")
+    for recording in recorded_days():
+        with B3Replay(recording) as replay:
+            defs = build_definitions({"b3": B3PortfolioResource(base_url=replay.base_url,
+                                                                language=recording.language)})
+            _run(defs, "ibov_snapshot_job", instance, partition_key=recording.date)
+
+    print("\n2. Past portfolios from B3's IBOVDia CSV downloads -> raw/")
+    csv_files = sorted((recordings_root / "b3_csv").glob("*.csv")) + sorted(
+        (recordings_root / "b3_csv" / "standard").glob("*.csv"))
+    outcomes = import_files(csv_files, _store())
+    for outcome in outcomes:
+        print("  " + format_outcome(outcome))
+    if exit_code(outcomes):
+        return 1
+
+    print("\n3. Refine every raw day and update default.tb_ibov_refined")
+    defs = build_definitions()
+    for day in _store().raw_days():
+        _run(defs, "ibov_refine_job", instance, partition_key=day.isoformat())
+
+    print(f"\n4. IBOVESPA daily history (Yahoo chart API replay) {args.index_from}..{args.index_to}")
+    server, yahoo_url = serve_chart_recordings()
+    try:
+        defs = build_definitions({"yahoo": YahooChartResource(base_url=yahoo_url)})
+        _run(defs, "ibov_index_job", instance, start=args.index_from, end=args.index_to)
+        first_month = dt.date.fromisoformat(args.index_from).replace(day=1).isoformat()
+        last_month = dt.date.fromisoformat(args.index_to).replace(day=1).isoformat()
+        _run(defs, "ibov_index_refine_job", instance, start=first_month, end=last_month)
+        _run(defs, "ibov_charts_job", instance)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    catalog = _catalog()
+    print(f"\nTable default.tb_ibov_refined: {catalog.description}")
+    for title, sql in SEED_000_QUERIES.items():
+        _print_frame(f"{title}: {sql}", catalog.query(sql))
+    print(f"\nCharts: {lake_root / 'charts'}")
+    print('Query it yourself: b3-dagster query "SELECT * FROM default.tb_ibov_refined LIMIT 10"')
+    return 0
+
+
+def import_csv(args: argparse.Namespace) -> int:
+    from b3_dagster.history_import import exit_code, format_outcome, import_files
+
+    _apply_defaults(args.lake)
+    outcomes = import_files(args.files, _store(), allow_overwrite=args.allow_overwrite,
+                            sector_source=args.sector_source)
+    for outcome in outcomes:
+        print(format_outcome(outcome))
+    return exit_code(outcomes)
+
+
+def query(args: argparse.Namespace) -> int:
+    _apply_defaults(args.lake)
+    frame = _catalog().query(args.sql)
+    print(frame.to_string(index=False, max_rows=args.max_rows))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="b3-dagster", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lake", help="lake root (default: $B3_LAKE_ROOT or ./data)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run_demo = commands.add_parser("demo", help="run the whole pipeline on recorded real days (offline)")
+    run_demo.add_argument("--index-from", default="2025-01-02", help="first session of index history to load")
+    run_demo.add_argument("--index-to", default="2026-03-12", help="last session of index history to load")
+    run_demo.set_defaults(handler=demo)
+
+    run_import = commands.add_parser("import-csv", help="import B3 IBOVDia CSV files into raw partitions")
+    run_import.add_argument("files", nargs="+", type=Path)
+    run_import.add_argument("--allow-overwrite", action="store_true",
+                            help="replace a raw partition holding different data (the old file is archived)")
+    run_import.add_argument("--sector-source", default="nearest-snapshot",
+                            help="nearest-snapshot (default), none, or YYYY-MM-DD of a raw partition")
+    run_import.set_defaults(handler=import_csv)
+
+    run_query = commands.add_parser("query", help="run Athena-style SQL on the catalog")
+    run_query.add_argument("sql")
+    run_query.add_argument("--max-rows", type=int, default=60)
+    run_query.set_defaults(handler=query)
+
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
