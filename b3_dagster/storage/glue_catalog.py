@@ -265,4 +265,10 @@ class GlueAthenaCatalog(Catalog):
                                              boto3_session=self.session)
         except ClientError as error:
             raise CatalogError(f"Athena refused the query: {error}") from error
+        except wr.exceptions.NoFilesFound as error:
+            # Athena writes a result file (at least a header) for every successful query, even with no rows
+            raise CatalogError(f"Athena reported the query done but wrote no result file ({error}); check the "
+                               f"workgroup {self.workgroup}'s output location and permissions") from error
+        except wr.exceptions.QueryFailed as error:
+            raise CatalogError(f"Athena could not run the query: {error}") from error
         return restore_column_case(frame, sql, self.known_columns)
