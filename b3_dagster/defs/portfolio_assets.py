@@ -29,7 +29,7 @@ from b3_dagster.model import DATE, PART_SUM, PORTFOLIO_TABLE, SECTOR, TICKER_COU
 from b3_dagster.quality import CheckOutcome, raw_outcomes, refined_matches_raw
 from b3_dagster.sources.b3_portfolio import B3ResponseError
 from b3_dagster.storage.layout import raw_prefix, refined_day_prefix
-from b3_dagster.storage.portfolio_store import RawPartitionConflict, publish_portfolio_day
+from b3_dagster.storage.portfolio_store import RawPartitionConflict, publish_portfolio_days
 from b3_dagster.transforms.sectors import refine_portfolio
 
 GROUP = "ibov_portfolio"
@@ -131,16 +131,14 @@ def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig,
                        else _today_in_sao_paulo())
     store = lake.portfolio_store()
     days = [dt.date.fromisoformat(key) for key in days_in_run(context)]
-    raw_frames, refined_frames, written = [], [], 0
-    for number, day in enumerate(days, start=1):
-        snapshot = store.read_raw(day)
-        refined = refine_portfolio(snapshot.rows, processing_date)
+    raw_rows = pd.concat([store.read_raw(day).rows for day in days], ignore_index=True)
+    refined_all = refine_portfolio(raw_rows, processing_date)  # one statement over every day of the run
+    refined_frames, written = [], 0
+    for number, (day, refined) in enumerate(refined_all.groupby(DATE, sort=True), start=1):
         written += len(store.write_refined(day, refined))
-        raw_frames.append(snapshot.rows)
-        refined_frames.append(store.read_refined(day))
-        if len(days) > 1:
-            context.log.info(f"refined {number}/{len(days)} days ({day})")
-    raw_rows = pd.concat(raw_frames, ignore_index=True)
+        refined_frames.append(store.read_refined(day))  # the checks judge what was written
+        if len(days) > 1 and (number % 25 == 0 or number == len(days)):
+            context.log.info(f"refined {number}/{len(days)} days (up to {day})")
     refined_rows = pd.concat(refined_frames, ignore_index=True)
     first = days[0]
     return dg.MaterializeResult(
@@ -192,12 +190,8 @@ def tb_ibov_refined(context: dg.AssetExecutionContext, lake: LakeResource,
     store = lake.portfolio_store()
     sql_catalog = catalog.catalog()
     days = [dt.date.fromisoformat(key) for key in days_in_run(context)]
-    published = []
-    for number, day in enumerate(days, start=1):
-        published.append(publish_portfolio_day(store, sql_catalog, day))
-        if len(days) > 1 and (number % 20 == 0 or number == len(days)):
-            context.log.info(f"published {number}/{len(days)} days")
-    rows = pd.concat(published, ignore_index=True)
+    rows = publish_portfolio_days(store, sql_catalog, days)  # one transaction for the whole run
+    context.log.info(f"published {len(days)} day(s), {len(rows)} rows to {sql_catalog.description}")
     by_sector_sql = (f"SELECT {SECTOR}, SUM({PART_SUM}) AS total_part FROM default.{PORTFOLIO_TABLE} "
                      f"WHERE {DATE} = DATE '{days[-1].isoformat()}' GROUP BY {SECTOR} ORDER BY total_part DESC")
     answers = _table_answers(sql_catalog, days, rows)

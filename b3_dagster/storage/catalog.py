@@ -71,6 +71,12 @@ class Catalog(ABC):
         """Create the table if needed, then make the rows matching ``replace`` (e.g. ``{"Data": day}``) equal to
         ``frame`` and register ``partitions`` (dropping registered partitions that ``replace`` covers)."""
 
+    def publish_many(self, spec: TableSpec, items: list[tuple[pd.DataFrame, dict[str, Any],
+                                                              list[PublishedPartition]]]) -> None:
+        """``publish`` for several partitions at once (a backfill). Engines that can, do it in one transaction."""
+        for frame, replace, partitions in items:
+            self.publish(spec, frame, replace, partitions)
+
     @abstractmethod
     def query(self, sql: str) -> pd.DataFrame:
         """Run a query written in Athena (Trino) SQL."""
@@ -161,34 +167,40 @@ class DuckDBCatalog(Catalog):
 
     def publish(self, spec: TableSpec, frame: pd.DataFrame, replace: dict[str, Any],
                 partitions: list[PublishedPartition]) -> None:
-        unknown = [name for name in replace if name not in spec.schema.names]
-        if unknown or not replace:
-            raise CatalogError(f"replace must name columns of {spec.qualified_name}; got {list(replace)}")
-        arrow = pa.Table.from_pandas(frame[spec.schema.names], schema=spec.schema, preserve_index=False)
-        where = " AND ".join(f"{_quote(name)} = ?" for name in replace)
-        prefix = "/".join(f"{name}={hive_escape(str(replace[name]))}" for name in spec.partition_columns
-                          if name in replace)
+        self.publish_many(spec, [(frame, replace, partitions)])
+
+    def publish_many(self, spec: TableSpec, items: list[tuple[pd.DataFrame, dict[str, Any],
+                                                              list[PublishedPartition]]]) -> None:
+        """All items in one connection and one transaction: a backfill becomes visible at once, or not at all."""
+        for _, replace, _ in items:
+            unknown = [name for name in replace if name not in spec.schema.names]
+            if unknown or not replace:
+                raise CatalogError(f"replace must name columns of {spec.qualified_name}; got {list(replace)}")
+        registry = f"{_quote(spec.database)}.{PARTITIONS_TABLE}"
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         with self.connect() as connection:
             table = self._ensure_table(connection, spec)
             connection.execute("BEGIN TRANSACTION")
             try:
-                connection.execute(f"DELETE FROM {table} WHERE {where}", list(replace.values()))
-                connection.register("incoming_rows", arrow)
-                connection.execute(f"INSERT INTO {table} SELECT * FROM incoming_rows")
-                connection.unregister("incoming_rows")
-                connection.execute(
-                    f"DELETE FROM {_quote(spec.database)}.{PARTITIONS_TABLE} WHERE table_name = ? AND "
-                    "(partition_path = ? OR starts_with(partition_path, ?))", [spec.name, prefix, prefix + "/"])
-                now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-                for partition in partitions:
-                    connection.execute(
-                        f"INSERT INTO {_quote(spec.database)}.{PARTITIONS_TABLE} VALUES (?, ?, ?, ?)",
-                        [spec.name, self._partition_path(spec, partition.values), partition.location, now])
+                for frame, replace, partitions in items:
+                    where = " AND ".join(f"{_quote(name)} = ?" for name in replace)
+                    prefix = "/".join(f"{name}={hive_escape(str(replace[name]))}" for name in spec.partition_columns
+                                      if name in replace)
+                    connection.execute(f"DELETE FROM {table} WHERE {where}", list(replace.values()))
+                    arrow = pa.Table.from_pandas(frame[spec.schema.names], schema=spec.schema, preserve_index=False)
+                    connection.register("incoming_rows", arrow)
+                    connection.execute(f"INSERT INTO {table} SELECT * FROM incoming_rows")
+                    connection.unregister("incoming_rows")
+                    connection.execute(f"DELETE FROM {registry} WHERE table_name = ? AND (partition_path = ? OR "
+                                       "starts_with(partition_path, ?))", [spec.name, prefix, prefix + "/"])
+                    if partitions:
+                        connection.executemany(f"INSERT INTO {registry} VALUES (?, ?, ?, ?)", [
+                            [spec.name, self._partition_path(spec, p.values), p.location, now] for p in partitions])
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
-        log.info("published %d rows of %s where %s", len(frame), spec.qualified_name, replace)
+        log.info("published %d partition group(s) of %s", len(items), spec.qualified_name)
 
     def partitions(self, spec: TableSpec) -> list[PublishedPartition]:
         if not self.path.exists():

@@ -173,33 +173,29 @@ class PortfolioStore:
     # ---- refined ---------------------------------------------------------------------------------------------
     def write_refined(self, day: dt.date, refined: pd.DataFrame) -> list[str]:
         """Replace the day's refined partition with one Parquet file per sector (Hive layout)."""
-        day_rows = refined[refined[DATE] == day]
-        if len(day_rows) != len(refined):
+        if set(refined[DATE]) != {day}:
             raise ValueError(f"refined rows for {day} include other dates: {sorted(set(refined[DATE]))}")
-        if day_rows[SECTOR].duplicated().any():
+        if refined[SECTOR].duplicated().any():
             raise ValueError(f"refined rows for {day} repeat a sector")
-        files = {}
-        for _, row in day_rows.iterrows():
-            one_row = pd.DataFrame([row])[REFINED_FILE_SCHEMA.names]
-            table = pa.Table.from_pandas(one_row, schema=REFINED_FILE_SCHEMA, preserve_index=False)
-            files[refined_relative_key(row[SECTOR])] = parquet_bytes(table)
+        table = pa.Table.from_pandas(refined[REFINED_FILE_SCHEMA.names], schema=REFINED_FILE_SCHEMA,
+                                     preserve_index=False)
+        files = {refined_relative_key(sector): parquet_bytes(table.slice(position, 1))
+                 for position, sector in enumerate(refined[SECTOR])}
         return self.lake.replace_prefix(refined_day_prefix(day), files)
 
     def read_refined(self, day: dt.date) -> pd.DataFrame:
         prefix = refined_day_prefix(day)
-        frames = []
+        tables, sectors = [], []
         for info in self.lake.list(prefix):
-            if not info.key.endswith(".parquet"):
-                continue
-            frame = read_parquet_bytes(self.lake.read_bytes(info.key)).to_pandas(date_as_object=True)
-            frame[SECTOR] = sector_from_relative_key(info.key[len(prefix):])
-            frame[DATE] = day
-            frames.append(frame)
-        if not frames:
-            return pd.DataFrame({name: pd.Series(dtype=object) for name in REFINED_COLUMNS})
-        combined = pd.concat(frames, ignore_index=True)[REFINED_COLUMNS]
-        table = pa.Table.from_pandas(combined, schema=REFINED_SCHEMA, preserve_index=False)
-        return table.to_pandas(date_as_object=True).sort_values(SECTOR).reset_index(drop=True)
+            if info.key.endswith(".parquet"):
+                tables.append(read_parquet_bytes(self.lake.read_bytes(info.key)).select(REFINED_FILE_SCHEMA.names)
+                              .cast(REFINED_FILE_SCHEMA))
+                sectors.extend([sector_from_relative_key(info.key[len(prefix):])] * tables[-1].num_rows)
+        combined = pa.concat_tables(tables) if tables else REFINED_FILE_SCHEMA.empty_table()
+        combined = (combined.append_column(SECTOR, pa.array(sectors, pa.string()))
+                    .append_column(DATE, pa.array([day] * combined.num_rows, pa.date32())))
+        frame = combined.select(REFINED_COLUMNS).cast(REFINED_SCHEMA).to_pandas(date_as_object=True)
+        return frame.sort_values(SECTOR).reset_index(drop=True)
 
     def refined_uris(self, day: dt.date) -> list[str]:
         return [self.lake.uri(info.key) for info in self.lake.list(refined_day_prefix(day))]
@@ -214,14 +210,22 @@ def portfolio_table_spec() -> "TableSpec":
                      location=REFINED_PREFIX)
 
 
-def publish_portfolio_day(store: PortfolioStore, catalog, day: dt.date) -> pd.DataFrame:
-    """Make the catalogued table's rows for ``day`` equal to the refined partition in the lake, and register the
-    day's (Data, Setor) partitions. Returns the rows published."""
+def publish_portfolio_days(store: PortfolioStore, catalog, days: list[dt.date]) -> pd.DataFrame:
+    """Make the catalogued table's rows for ``days`` equal to the refined partitions in the lake, and register
+    their (Data, Setor) partitions. Returns the rows published."""
     from b3_dagster.storage.catalog import PublishedPartition
 
-    refined = store.read_refined(day)
-    prefix = refined_day_prefix(day)
-    partitions = [PublishedPartition((day.isoformat(), sector), store.lake.uri(prefix + refined_sector_folder(sector)))
-                  for sector in refined[SECTOR]]
-    catalog.publish(portfolio_table_spec(), refined, {DATE: day}, partitions)
-    return refined
+    items = []
+    for day in days:
+        refined = store.read_refined(day)
+        prefix = refined_day_prefix(day)
+        partitions = [PublishedPartition((day.isoformat(), sector),
+                                         store.lake.uri(prefix + refined_sector_folder(sector)))
+                      for sector in refined[SECTOR]]
+        items.append((refined, {DATE: day}, partitions))
+    catalog.publish_many(portfolio_table_spec(), items)
+    return pd.concat([frame for frame, _, _ in items], ignore_index=True)
+
+
+def publish_portfolio_day(store: PortfolioStore, catalog, day: dt.date) -> pd.DataFrame:
+    return publish_portfolio_days(store, catalog, [day])
