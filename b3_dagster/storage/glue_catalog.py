@@ -13,6 +13,7 @@ the query (or the table's schema) wrote them in, so callers see the same frame l
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -136,6 +137,26 @@ def restore_column_case(frame: pd.DataFrame, sql: str, known: list[str]) -> pd.D
     return frame.rename(columns={column: names.get(column.lower(), column) for column in frame.columns})
 
 
+@contextlib.contextmanager
+def _wrangler_endpoints(wr: Any, endpoint_url: str | None):
+    """awswrangler takes custom endpoints only from its global config: set them for one call, then restore."""
+    names = ("athena_endpoint_url", "s3_endpoint_url", "glue_endpoint_url", "sts_endpoint_url")
+    if not endpoint_url:
+        yield
+        return
+    previous = {name: getattr(wr.config, name) for name in names}
+    for name in names:
+        setattr(wr.config, name, endpoint_url)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                wr.config.reset(name)
+            else:
+                setattr(wr.config, name, value)
+
+
 class GlueAthenaCatalog(Catalog):
     """Glue Data Catalog + Athena over an ``S3Lake``."""
 
@@ -255,20 +276,17 @@ class GlueAthenaCatalog(Catalog):
         """Run Athena SQL in the configured workgroup (results under ``output_location``, or the workgroup's)."""
         import awswrangler as wr
 
-        if self.endpoint_url:  # awswrangler takes custom endpoints only from its global config
-            wr.config.athena_endpoint_url = self.endpoint_url
-            wr.config.s3_endpoint_url = self.endpoint_url
-            wr.config.glue_endpoint_url = self.endpoint_url
-        try:
-            frame = wr.athena.read_sql_query(to_athena_sql(sql, self.database), database=self.database, workgroup=self.workgroup,
-                                             s3_output=self.output_location, ctas_approach=False,
-                                             boto3_session=self.session)
-        except ClientError as error:
-            raise CatalogError(f"Athena refused the query: {error}") from error
-        except wr.exceptions.NoFilesFound as error:
-            # Athena writes a result file (at least a header) for every successful query, even with no rows
-            raise CatalogError(f"Athena reported the query done but wrote no result file ({error}); check the "
-                               f"workgroup {self.workgroup}'s output location and permissions") from error
-        except wr.exceptions.QueryFailed as error:
-            raise CatalogError(f"Athena could not run the query: {error}") from error
+        with _wrangler_endpoints(wr, self.endpoint_url):
+            try:
+                frame = wr.athena.read_sql_query(to_athena_sql(sql, self.database), database=self.database,
+                                                 workgroup=self.workgroup, s3_output=self.output_location,
+                                                 ctas_approach=False, boto3_session=self.session)
+            except ClientError as error:
+                raise CatalogError(f"Athena refused the query: {error}") from error
+            except wr.exceptions.NoFilesFound as error:
+                # Athena writes a result file (at least a header) for every successful query, even with no rows
+                raise CatalogError(f"Athena reported the query done but wrote no result file ({error}); check "
+                                   f"the workgroup {self.workgroup}'s output location and permissions") from error
+            except wr.exceptions.QueryFailed as error:
+                raise CatalogError(f"Athena could not run the query: {error}") from error
         return restore_column_case(frame, sql, self.known_columns)

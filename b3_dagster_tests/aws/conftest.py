@@ -24,19 +24,17 @@ def moto_endpoint():
         server.stop()
 
 
-@pytest.fixture(scope="session")
-def aws_env(moto_endpoint):
-    """Point every AWS client at moto, with dummy credentials, for the whole session (restored afterwards)."""
-    patcher = pytest.MonkeyPatch()
+@pytest.fixture
+def aws_env(moto_endpoint, monkeypatch):
+    """Point every AWS client at moto, with dummy credentials, for one test (monkeypatch restores the rest)."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        patcher.delenv(name, raising=False)
-    patcher.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    patcher.setenv("AWS_ACCESS_KEY_ID", "testing")
-    patcher.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    patcher.setenv("AWS_DEFAULT_REGION", REGION)
-    patcher.setenv("AWS_REGION", REGION)
-    yield moto_endpoint
-    patcher.undo()
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    return moto_endpoint
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ def _failure(result, step: str):
                 if event.is_step_failure and event.step_key == step)
 
 
+@pytest.mark.slow  # six in-process Dagster runs against two servers
 def test_same_materialisations_on_s3_and_glue_as_locally(tmp_path, bucket, aws_env, httpserver, serve_recording,
                                                          recordings):
     database = f"b3_{uuid.uuid4().hex[:8]}"

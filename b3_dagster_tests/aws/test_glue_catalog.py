@@ -45,8 +45,9 @@ def store(bucket, aws_env, recorded_snapshots):
 
 
 @pytest.fixture
-def catalog(store, database, aws_env, bucket):
-    return GlueAthenaCatalog(lake=store.lake, database=database, workgroup="primary",
+def catalog(database, aws_env, bucket):
+    return GlueAthenaCatalog(lake=lake_from_uri(f"s3://{bucket}/lake", endpoint_url=aws_env), database=database,
+                             workgroup="primary",
                              output_location=f"s3://{bucket}/athena-results/", endpoint_url=aws_env,
                              region_name=REGION)
 

@@ -32,6 +32,7 @@ def _materialize(store, days, engine):
     return dg.materialize([refined_on_engine], resources={"refine_engine": engine}, raise_on_error=False)
 
 
+@pytest.mark.slow  # PipesGlueClient polls the job run every few seconds
 def test_glue_engine_sends_the_refine_and_fails_when_the_job_wrote_nothing(bucket, aws_env, recorded_snapshots,
                                                                           monkeypatch):
     # moto's job writes no CloudWatch log: don't let the pipes log reader wait its full minute for one
