@@ -182,8 +182,9 @@ class GlueAthenaCatalog(Catalog):
 
     # ---- catalog -----------------------------------------------------------------------------------------------
     def _database_for(self, spec: TableSpec) -> str:
-        # TableSpec.database is the name users write (default); the Glue database is configured per deployment.
-        return self.database
+        """Tables that users name ``default.<table>`` live in the configured Glue database (``default`` is shared
+        by everything in an account); a table with its own database (``b3_refined_db``) keeps it."""
+        return self.database if spec.database == CATALOG_DATABASE else spec.database
 
     def ensure_table(self, spec: TableSpec) -> None:
         database = self._database_for(spec)

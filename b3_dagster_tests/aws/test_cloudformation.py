@@ -117,6 +117,15 @@ def test_dagster_role_allows_every_call_the_aws_home_makes(template, bucket, aws
         publish_portfolio_day(store, catalog, snapshot.portfolio_date)
         publish_portfolio_day(store, catalog, snapshot.portfolio_date)  # the update path too
     catalog.partitions(portfolio_table_spec())
+    from b3_dagster.storage.catalog import PublishedPartition
+    from b3_dagster.storage.index_store import index_table_spec
+
+    catalog.publish(index_table_spec(), None, {"year": 2025, "month": 4},
+                    [PublishedPartition((2025, 4), store.lake.uri("refined/ibov_index/year=2025/month=4/"))])
+    glue_resources = [resource for statement in _statements(template, "DagsterRunRole")
+                      if statement.get("Sid") == "GlueCatalog" for resource in _resources(statement)]
+    assert any(resource.endswith(":database/${IndexGlueDatabaseName}") for resource in glue_resources)
+    assert template["Parameters"]["IndexGlueDatabaseName"]["Default"] == index_table_spec().database
 
     assert {"s3:PutObject", "glue:CreateTable", "glue:BatchCreatePartition"} <= calls
     assert calls - _allowed(template, "DagsterRunRole") == set()

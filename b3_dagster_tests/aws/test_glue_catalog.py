@@ -179,3 +179,17 @@ def test_result_columns_get_back_the_case_the_query_or_the_schema_wrote():
     star = pd.DataFrame(columns=[name.lower() for name in REFINED_COLUMNS])
     assert list(restore_column_case(star, "SELECT * FROM default.tb_ibov_refined", REFINED_COLUMNS).columns) == \
         REFINED_COLUMNS
+
+
+def test_a_table_with_its_own_database_keeps_it(catalog, glue, database):
+    from b3_dagster.storage.index_store import index_table_spec
+
+    spec = index_table_spec()
+    location = catalog.lake.uri("refined/ibov_index/year=2025/month=4/")
+    catalog.publish(spec, pd.DataFrame(), {"year": 2025, "month": 4}, [PublishedPartition((2025, 4), location)])
+    table = glue.get_table(DatabaseName=spec.database, Name=spec.name)["Table"]
+    assert [key["Name"] for key in table["PartitionKeys"]] == ["year", "month"]
+    assert [(p.values, p.location) for p in catalog.partitions(spec)] == [(("2025", "4"), location)]
+    with pytest.raises(glue.exceptions.EntityNotFoundException):
+        glue.get_table(DatabaseName=database, Name=spec.name)
+    assert "b3_refined_db.ibov_refined" in to_athena_sql("SELECT * FROM b3_refined_db.ibov_refined", database)
