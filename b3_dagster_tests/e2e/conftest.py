@@ -1,0 +1,391 @@
+"""The real production parts for the end-to-end tests: a PostgreSQL 15 server on 127.0.0.1 (Debian's binaries, run
+as a non-root user), the B3 replay, an alert receiver, and the three Dagster processes started with
+``deploy/start.sh`` and the shipped ``deploy/dagster.yaml`` / ``deploy/workspace.yaml`` (templated only by the
+environment).
+
+The fixtures are module-scoped: one deployment serves the tests of a module, in file order, like a real one.
+"""
+
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from b3_dagster.replay import Recording, answer
+from b3_dagster.sources.b3_portfolio import ENDPOINT_PATH
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+PG_BIN = Path(os.environ.get("B3_PG_BIN", "/usr/lib/postgresql/15/bin"))
+PG_OS_USER = "postgres"  # initdb refuses root; Debian's postgresql package creates this user
+LOCATION = "b3_dagster"
+REPOSITORY = "__repository__"
+
+
+# ---- small helpers ---------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(what: str, predicate, timeout: float, interval: float = 1.0):
+    """Poll ``predicate`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as error:  # the thing may not be up yet
+            last_error = error
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last_error})"
+                                                                         if last_error else ""))
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (from /proc), children first found first."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def process_cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+# ---- PostgreSQL ------------------------------------------------------------------------------------------------
+@dataclass
+class Postgres:
+    host: str
+    port: int
+    user: str
+    password: str
+    db: str
+
+    def env(self) -> dict[str, str]:
+        return {"DAGSTER_PG_HOST": self.host, "DAGSTER_PG_PORT": str(self.port), "DAGSTER_PG_DB": self.db,
+                "DAGSTER_PG_USERNAME": self.user, "DAGSTER_PG_PASSWORD": self.password}
+
+
+def _as_pg_user(command: list[str]) -> list[str]:
+    return ["runuser", "-u", PG_OS_USER, "--", *command] if os.geteuid() == 0 else command
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail(f"PostgreSQL server binaries not found in {PG_BIN}: run scripts/install_system_deps.sh")
+    base = Path(tempfile.mkdtemp(prefix="b3-e2e-pg-"))
+    password = "e2e-" + os.urandom(8).hex()
+    (base / "pwfile").write_text(password + "\n")
+    if os.geteuid() == 0:
+        account = pwd.getpwnam(PG_OS_USER)
+        for path in (base, base / "pwfile"):
+            os.chown(path, account.pw_uid, account.pw_gid)
+    data, log, port = base / "data", base / "server.log", free_port()
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "check": True, "cwd": base}
+    subprocess.run(_as_pg_user([str(PG_BIN / "initdb"), "-D", str(data), "-U", "dagster", "--pwfile",
+                                str(base / "pwfile"), "--auth", "scram-sha-256", "-E", "UTF8", "--no-locale"]),
+                   **quiet)
+    subprocess.run(_as_pg_user([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60",
+                                "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {base}", "start"]), **quiet)
+    try:
+        import psycopg2
+
+        connection = psycopg2.connect(host="127.0.0.1", port=port, user="dagster", password=password,
+                                      dbname="postgres")
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE DATABASE dagster")
+        connection.close()
+        yield Postgres("127.0.0.1", port, "dagster", password, "dagster")
+    finally:
+        subprocess.run(_as_pg_user([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=base)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# ---- the B3 replay, with a switch that stalls an answer half-way ---------------------------------------------
+class StallableReplay:
+    """Recorded B3 answers over HTTP on 127.0.0.1 (``b3_dagster.replay.answer``). After ``stall_next()``, the next
+    answer sends its headers and half its body, then waits until ``release()``: a run asking then is
+    deterministically in the middle of its B3 step."""
+
+    def __init__(self, recording: Recording):
+        self.recording = recording
+        self.stalled = threading.Event()
+        self._armed = False
+        self._release = threading.Event()
+        replay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                if not self.path.startswith(ENDPOINT_PATH):
+                    status, body = 404, b'{"message":"not found"}'
+                else:
+                    status, body = answer(replay.recording, self.path[len(ENDPOINT_PATH):])
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if replay._take_stall():
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    replay.stalled.set()
+                    replay._release.wait(300)
+                    body = body[len(body) // 2:]
+                try:
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the client died while stalled
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self._lock = threading.Lock()
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _take_stall(self) -> bool:
+        with self._lock:
+            armed, self._armed = self._armed, False
+            return armed
+
+    def stall_next(self) -> None:
+        self._release.clear()
+        self.stalled.clear()
+        with self._lock:
+            self._armed = True
+
+    def release(self) -> None:
+        self._release.set()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.release()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# ---- alert receiver --------------------------------------------------------------------------------------------
+class AlertReceiver:
+    """A Slack-like incoming webhook on 127.0.0.1 that keeps every JSON message it gets."""
+
+    def __init__(self):
+        self.messages: list[dict] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.messages.append(json.loads(body))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# ---- the Dagster processes -------------------------------------------------------------------------------------
+@dataclass
+class Process:
+    role: str  # code-server | daemon | webserver
+    env: dict
+    log_dir: Path
+    popen: subprocess.Popen | None = None
+    starts: int = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = open(self.log_dir / f"{self.role}.{self.starts}.log", "wb")
+        self.popen = subprocess.Popen([str(DEPLOY / "start.sh"), self.role], env=self.env, cwd=self.log_dir,
+                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill_tree()
+        for pid in descendants(self.popen.pid):  # nothing of it may outlive the test
+            _kill(pid)
+
+    def kill_tree(self) -> list[int]:
+        """SIGKILL the process and everything below it (the code server's gRPC child, run workers, steps):
+        what an OOM kill or a host crash does."""
+        victims = [self.popen.pid, *descendants(self.popen.pid)]
+        for pid in victims:
+            _kill(pid)
+        self.popen.wait(30)
+        return victims
+
+    def log_tail(self, chars: int = 3000) -> str:
+        path = self.log_dir / f"{self.role}.{self.starts}.log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@dataclass
+class Deployment:
+    home: Path
+    lake: Path
+    webserver_url: str
+    replay: StallableReplay
+    receiver: AlertReceiver
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    # GraphQL over plain HTTP, as any client of the webserver would
+    def graphql(self, query: str, variables: dict | None = None, timeout: float = 30) -> dict:
+        answer = requests.post(f"{self.webserver_url}/graphql", json={"query": query, "variables": variables or {}},
+                               timeout=timeout)
+        if answer.status_code != 200:
+            raise AssertionError(f"GraphQL HTTP {answer.status_code}: {answer.text[:500]}")
+        document = answer.json()
+        if document.get("errors"):
+            raise AssertionError(f"GraphQL errors: {document['errors']}")
+        return document["data"]
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.role} (start {p.starts}) ---\n{p.log_tail()}" for p in self.processes.values())
+
+
+WORKSPACE_QUERY = """{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
+  locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+DAEMONS_QUERY = """{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }"""
+
+
+def location_loaded(deployment: Deployment) -> bool:
+    entries = deployment.graphql(WORKSPACE_QUERY)["workspaceOrError"]["locationEntries"]
+    entry = next(e for e in entries if e["name"] == LOCATION)
+    loaded = entry["locationOrLoadError"] or {}
+    if loaded.get("__typename") == "PythonError":
+        raise RuntimeError(loaded["message"])
+    return entry["loadStatus"] == "LOADED" and loaded.get("__typename") == "RepositoryLocation"
+
+
+def daemons_healthy(deployment: Deployment) -> bool:
+    statuses = deployment.graphql(DAEMONS_QUERY)["instance"]["daemonHealth"]["allDaemonStatuses"]
+    needed = {"SENSOR", "SCHEDULER", "QUEUED_RUN_COORDINATOR", "MONITORING", "EVENT_LOG_CONSUMER"}  # run retries
+    healthy = {s["daemonType"] for s in statuses if s["healthy"]}
+    return needed <= healthy
+
+
+def start_code_server(deployment: Deployment) -> None:
+    process = deployment.processes["code-server"]
+    process.start()
+    port = int(process.env["B3_CODE_SERVER_PORT"])
+    wait_for("the code server's port", lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close()
+             or True, timeout=120)
+
+
+def start_webserver_and_daemon(deployment: Deployment) -> None:
+    deployment.processes["webserver"].start()
+    deployment.processes["daemon"].start()
+    wait_for("the webserver", lambda: requests.get(f"{deployment.webserver_url}/server_info", timeout=2).ok,
+             timeout=120)
+    wait_for("the code location to load in the webserver", lambda: location_loaded(deployment), timeout=120)
+    wait_for("every daemon to report healthy", lambda: daemons_healthy(deployment), timeout=120)
+
+
+@pytest.fixture(scope="module")
+def deployment(postgres, recordings, tmp_path_factory, e2e_settings):
+    """The production deployment: code server, daemon and webserver on PostgreSQL, with the shipped config."""
+    root = tmp_path_factory.mktemp("production")
+    home, lake, logs = root / "dagster_home", root / "lake", root / "logs"
+    for folder in (home, lake, logs):
+        folder.mkdir()
+    shutil.copyfile(DEPLOY / "dagster.yaml", home / "dagster.yaml")  # the shipped file, byte for byte
+    replay = StallableReplay(recordings["2022-12-08"])  # pt-br, the language the code location asks for
+    receiver = AlertReceiver()
+    webserver_port = free_port()
+    venv_bin = str(Path(sys.executable).parent)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("B3_", "DAGSTER_"))},
+        "PATH": f"{venv_bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "DAGSTER_HOME": str(home),
+        **postgres.env(),
+        "DAGSTER_MAX_CONCURRENT_RUNS": "2",  # two cores
+        "B3_CODE_SERVER_HOST": "127.0.0.1",
+        "B3_CODE_SERVER_PORT": str(free_port()),
+        "B3_WEBSERVER_HOST": "127.0.0.1",
+        "B3_WEBSERVER_PORT": str(webserver_port),
+        "B3_LAKE_ROOT": str(lake),
+        "B3_CATALOG": "duckdb",
+        "B3_BASE_URL": replay.base_url,
+        "B3_YAHOO_BASE_URL": "http://127.0.0.1:9",  # the index assets are not run here
+        "B3_ALERT_WEBHOOK_URL": receiver.url,
+        "B3_DAGSTER_UI_URL": f"http://127.0.0.1:{webserver_port}",
+        **e2e_settings,
+    }
+    deployment = Deployment(home, lake, f"http://127.0.0.1:{webserver_port}", replay, receiver)
+    deployment.processes = {role: Process(role, env, logs) for role in ("code-server", "daemon", "webserver")}
+    try:
+        start_code_server(deployment)
+        start_webserver_and_daemon(deployment)
+        yield deployment
+    except BaseException:
+        print(deployment.logs())
+        raise
+    finally:
+        for role in ("daemon", "webserver", "code-server"):
+            deployment.processes[role].stop()
+        replay.close()
+        receiver.close()

@@ -1,0 +1,303 @@
+"""The production deployment, unattended, with the real parts: PostgreSQL 15 on 127.0.0.1, the code server, the
+daemon and the webserver started by deploy/start.sh with the shipped deploy/dagster.yaml, the B3 replay, an alert
+receiver, and headless Chromium on the webserver.
+
+The tests share one deployment and run in file order, as a day in production would:
+1. a raw partition dropped into the lake is refined by the daemon's sensor, and the table answers;
+2. a run SIGKILLed (with its code server) half-way through B3's answer leaves nothing half-written, is ended by
+   run monitoring instead of staying STARTED, and the automatic retry writes the day whole, equal to a clean run;
+3. alerts: exactly one message for a failed run and one for a missed session, none for a retried run;
+4. a restart of webserver and daemon keeps the run history and the sensor cursor (PostgreSQL);
+5. the raw asset's partitions page in a real browser (screenshot, committed under docs/ on request).
+"""
+
+import datetime as dt
+import os
+import shutil
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from b3_dagster.alerting import due_sessions, parse_deadline
+from b3_dagster.calendar import B3_TIMEZONE
+from b3_dagster.defs.portfolio_assets import ibov_raw_snapshot, ibov_sector_refined, tb_ibov_refined
+from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
+from b3_dagster.model import DATE, PART_SUM, PORTFOLIO_TABLE, SECTOR, TICKER_COUNT
+from b3_dagster.replay import B3Replay
+from b3_dagster.sources.b3_portfolio import B3PortfolioClient
+from b3_dagster.storage.catalog import DUCKDB_FILE_NAME, DuckDBCatalog
+from b3_dagster.storage.lake import LocalLake
+from b3_dagster.storage.portfolio_store import PortfolioStore
+from b3_dagster.transforms.sectors import refine_portfolio
+
+from .conftest import LOCATION, REPO, REPOSITORY, start_code_server, start_webserver_and_daemon, wait_for
+
+pytestmark = pytest.mark.slow
+
+DROPPED_DAY = "2025-04-07"  # dropped into raw/ from outside (recorded en-us answer)
+KILLED_DAY = "2022-12-08"  # taken from the replay by a run that is killed half-way (recorded pt-br answer)
+FAILING_DAY = "2022-12-09"  # a session the replay cannot serve: its snapshot run fails
+RAW_SENSOR = "raw_partition_sensor"
+KILLED_RUN_MAX_RUNTIME = 45  # seconds; dagster/max_runtime tag on the killed run only
+DEADLINE = dt.time(0, 5)  # every session's deadline passes five minutes into that day in São Paulo
+SCREENSHOT = REPO / "docs" / "production_raw_partitions.png"
+
+
+def _latest_due_session() -> dt.date:
+    return due_sessions(dt.datetime.now(ZoneInfo(B3_TIMEZONE)), DEADLINE, 1)[-1]
+
+
+@pytest.fixture(scope="module")
+def e2e_settings():
+    """Settings of the deployment under test (all through the environment the code location reads)."""
+    return {
+        "B3_RAW_SENSOR_INTERVAL_SECONDS": "5",
+        "B3_ALERT_INTERVAL_SECONDS": "5",
+        # the daily schedule stays on but must not fire during the test (29 February, 03:00)
+        "B3_SNAPSHOT_CRON": "0 3 29 2 *",
+        # watch only the latest due session: it has no raw partition in this lake, so it is one missed day
+        "B3_FRESHNESS_DEADLINE": DEADLINE.strftime("%H:%M"),
+        "B3_ALERT_SINCE": _latest_due_session().isoformat(),
+        "B3_ALERT_LOOKBACK_SESSIONS": "5",
+    }
+
+
+# ---- GraphQL ---------------------------------------------------------------------------------------------------
+RUNS = """query Runs($filter: RunsFilter) { runsOrError(filter: $filter) { __typename
+  ... on Runs { results { runId status jobName startTime endTime tags { key value } } } } }"""
+LAUNCH = """mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
+  ... on LaunchRunSuccess { run { runId } } ... on Error { message }
+  ... on RunConfigValidationInvalid { errors { message } } } }"""
+SENSOR = """query Sensor($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) { __typename
+  ... on Sensor { sensorState { status typeSpecificData { ... on SensorData { lastCursor } } } } } }"""
+START_SENSOR = """mutation Start($selector: SensorSelector!) { startSensor(sensorSelector: $selector) { __typename
+  ... on Sensor { sensorState { status } } ... on Error { message } } }"""
+RUN_EVENTS = """query Events($runId: ID!) { logsForRun(runId: $runId) { __typename
+  ... on EventConnection { events { __typename ... on MessageEvent { message } } } } }"""
+
+
+def runs(deployment, **filters) -> list[dict]:
+    answer = deployment.graphql(RUNS, {"filter": filters})["runsOrError"]
+    assert answer["__typename"] == "Runs", answer
+    for run in answer["results"]:
+        run["tags"] = {tag["key"]: tag["value"] for tag in run["tags"]}
+    return answer["results"]
+
+
+def runs_for(deployment, job: str, partition: str) -> list[dict]:
+    return runs(deployment, pipelineName=job, tags=[{"key": "dagster/partition", "value": partition}])
+
+
+def run_status(deployment, run_id: str) -> str:
+    [run] = runs(deployment, runIds=[run_id])
+    return run["status"]
+
+
+def launch(deployment, job: str, partition: str, tags: dict | None = None) -> str:
+    params = {"selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": job},
+              "runConfigData": {},
+              "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in
+                                             {"dagster/partition": partition, **(tags or {})}.items()]}}
+    answer = deployment.graphql(LAUNCH, {"params": params})["launchRun"]
+    assert answer["__typename"] == "LaunchRunSuccess", answer
+    return answer["run"]["runId"]
+
+
+def sensor_selector(name: str) -> dict:
+    return {"selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": name}}
+
+
+def sensor_state(deployment, name: str) -> dict:
+    answer = deployment.graphql(SENSOR, sensor_selector(name))["sensorOrError"]
+    assert answer["__typename"] == "Sensor", answer
+    return answer["sensorState"]
+
+
+def run_messages(deployment, run_id: str) -> list[str]:
+    answer = deployment.graphql(RUN_EVENTS, {"runId": run_id})["logsForRun"]
+    return [event.get("message") or "" for event in answer["events"]]
+
+
+def wait_for_success(deployment, job: str, partition: str, timeout: float = 150) -> dict:
+    def succeeded():
+        found = runs_for(deployment, job, partition)
+        failed = [r for r in found if r["status"] in ("FAILURE", "CANCELED")]
+        if failed:
+            pytest.fail(f"{job} for {partition} ended {failed[0]['status']}: "
+                        f"{run_messages(deployment, failed[0]['runId'])[-5:]}\n{deployment.logs()}")
+        return next((r for r in found if r["status"] == "SUCCESS"), None)
+
+    return wait_for(f"a successful {job} run for {partition}", succeeded, timeout)
+
+
+# ---- the lake and the table, read as a user would ---------------------------------------------------------------
+def table_rows(lake: Path, day: str) -> pd.DataFrame:
+    catalog = DuckDBCatalog(lake / DUCKDB_FILE_NAME)
+    if not catalog.path.exists():
+        return pd.DataFrame(columns=[SECTOR, PART_SUM, TICKER_COUNT])
+    frame = catalog.query(f"SELECT {SECTOR}, {PART_SUM}, {TICKER_COUNT} FROM default.{PORTFOLIO_TABLE} "
+                          f"WHERE {DATE} = DATE '{day}'")
+    return frame.sort_values(SECTOR).reset_index(drop=True)
+
+
+def files_mentioning(lake: Path, day: str) -> list[str]:
+    """Every file of the lake (hidden temporary files included) whose path names ``day``."""
+    return sorted(str(p.relative_to(lake)) for p in lake.rglob("*") if p.is_file() and day in str(p))
+
+
+# ---- 1. the sensor ----------------------------------------------------------------------------------------------
+def test_the_daemon_sensor_refines_a_raw_partition_dropped_into_the_lake(deployment, recordings):
+    started = deployment.graphql(START_SENSOR, sensor_selector(RAW_SENSOR))["startSensor"]
+    assert started["__typename"] == "Sensor" and started["sensorState"]["status"] == "RUNNING", started
+
+    recording = recordings[DROPPED_DAY]
+    with B3Replay(recording) as other_replay:
+        snapshot = B3PortfolioClient(base_url=other_replay.base_url, language=recording.language).fetch()
+    PortfolioStore(LocalLake(deployment.lake)).write_raw(snapshot)
+
+    run = wait_for_success(deployment, "ibov_refine_job", DROPPED_DAY)
+    assert run["tags"].get("b3/trigger") == RAW_SENSOR
+
+    table = table_rows(deployment.lake, DROPPED_DAY)
+    expected = refine_portfolio(snapshot.rows, dt.date.today())[[SECTOR, PART_SUM, TICKER_COUNT]]
+    expected = expected.sort_values(SECTOR).reset_index(drop=True)
+    assert len(table) == snapshot.rows["segment"].nunique() > 5
+    pd.testing.assert_frame_equal(table, expected, check_dtype=False)
+
+
+# ---- 2. a run killed half-way -----------------------------------------------------------------------------------
+def clean_run(tmp_path: Path, recording) -> Path:
+    """The same day materialised in a fresh lake, in process, without any crash: the reference."""
+    lake = tmp_path / "clean_lake"
+    lake.mkdir()
+    lake_resource = LakeResource(root=str(lake))
+    with B3Replay(recording) as replay, dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [ibov_raw_snapshot, ibov_sector_refined, tb_ibov_refined], partition_key=KILLED_DAY, instance=instance,
+            resources={"lake": lake_resource, "catalog": CatalogResource(lake=lake_resource, kind="duckdb"),
+                       "b3": B3PortfolioResource(base_url=replay.base_url)})
+    assert result.success
+    return lake
+
+
+def test_a_killed_run_leaves_nothing_half_written_is_ended_by_monitoring_and_retried_whole(
+        deployment, recordings, tmp_path):
+    replay = deployment.replay
+    replay.stall_next()
+    run_id = launch(deployment, "ibov_snapshot_job", KILLED_DAY,
+                    {"dagster/max_runtime": str(KILLED_RUN_MAX_RUNTIME)})
+    wait_for("the run to be half-way through B3's answer", replay.stalled.is_set, timeout=120, interval=0.2)
+    assert run_status(deployment, run_id) == "STARTED"
+
+    code_server = deployment.processes["code-server"]
+    killed = code_server.kill_tree()  # the code server, its gRPC child, the run worker and its step: SIGKILL
+    replay.release()
+    assert len(killed) >= 3
+
+    # nothing visible: no raw file, no temporary file, no refined folder, no table rows for the day
+    assert files_mentioning(deployment.lake, KILLED_DAY) == []
+    assert not [p for p in deployment.lake.rglob(".tmp-*")]
+    assert table_rows(deployment.lake, KILLED_DAY).empty
+
+    start_code_server(deployment)  # what compose's restart policy / systemd's Restart= do
+    assert run_status(deployment, run_id) == "STARTED"  # nobody is left to report the crash...
+
+    # ...until run monitoring's maximum runtime ends it
+    wait_for("run monitoring to end the orphaned run", lambda: run_status(deployment, run_id) == "FAILURE",
+             timeout=KILLED_RUN_MAX_RUNTIME + 90)
+    messages = run_messages(deployment, run_id)
+    assert any("maximum runtime" in message for message in messages), messages[-5:]
+
+    # run retries re-execute it; the sensor then refines the day and the table is updated
+    def retry():
+        children = [r for r in runs(deployment, tags=[{"key": "dagster/parent_run_id", "value": run_id}])]
+        return next((r for r in children if r["status"] == "SUCCESS"), None)
+
+    child = wait_for("the automatic retry of the killed run to succeed", retry, timeout=150)
+    assert child["tags"].get("dagster/retry_number") == "1"
+    wait_for_success(deployment, "ibov_refine_job", KILLED_DAY)
+
+    reference = clean_run(tmp_path, recordings[KILLED_DAY])
+    day = dt.date.fromisoformat(KILLED_DAY)
+    got, want = PortfolioStore(LocalLake(deployment.lake)), PortfolioStore(LocalLake(reference))
+    raw_got, raw_want = got.read_raw(day), want.read_raw(day)
+    assert raw_got.reductor == raw_want.reductor and len(raw_got.rows) > 50
+    pd.testing.assert_frame_equal(raw_got.rows.sort_values("cod").reset_index(drop=True),
+                                  raw_want.rows.sort_values("cod").reset_index(drop=True))
+    pd.testing.assert_frame_equal(got.read_refined(day).sort_values(SECTOR).reset_index(drop=True),
+                                  want.read_refined(day).sort_values(SECTOR).reset_index(drop=True))
+    pd.testing.assert_frame_equal(table_rows(deployment.lake, KILLED_DAY), table_rows(reference, KILLED_DAY))
+    assert len(table_rows(deployment.lake, KILLED_DAY)) > 5
+
+
+# ---- 3. alerts --------------------------------------------------------------------------------------------------
+def test_one_alert_for_a_failed_run_and_one_for_the_missed_day_none_for_the_retried_run(deployment):
+    run_id = launch(deployment, "ibov_snapshot_job", FAILING_DAY)
+    wait_for("the snapshot run of a day B3 does not serve to fail",
+             lambda: run_status(deployment, run_id) == "FAILURE", timeout=150)
+
+    received = deployment.receiver.messages
+    wait_for("the run-failure alert", lambda: any(run_id in m["text"] for m in received), timeout=60)
+    missed = _latest_due_session().isoformat()
+    wait_for("the missed-day alert", lambda: any(f"trading day {missed} missed" in m["text"] for m in received),
+             timeout=60)
+    time.sleep(12)  # two more alert-sensor ticks: nothing else may arrive
+
+    failures = [m for m in received if "run of" in m["text"]]
+    missed_days = [m for m in received if "missed" in m["text"]]
+    assert len(received) == 2, [m["text"] for m in received]
+    [failure], [missed_message] = failures, missed_days
+    assert f"partition: {FAILING_DAY}" in failure["text"] and KILLED_DAY in failure["text"]  # reason: served day
+    assert f"{deployment.webserver_url}/runs/{run_id}" in failure["text"]
+    assert f"partition: {missed}" in missed_message["text"]
+
+
+# ---- 4. restarts -------------------------------------------------------------------------------------------------
+def test_run_history_and_sensor_cursor_survive_a_restart_of_webserver_and_daemon(deployment):
+    before = {run["runId"]: run["status"] for run in runs(deployment)}
+    refine_runs = len(runs(deployment, pipelineName="ibov_refine_job"))
+    cursor = sensor_state(deployment, RAW_SENSOR)["typeSpecificData"]["lastCursor"]
+    assert len(before) >= 5 and cursor and DROPPED_DAY in cursor
+
+    for role in ("daemon", "webserver"):
+        deployment.processes[role].stop()
+    start_webserver_and_daemon(deployment)
+
+    after = {run["runId"]: run["status"] for run in runs(deployment)}
+    assert after == before
+    state = sensor_state(deployment, RAW_SENSOR)
+    assert state["status"] == "RUNNING" and state["typeSpecificData"]["lastCursor"] == cursor
+    time.sleep(12)  # the restarted daemon ticks the sensor again: the cursor keeps it from re-refining
+    assert len(runs(deployment, pipelineName="ibov_refine_job")) == refine_runs
+
+
+# ---- 5. a real browser -------------------------------------------------------------------------------------------
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+
+def test_the_webserver_shows_the_raw_partitions_in_a_real_browser(deployment, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url = f"{deployment.webserver_url}/assets/ibov_raw_snapshot?view=partitions"
+    shot = tmp_path / SCREENSHOT.name
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(url, wait_until="networkidle")
+            page.get_by_text(KILLED_DAY).first.wait_for(timeout=60_000)
+            page.get_by_text(DROPPED_DAY).first.wait_for(timeout=60_000)
+            page.screenshot(path=str(shot), full_page=False)
+            text = page.inner_text("body")
+        finally:
+            browser.close()
+    assert "ibov_raw_snapshot" in text and "Materialized" in text
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("B3_UPDATE_DOCS_SCREENSHOT") == "1":
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copyfile(shot, SCREENSHOT)
