@@ -73,7 +73,8 @@ class RefineEngineResource(dg.ConfigurableResource):
             raise dg.DagsterInvalidConfigError("the glue refine engine needs pipes_bucket", [], None)
         return PipesGlueClient(
             client=self._client("glue"),
-            context_injector=PipesS3ContextInjector(bucket=self.pipes_bucket, client=self._client("s3")),
+            context_injector=PipesS3ContextInjector(bucket=self.pipes_bucket, client=self._client("s3"),
+                                                    key_prefix=self.pipes_prefix.strip("/") + "/"),
             message_reader=PipesCloudWatchMessageReader(client=self._client("logs")),
         )
 

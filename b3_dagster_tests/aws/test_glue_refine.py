@@ -66,7 +66,11 @@ def test_glue_engine_sends_the_refine_and_fails_when_the_job_wrote_nothing(bucke
     assert arguments["--refine_sql"] == refine_sql(PROCESSING_DATE, dialect="spark")
     assert arguments["--raw_paths"].split(",") == [store.lake.uri(raw_prefix(day)) for day in days]
     assert arguments["--output_path"].startswith(f"s3://{bucket}/lake/staging/glue-refine/run-")
-    assert "--dagster-pipes-context" in arguments and "--dagster-pipes-messages" in arguments
+    assert "--dagster-pipes-messages" in arguments
+    from dagster_pipes import decode_param
+
+    context_location = decode_param(arguments["--dagster-pipes-context"])  # where the job reads its Pipes context
+    assert context_location["bucket"] == bucket and context_location["key"].startswith("dagster-pipes/")
     assert refine_sectors.parse_arguments([item for pair in arguments.items() for item in pair])["source_view"] \
         == "raw_portfolio"
 
