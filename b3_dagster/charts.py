@@ -50,7 +50,7 @@ def close_chart_figure(frame: pd.DataFrame, title: str = "IBOVESPA: fechamento e
     spikes = rows[VOLATILITY_SPIKE] == 1
     prices.scatter(dates[spikes], rows.loc[spikes, CLOSE], color="#d62728", marker="^", s=60, zorder=3,
                    label=f"Pico de volatilidade (z > {SPIKE_THRESHOLD})")
-    prices.set_title(f"{title} ({rows[DATA].min()} a {rows[DATA].max()})", fontsize=12)
+    prices.set_title(f"{title} ({dates.min():%d/%m/%Y} a {dates.max():%d/%m/%Y})", fontsize=12)
     prices.set_ylabel("Pontos")
     prices.yaxis.set_major_formatter(FuncFormatter(_thousands))
     prices.grid(alpha=0.3)

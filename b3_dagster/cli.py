@@ -26,6 +26,10 @@ SEED_000_QUERIES = {
     "Participação por setor": "SELECT setor, SUM(soma_part) AS total_part FROM default.tb_ibov_refined "
                               "GROUP BY setor ORDER BY total_part DESC",
 }
+# Checks that the demo's lake fails by design: it holds recorded past days, not the last sessions.
+EXPECTED_DEMO_FAILURES = {
+    "raw_snapshot_on_time": "expected here: the demo's lake holds recorded past days, not the last B3 sessions",
+}
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
@@ -69,13 +73,17 @@ def _run(defs, job: str, instance, *, partition_key: str | None = None, start: s
         partition_key=partition_key, tags=tags, instance=instance, run_config={**quiet, **(run_config or {})},
         raise_on_error=False)
     failed = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+    expected = [name for name in failed if name in EXPECTED_DEMO_FAILURES]
+    failed = [name for name in failed if name not in EXPECTED_DEMO_FAILURES]
     label = partition_key or (f"{start}..{end}" if start else "")
     if not result.success:
         errors = [event.event_specific_data.error.message.strip() for event in result.all_events
                   if event.event_type_value == "STEP_FAILURE"]
         raise SystemExit(f"{job} {label} failed: {' | '.join(errors) or 'see the run log'}")
     print(f"  {job} {label}: ok, {len(result.get_asset_materialization_events())} materialisation(s)"
-          + (f"; FAILED CHECKS: {failed}" if failed else f"; {len(result.get_asset_check_evaluations())} checks passed"))
+          + (f"; FAILED CHECKS: {failed}" if failed else
+             f"; {len(result.get_asset_check_evaluations()) - len(expected)} checks passed")
+          + "".join(f"\n      check {name} failed, {EXPECTED_DEMO_FAILURES[name]}" for name in expected))
 
 
 def demo(args: argparse.Namespace) -> int:
