@@ -93,6 +93,12 @@ class S3Lake(Lake):
                                         modified=item["LastModified"]))
         return sorted(found, key=lambda info: info.key)
 
+    def replace_prefix(self, prefix: str, files: dict[str, bytes]) -> list[str]:
+        """The ``Lake`` default (put every new object, then delete the stale ones under ``prefix`` only), refusing
+        an empty or invalid prefix, which would make the whole lake "the partition"."""
+        _check_key(prefix.rstrip("/"))
+        return super().replace_prefix(prefix, files)
+
     def delete(self, keys: list[str]) -> None:
         full_keys = [self._full(key) for key in keys]
         for start in range(0, len(full_keys), DELETE_BATCH):

@@ -124,3 +124,11 @@ def test_replace_prefix_with_nothing_empties_only_that_prefix(lake):
     lake.write_bytes("p/r/1.bin", b"1")
     assert lake.replace_prefix("p/q/", {}) == []
     assert [info.key for info in lake.list()] == ["p/r/1.bin"]
+
+
+@pytest.mark.parametrize("prefix", ["", "/", "a/../b"])
+def test_replace_prefix_refuses_a_prefix_that_is_not_a_folder_of_the_lake(lake, prefix):
+    lake.write_bytes("keep/1.bin", b"1")
+    with pytest.raises(ValueError):
+        lake.replace_prefix(prefix, {"x.bin": b"x"})
+    assert [info.key for info in lake.list()] == ["keep/1.bin"]
