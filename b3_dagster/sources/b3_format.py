@@ -26,22 +26,25 @@ def _check_language(language: str) -> None:
         raise B3FormatError(f"unsupported language {language!r}; expected one of {LANGUAGES}")
 
 
-def parse_decimal(text: str, language: str = "pt-br") -> float:
-    """``"2,946"`` -> 2.946 and ``"18.553.794,87445950"`` -> 18553794.8744595 (pt-br)."""
+def _checked_number(text: str, language: str, kind: str) -> str:
+    """The stripped text if it is a well-formed number in ``language``; B3FormatError otherwise."""
     _check_language(language)
     value = text.strip() if isinstance(text, str) else text
     if not isinstance(value, str) or not _NUMBER_PATTERNS[language].match(value):
-        raise B3FormatError(f"{text!r} is not a {language} number")
+        raise B3FormatError(f"{text!r} is not a {language} {kind}")
+    return value
+
+
+def parse_decimal(text: str, language: str = "pt-br") -> float:
+    """``"2,946"`` -> 2.946 and ``"18.553.794,87445950"`` -> 18553794.8744595 (pt-br)."""
+    value = _checked_number(text, language, "number")
     thousands, decimal = _SEPARATORS[language]
     return float(value.replace(thousands, "").replace(decimal, "."))
 
 
 def parse_integer(text: str, language: str = "pt-br") -> int:
     """``"1.480.371.347"`` -> 1480371347 (pt-br). A decimal part is an error: quantities are whole shares."""
-    _check_language(language)
-    value = text.strip() if isinstance(text, str) else text
-    if not isinstance(value, str) or not _NUMBER_PATTERNS[language].match(value):
-        raise B3FormatError(f"{text!r} is not a {language} integer")
+    value = _checked_number(text, language, "integer")
     thousands, decimal = _SEPARATORS[language]
     if decimal in value:
         raise B3FormatError(f"{text!r} has a decimal part where a whole number is expected")

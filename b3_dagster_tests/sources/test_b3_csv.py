@@ -107,7 +107,7 @@ def line(data: bytes, number: int) -> bytes:
     return data.split(b"\n")[number - 1].rstrip(b"\r")
 
 
-def expect_error(data: bytes, name: str, line_number: int | None, *words: str) -> B3CsvError:
+def assert_error(data: bytes, name: str, line_number: int | None, *words: str) -> B3CsvError:
     with pytest.raises(B3CsvError) as caught:
         parse_ibov_csv(data, name)
     error = caught.value
@@ -122,27 +122,27 @@ def expect_error(data: bytes, name: str, line_number: int | None, *words: str) -
 def test_truncated_in_the_middle_of_a_row(path):
     data = path.read_bytes()
     cut = data[: len(data) // 2]
-    expect_error(cut, path.name, len(cut.splitlines()), "truncated")
+    assert_error(cut, path.name, len(cut.splitlines()), "truncated")
 
 
 @pytest.mark.parametrize("path", [CRLF_FILE, SECTOR_FILE], ids=lambda path: path.name)
 def test_truncated_before_the_footers(path):
     data = path.read_bytes()
     kept = b"".join(data.splitlines(keepends=True)[:-2])
-    expect_error(kept, path.name, len(kept.splitlines()), "Quantidade Teórica Total", "truncated")
+    assert_error(kept, path.name, len(kept.splitlines()), "Quantidade Teórica Total", "truncated")
 
 
 def test_missing_reductor_footer():
     data = CRLF_FILE.read_bytes()
     kept = b"".join(data.splitlines(keepends=True)[:-1])
-    expect_error(kept, CRLF_FILE.name, len(kept.splitlines()) + 1, "Redutor")
+    assert_error(kept, CRLF_FILE.name, len(kept.splitlines()) + 1, "Redutor")
 
 
 def test_missing_total_footer():
     data = LF_FILE.read_bytes()
     lines = data.splitlines(keepends=True)
     without_total = b"".join(lines[:-2] + lines[-1:])
-    expect_error(without_total, LF_FILE.name, len(lines) - 1, "Quantidade Teórica Total", "missing")
+    assert_error(without_total, LF_FILE.name, len(lines) - 1, "Quantidade Teórica Total", "missing")
 
 
 @pytest.mark.parametrize("column, bad", [(3, b"466.135.79X"), (3, b"1.2345"), (4, b"0.522"), (4, b"")],
@@ -151,18 +151,18 @@ def test_a_row_with_a_bad_number(column, bad):
     data = LF_FILE.read_bytes()
     fields = line(data, 10).split(b";")
     fields[column] = bad
-    expect_error(replace_line(data, 10, b";".join(fields)), LF_FILE.name, 10,
+    assert_error(replace_line(data, 10, b";".join(fields)), LF_FILE.name, 10,
                  ["Qtde. Teórica", "Part. (%)"][column - 3])
 
 
 def test_a_row_without_its_trailing_separator():
     data = CRLF_FILE.read_bytes()
-    expect_error(replace_line(data, 7, line(data, 7)[:-1] + b"\r"), CRLF_FILE.name, 7, "fields")
+    assert_error(replace_line(data, 7, line(data, 7)[:-1] + b"\r"), CRLF_FILE.name, 7, "fields")
 
 
 def test_a_row_with_an_extra_column():
     data = SECTOR_FILE.read_bytes()
-    expect_error(replace_line(data, 5, line(data, 5) + b"1,000;\r"), SECTOR_FILE.name, 5, "fields")
+    assert_error(replace_line(data, 5, line(data, 5) + b"1,000;\r"), SECTOR_FILE.name, 5, "fields")
 
 
 @pytest.mark.parametrize("header", [
@@ -172,17 +172,17 @@ def test_a_row_with_an_extra_column():
 ], ids=["renamed-column", "added-column", "sector-without-acum"])
 def test_a_changed_header(header):
     data = LF_FILE.read_bytes()
-    expect_error(replace_line(data, 2, header.encode("latin-1")), LF_FILE.name, 2, "unexpected header")
+    assert_error(replace_line(data, 2, header.encode("latin-1")), LF_FILE.name, 2, "unexpected header")
 
 
 def test_a_utf8_re_encoded_file_is_named_as_such():
     data = LF_FILE.read_bytes().decode("latin-1").encode("utf-8")
-    expect_error(data, LF_FILE.name, 2, "UTF-8")
+    assert_error(data, LF_FILE.name, 2, "UTF-8")
 
 
 def test_another_index_is_refused():
     data = LF_FILE.read_bytes()
-    expect_error(replace_line(data, 1, line(data, 1).replace(b"IBOV", b"IBXX")), LF_FILE.name, 1, "IBOV")
+    assert_error(replace_line(data, 1, line(data, 1).replace(b"IBOV", b"IBXX")), LF_FILE.name, 1, "IBOV")
 
 
 @pytest.mark.parametrize("title_date", ["20/11/25", "24/12/25", "15/03/26"], ids=["holiday", "christmas-eve",
@@ -190,13 +190,13 @@ def test_another_index_is_refused():
 def test_a_date_that_is_not_a_session(title_date):
     assert not is_session(dt.datetime.strptime(title_date, "%d/%m/%y").date())
     data = LF_FILE.read_bytes()
-    expect_error(replace_line(data, 1, f"IBOV - Carteira do Dia {title_date}".encode()), LF_FILE.name, 1,
+    assert_error(replace_line(data, 1, f"IBOV - Carteira do Dia {title_date}".encode()), LF_FILE.name, 1,
                  "not a B3 session")
 
 
 def test_an_impossible_date():
     data = LF_FILE.read_bytes()
-    expect_error(replace_line(data, 1, b"IBOV - Carteira do Dia 31/02/26"), LF_FILE.name, 1, "date")
+    assert_error(replace_line(data, 1, b"IBOV - Carteira do Dia 31/02/26"), LF_FILE.name, 1, "date")
 
 
 def total_line_number(data: bytes) -> int:
@@ -208,7 +208,7 @@ def test_weights_that_do_not_add_up_to_100():
     fields = line(data, 8).split(b";")
     fields[4] = f"{pt_br(fields[4].decode()) + 0.001:.3f}".replace(".", ",").encode()
     broken = replace_line(data, 8, b";".join(fields) + b"\r")
-    expect_error(broken, CRLF_FILE.name, total_line_number(data), "Part. (%)", "100.000")
+    assert_error(broken, CRLF_FILE.name, total_line_number(data), "Part. (%)", "100.000")
 
 
 def test_quantities_that_do_not_add_up_to_the_footer_total():
@@ -216,47 +216,47 @@ def test_quantities_that_do_not_add_up_to_the_footer_total():
     fields = line(data, 8).split(b";")
     fields[3] = f"{int(pt_br(fields[3].decode())) + 1:,}".replace(",", ".").encode()
     broken = replace_line(data, 8, b";".join(fields) + b"\r")
-    expect_error(broken, CRLF_FILE.name, total_line_number(data), "Qtde. Teórica")
+    assert_error(broken, CRLF_FILE.name, total_line_number(data), "Qtde. Teórica")
 
 
 def test_a_dropped_row_breaks_the_sums():
     data = LF_FILE.read_bytes()
     lines = data.splitlines(keepends=True)
     dropped = b"".join(lines[:20] + lines[21:])
-    expect_error(dropped, LF_FILE.name, total_line_number(dropped), "footer")
+    assert_error(dropped, LF_FILE.name, total_line_number(dropped), "footer")
 
 
 def test_a_sector_subtotal_that_disagrees_with_its_rows():
     data = SECTOR_FILE.read_bytes()
     fields = line(data, 3).split(b";")
     fields[6] = b"9,999"
-    expect_error(replace_line(data, 3, b";".join(fields) + b"\r"), SECTOR_FILE.name, 3, "Part. (%)Acum.")
+    assert_error(replace_line(data, 3, b";".join(fields) + b"\r"), SECTOR_FILE.name, 3, "Part. (%)Acum.")
 
 
 def test_a_repeated_ticker_names_both_lines():
     data = LF_FILE.read_bytes()
     lines = data.splitlines(keepends=True)
     repeated = b"".join(lines[:11] + [lines[4]] + lines[11:])
-    error = expect_error(repeated, LF_FILE.name, 12, "line 5")
+    error = assert_error(repeated, LF_FILE.name, 12, "line 5")
     assert line(data, 5).split(b";")[0].decode() in str(error)
 
 
 def test_a_blank_line_inside_the_rows():
     data = CRLF_FILE.read_bytes()
     lines = data.splitlines(keepends=True)
-    expect_error(b"".join(lines[:9] + [b"\r\n"] + lines[9:]), CRLF_FILE.name, 10, "blank")
+    assert_error(b"".join(lines[:9] + [b"\r\n"] + lines[9:]), CRLF_FILE.name, 10, "blank")
 
 
 def test_content_after_the_reductor():
     data = LF_FILE.read_bytes()
-    expect_error(data + b"IBOV - Carteira do Dia 24/03/26\n", LF_FILE.name, len(data.splitlines()) + 1,
+    assert_error(data + b"IBOV - Carteira do Dia 24/03/26\n", LF_FILE.name, len(data.splitlines()) + 1,
                  "after the 'Redutor'")
 
 
 @pytest.mark.parametrize("data, line_number", [(b"", None), (b"\xef\xbb\xbf" + LF_FILE.read_bytes(), 1)],
                          ids=["empty", "utf8-bom"])
 def test_empty_or_bom(data, line_number):
-    expect_error(data, "x.csv", line_number)
+    assert_error(data, "x.csv", line_number)
 
 
 @pytest.mark.parametrize("bad_reductor", [b"Redutor;;;18.296.803,376.775.73", b"Redutor;;;", b"Redutor"],
