@@ -1,0 +1,60 @@
+"""The shipped production configuration: valid for Dagster, secrets only from the environment, and the one-host and
+ECS instance files identical except where they must differ."""
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster._core.instance.config import dagster_instance_config
+
+REPO = Path(__file__).resolve().parents[2]
+ONE_HOST = REPO / "deploy" / "dagster.yaml"
+ECS = REPO / "deploy" / "aws" / "dagster.yaml"
+PG_ENV = {"DAGSTER_PG_HOST": "db.internal", "DAGSTER_PG_PORT": "5433", "DAGSTER_PG_DB": "dagster",
+          "DAGSTER_PG_USERNAME": "dagster", "DAGSTER_PG_PASSWORD": "s3cret", "DAGSTER_MAX_CONCURRENT_RUNS": "3",
+          "B3_COMPUTE_LOGS_BUCKET": "logs-bucket"}
+
+
+@pytest.mark.parametrize("path", [ONE_HOST, ECS], ids=["one-host", "ecs"])
+def test_instance_file_is_valid_and_reads_connection_from_the_environment(path, tmp_path, monkeypatch):
+    for name, value in PG_ENV.items():
+        monkeypatch.setenv(name, value)
+    (tmp_path / "dagster.yaml").write_bytes(path.read_bytes())
+    config, _ = dagster_instance_config(str(tmp_path))
+    db = config["storage"]["postgres"]["postgres_db"]
+    assert db["hostname"] == {"env": "DAGSTER_PG_HOST"} and db["password"] == {"env": "DAGSTER_PG_PASSWORD"}
+    assert "s3cret" not in path.read_text() and not re.search(r"password:\s*[^{\s]", path.read_text())
+    coordinator = config["run_coordinator"]["config"]
+    assert {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in \
+        coordinator["tag_concurrency_limits"]
+    assert config["run_monitoring"]["enabled"] and config["run_monitoring"]["max_runtime_seconds"] > 0
+    assert config["run_retries"] == {"enabled": True, "max_retries": 1, "retry_on_asset_or_op_failure": False}
+    assert config["retention"]["sensor"]["purge_after_days"]["skipped"] > 0
+
+
+def test_ecs_file_differs_only_in_launcher_and_compute_logs():
+    one_host, ecs = yaml.safe_load(ONE_HOST.read_text()), yaml.safe_load(ECS.read_text())
+    assert ecs["run_launcher"]["class"] == "EcsRunLauncher" and one_host["run_launcher"]["class"] == \
+        "DefaultRunLauncher"
+    for document in (one_host, ecs):
+        document.pop("run_launcher")
+        document.pop("compute_logs", None)
+    assert ecs == one_host
+
+
+def test_start_script_refuses_a_home_without_dagster_yaml(tmp_path):
+    result = subprocess.run([str(REPO / "deploy" / "start.sh"), "daemon"], env={"DAGSTER_HOME": str(tmp_path),
+                            "PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    assert result.returncode == 2 and "no dagster.yaml" in result.stderr
+    result = subprocess.run([str(REPO / "deploy" / "start.sh"), "nonsense"], capture_output=True, text=True,
+                            env={"DAGSTER_HOME": str(ONE_HOST.parent), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2 and "usage" in result.stderr
+
+
+def test_production_cloudformation_template_passes_cfn_lint():
+    template = REPO / "deploy" / "aws" / "production.yaml"
+    result = subprocess.run(["cfn-lint", str(template)], capture_output=True, text=True,
+                            env={"PATH": str(Path(__import__("sys").executable).parent) + ":/usr/bin:/bin"})
+    assert result.returncode == 0, result.stdout + result.stderr
