@@ -6,6 +6,7 @@ environment, never of code. ``build_definitions(resources)`` lets the CLI and th
 (e.g. a local replay of B3) to the very same assets, jobs, schedules and sensors.
 """
 
+import os
 from typing import Mapping, Optional
 
 import dagster as dg
@@ -18,6 +19,7 @@ from b3_dagster.defs.index_assets import (
     index_job,
     index_refine_job,
 )
+from b3_dagster.defs.glue_refine import RefineEngineResource
 from b3_dagster.defs.portfolio_assets import portfolio_assets, portfolio_job, refine_job
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
 
@@ -25,10 +27,18 @@ from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, Lake
 def environment_resources() -> dict[str, dg.ConfigurableResource]:
     """Resources configured from the environment at run time."""
     # S3 endpoint, region and credentials come from boto3's own environment (AWS_ENDPOINT_URL, AWS_REGION, ...).
+    # The AWS-only knobs have defaults and are read when the code location loads (see README "On AWS").
     lake = LakeResource(root=dg.EnvVar("B3_LAKE_ROOT"))
+    env = os.environ.get
     return {
         "lake": lake,
-        "catalog": CatalogResource(lake=lake, kind=dg.EnvVar("B3_CATALOG")),
+        "catalog": CatalogResource(lake=lake, kind=dg.EnvVar("B3_CATALOG"),
+                                   glue_database=env("B3_GLUE_DATABASE", "default"),
+                                   athena_workgroup=env("B3_ATHENA_WORKGROUP", "primary"),
+                                   athena_output=env("B3_ATHENA_OUTPUT") or None),
+        "refine_engine": RefineEngineResource(kind=env("B3_REFINE_ENGINE", "duckdb"),
+                                              glue_job_name=env("B3_GLUE_JOB", "b3-refine-sectors"),
+                                              pipes_bucket=env("B3_PIPES_BUCKET") or None),
         "b3": B3PortfolioResource(base_url=dg.EnvVar("B3_BASE_URL")),
         "yahoo": YahooChartResource(base_url=dg.EnvVar("B3_YAHOO_BASE_URL")),
     }

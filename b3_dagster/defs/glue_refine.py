@@ -12,6 +12,7 @@ from typing import Any, Literal, Optional
 
 import boto3
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
 from b3_dagster.storage.glue_job import (
@@ -21,6 +22,7 @@ from b3_dagster.storage.glue_job import (
     start_job_run_params,
     upload_script,
 )
+from b3_dagster.model import DATE
 from b3_dagster.storage.portfolio_store import PortfolioStore
 from b3_dagster.transforms.sectors import refine_portfolio
 
@@ -47,8 +49,10 @@ def run_refine_on_glue(context: dg.AssetExecutionContext, pipes_glue_client: Any
 
 
 def refine_locally(store: PortfolioStore, days: list[dt.date], processing_date: dt.date) -> dict[dt.date, list[str]]:
-    return {day: store.write_refined(day, refine_portfolio(store.read_raw(day).rows, processing_date))
-            for day in days}
+    """The in-process engine: one DuckDB statement over every day of the run, then one refined partition a day."""
+    raw = pd.concat([store.read_raw(day).rows for day in days], ignore_index=True)
+    refined = refine_portfolio(raw, processing_date)
+    return {day: store.write_refined(day, rows) for day, rows in refined.groupby(DATE, sort=True)}
 
 
 class RefineEngineResource(dg.ConfigurableResource):

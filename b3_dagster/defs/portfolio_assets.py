@@ -12,6 +12,7 @@ import pandas as pd
 from pydantic import Field
 
 from b3_dagster.calendar import B3_TIMEZONE
+from b3_dagster.defs.glue_refine import RefineEngineResource
 from b3_dagster.defs.checks import (
     RAW_ASSET,
     RAW_CHECKS,
@@ -30,7 +31,7 @@ from b3_dagster.quality import CheckOutcome, raw_outcomes, refined_matches_raw
 from b3_dagster.sources.b3_portfolio import B3ResponseError
 from b3_dagster.storage.layout import raw_prefix, refined_day_prefix
 from b3_dagster.storage.portfolio_store import RawPartitionConflict, publish_portfolio_days
-from b3_dagster.transforms.sectors import refine_portfolio
+from b3_dagster.storage.glue_job import GlueRefineError
 
 GROUP = "ibov_portfolio"
 
@@ -120,25 +121,26 @@ def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConf
     partitions_def=trading_day_partitions,
     deps=[RAW_ASSET],
     backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"duckdb", "parquet"},
+    kinds={"duckdb", "glue", "parquet"},
     check_specs=specs(REFINED_ASSET, REFINED_CHECKS),
     description="Sector aggregation of the raw portfolio (seed 000's Glue job): sum of part, ticker count and "
                 "theoretical quantity per Setor and Data, written under refined/Data=.../Setor=.../.",
 )
-def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig,
-                        lake: LakeResource) -> dg.MaterializeResult:
+def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig, lake: LakeResource,
+                        refine_engine: RefineEngineResource) -> dg.MaterializeResult:
     processing_date = (dt.date.fromisoformat(config.processing_date) if config.processing_date
                        else _today_in_sao_paulo())
     store = lake.portfolio_store()
     days = [dt.date.fromisoformat(key) for key in days_in_run(context)]
+    context.log.info(f"refining {len(days)} day(s) on the {refine_engine.kind} engine")
+    try:
+        written_by_day = refine_engine.refine(context, store, days, processing_date)
+    except GlueRefineError as error:
+        raise dg.Failure(description=str(error)) from error
+    written = sum(len(keys) for keys in written_by_day.values())
+    # the checks judge what was written, read back from the lake
     raw_rows = pd.concat([store.read_raw(day).rows for day in days], ignore_index=True)
-    refined_all = refine_portfolio(raw_rows, processing_date)  # one statement over every day of the run
-    refined_frames, written = [], 0
-    for number, (day, refined) in enumerate(refined_all.groupby(DATE, sort=True), start=1):
-        written += len(store.write_refined(day, refined))
-        refined_frames.append(store.read_refined(day))  # the checks judge what was written
-        if len(days) > 1 and (number % 25 == 0 or number == len(days)):
-            context.log.info(f"refined {number}/{len(days)} days (up to {day})")
+    refined_frames = [store.read_refined(day) for day in days]
     refined_rows = pd.concat(refined_frames, ignore_index=True)
     first = days[0]
     return dg.MaterializeResult(
@@ -148,6 +150,7 @@ def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig,
             "last_day": str(days[-1]),
             "dagster/row_count": len(refined_rows),
             "files_written": written,
+            "engine": refine_engine.kind,
             "processing_date": str(processing_date),
             "path": path(store.lake.uri(refined_day_prefix(first))),
             "raw_path": path(store.lake.uri(raw_prefix(first))),

@@ -13,6 +13,7 @@ import dagster as dg
 import pytest
 
 from b3_dagster.defs.portfolio_assets import ibov_raw_snapshot, ibov_sector_refined, tb_ibov_refined
+from b3_dagster.defs.glue_refine import RefineEngineResource
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
 from b3_dagster.storage.catalog import DuckDBCatalog
 from b3_dagster.storage.glue_catalog import GlueAthenaCatalog
@@ -25,7 +26,7 @@ PROCESSING = {"ops": {"ibov_sector_refined": {"config": {"processing_date": "202
 
 
 def _run(lake: LakeResource, catalog: CatalogResource, base_url: str, recording):
-    resources = {"lake": lake, "catalog": catalog,
+    resources = {"lake": lake, "catalog": catalog, "refine_engine": RefineEngineResource(),
                  "b3": B3PortfolioResource(base_url=base_url, language=recording.language, retries=1,
                                            backoff_seconds=0, page_size=40)}
     return dg.materialize(ALL, partition_key=recording.date, resources=resources, run_config=PROCESSING,

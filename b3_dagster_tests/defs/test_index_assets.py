@@ -23,6 +23,7 @@ from b3_dagster.defs.index_assets import (
     index_refine_job,
 )
 from b3_dagster.defs.portfolio_assets import portfolio_assets
+from b3_dagster.defs.glue_refine import RefineEngineResource
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
 from b3_dagster.replay import recorded_days
 from b3_dagster.sources.b3_portfolio import parse_page, rows_to_frame
@@ -181,7 +182,8 @@ def test_sector_chart_reads_tb_ibov_refined(lake_root, replay):
 
 
 def test_the_index_assets_join_the_portfolio_graph(lake_root):
-    resources = {**definitions(lake_root, "http://127.0.0.1:9").resources, "b3": B3PortfolioResource()}
+    resources = {**definitions(lake_root, "http://127.0.0.1:9").resources, "b3": B3PortfolioResource(),
+                 "refine_engine": RefineEngineResource()}
     defs = dg.Definitions(assets=[*portfolio_assets, *index_assets], resources=resources)
     graph = defs.resolve_asset_graph()
     assert dg.AssetKey("tb_ibov_refined") in graph.get(dg.AssetKey("ibov_sector_chart")).parent_keys

@@ -6,6 +6,7 @@ import dagster as dg
 import pytest
 
 from b3_dagster.defs.portfolio_assets import ibov_raw_snapshot, ibov_sector_refined, tb_ibov_refined
+from b3_dagster.defs.glue_refine import RefineEngineResource
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
 from b3_dagster.storage.catalog import DuckDBCatalog
 from b3_dagster.storage.lake import LocalLake
@@ -18,7 +19,7 @@ PROCESSING = {"ops": {"ibov_sector_refined": {"config": {"processing_date": "202
 
 def resources(lake_root, base_url, language):
     lake = LakeResource(root=str(lake_root))
-    return {"lake": lake, "catalog": CatalogResource(lake=lake),
+    return {"lake": lake, "catalog": CatalogResource(lake=lake), "refine_engine": RefineEngineResource(),
             "b3": B3PortfolioResource(base_url=base_url, language=language, retries=1, backoff_seconds=0,
                                       page_size=40)}
 
