@@ -22,7 +22,6 @@ from pydantic import Field
 
 from b3_dagster.alerting import (
     UiLinks,
-    deadline_of,
     due_sessions,
     missed_day_message,
     parse_deadline,

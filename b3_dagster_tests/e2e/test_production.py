@@ -13,6 +13,7 @@ The tests share one deployment and run in file order, as a day in production wou
 
 import datetime as dt
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -22,9 +23,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from b3_dagster.alerting import due_sessions, parse_deadline
+from b3_dagster.alerting import due_sessions
 from b3_dagster.calendar import B3_TIMEZONE
-from b3_dagster.defs.portfolio_assets import ibov_raw_snapshot, ibov_sector_refined, tb_ibov_refined
+from b3_dagster.definitions import build_definitions
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
 from b3_dagster.model import DATE, PART_SUM, PORTFOLIO_TABLE, SECTOR, TICKER_COUNT
 from b3_dagster.replay import B3Replay
@@ -122,6 +123,16 @@ def run_messages(deployment, run_id: str) -> list[str]:
     return [event.get("message") or "" for event in answer["events"]]
 
 
+def timeline(deployment) -> str:
+    """Each run's queue-to-end times, for the failure message and -s output."""
+    lines = []
+    for run in sorted(runs(deployment), key=lambda r: r["startTime"] or 0):
+        took = (run["endTime"] - run["startTime"]) if run["startTime"] and run["endTime"] else None
+        lines.append(f"{run['jobName']:<20} {run['tags'].get('dagster/partition', ''):<11} {run['status']:<8} "
+                     f"{'' if took is None else f'{took:5.1f}s'} {run['runId'][:8]}")
+    return "\n".join(lines)
+
+
 def wait_for_success(deployment, job: str, partition: str, timeout: float = 150) -> dict:
     def succeeded():
         found = runs_for(deployment, job, partition)
@@ -176,10 +187,12 @@ def clean_run(tmp_path: Path, recording) -> Path:
     lake.mkdir()
     lake_resource = LakeResource(root=str(lake))
     with B3Replay(recording) as replay, dg.instance_for_test() as instance:
-        result = dg.materialize(
-            [ibov_raw_snapshot, ibov_sector_refined, tb_ibov_refined], partition_key=KILLED_DAY, instance=instance,
-            resources={"lake": lake_resource, "catalog": CatalogResource(lake=lake_resource, kind="duckdb"),
-                       "b3": B3PortfolioResource(base_url=replay.base_url)})
+        # the shipped definitions, with this lake and replay in place of the environment's
+        defs = build_definitions(resources={
+            "lake": lake_resource, "catalog": CatalogResource(lake=lake_resource, kind="duckdb"),
+            "b3": B3PortfolioResource(base_url=replay.base_url)})
+        result = defs.get_job_def("ibov_portfolio_job").execute_in_process(partition_key=KILLED_DAY,
+                                                                           instance=instance)
     assert result.success
     return lake
 
@@ -283,21 +296,35 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 def test_the_webserver_shows_the_raw_partitions_in_a_real_browser(deployment, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    url = f"{deployment.webserver_url}/assets/ibov_raw_snapshot?view=partitions"
+    def partition_page(day: str) -> str:
+        return f"{deployment.webserver_url}/assets/ibov_raw_snapshot?view=partitions&partition={day}"
+
     shot = tmp_path / SCREENSHOT.name
+    texts = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 900})
-            page.goto(url, wait_until="networkidle")
-            page.get_by_text(KILLED_DAY).first.wait_for(timeout=60_000)
-            page.get_by_text(DROPPED_DAY).first.wait_for(timeout=60_000)
+            for day in (DROPPED_DAY, KILLED_DAY):  # the screenshot shows the last one
+                page.goto(partition_page(day), wait_until="networkidle")
+                page.get_by_text("Materialized", exact=False).first.wait_for(timeout=60_000)
+                page.get_by_text(day).first.wait_for(timeout=60_000)
+                texts[day] = page.inner_text("body")
             page.screenshot(path=str(shot), full_page=False)
-            text = page.inner_text("body")
         finally:
             browser.close()
-    assert "ibov_raw_snapshot" in text and "Materialized" in text
+    stored_days = PortfolioStore(LocalLake(deployment.lake)).raw_days()
+    for day, text in texts.items():
+        assert "ibov_raw_snapshot" in text and day in text, text[:2000]
+        counts = re.findall(r"Materialized \((\d+)\)", text)
+        assert counts and int(counts[0]) == len(stored_days) >= 1, (counts, stored_days)
     assert shot.stat().st_size > 10_000
     if os.environ.get("B3_UPDATE_DOCS_SCREENSHOT") == "1":
         SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(shot, SCREENSHOT)
+    else:
+        shutil.copyfile(shot, deployment.home.parent / SCREENSHOT.name)
+
+
+def test_timeline(deployment):
+    print("\n" + timeline(deployment))
