@@ -88,6 +88,18 @@ def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConf
         )
 
     store = lake.portfolio_store()
+    verdicts = raw_outcomes([snapshot])
+    broken = [name for name, outcome in verdicts if not outcome.passed]
+    if broken:  # kept out of raw/ (nothing refines it), kept on disk (nothing is lost); the blocking checks fail
+        key = store.quarantine_raw(snapshot)
+        context.log.error(f"B3's portfolio of {day} breaks {broken}: quarantined at {store.lake.uri(key)}, "
+                          "not written to raw/")
+        return dg.MaterializeResult(
+            metadata={"portfolio_date": str(day), "write_status": "quarantined", "failed_rules": ", ".join(broken),
+                      "path": path(store.lake.uri(key)), "dagster/row_count": len(snapshot.rows),
+                      "preview": preview(snapshot.rows)},
+            check_results=[result(RAW_ASSET, name, o) for name, o in verdicts],
+        )
     try:
         outcome = store.write_raw(snapshot, allow_overwrite=config.allow_overwrite)
     except RawPartitionConflict as error:
@@ -132,6 +144,13 @@ def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig,
                        else _today_in_sao_paulo())
     store = lake.portfolio_store()
     days = [dt.date.fromisoformat(key) for key in days_in_run(context)]
+    snapshots = [store.read_raw(day) for day in days]
+    broken = {str(s.portfolio_date): [name for name, o in raw_outcomes([s]) if not o.passed] for s in snapshots}
+    broken = {day: names for day, names in broken.items() if names}
+    if broken:  # e.g. a file dropped into raw/ from outside that B3's own totals contradict
+        raise dg.Failure(description=f"raw partitions break the data-quality rules ({broken}); nothing was refined. "
+                                     "Replace them (allow_overwrite, or b3-dagster import-csv --allow-overwrite).")
+    raw_rows = pd.concat([s.rows for s in snapshots], ignore_index=True)
     context.log.info(f"refining {len(days)} day(s) on the {refine_engine.kind} engine")
     try:
         written_by_day = refine_engine.refine(context, store, days, processing_date)
@@ -139,7 +158,6 @@ def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig,
         raise dg.Failure(description=str(error)) from error
     written = sum(len(keys) for keys in written_by_day.values())
     # the checks judge what was written, read back from the lake
-    raw_rows = pd.concat([store.read_raw(day).rows for day in days], ignore_index=True)
     refined_frames = [store.read_refined(day) for day in days]
     refined_rows = pd.concat(refined_frames, ignore_index=True)
     first = days[0]

@@ -20,6 +20,7 @@ from b3_dagster.model import DATE, RAW_FILE_NAME, REFINED_FILE_NAME, SECTOR
 RAW_PREFIX = "raw/"
 REFINED_PREFIX = "refined/"
 ARCHIVE_PREFIX = "archive/"
+QUARANTINE_PREFIX = "quarantine/"
 
 # The characters Hive's FileUtils.escapePathName / Spark's ExternalCatalogUtils escape.
 _HIVE_ESCAPED = set('"#%\'*/:=?\\\x7f{[]^') | {chr(code) for code in range(0x20)}
@@ -86,10 +87,15 @@ def sector_from_relative_key(relative_key: str) -> str:
     return hive_unescape(value)
 
 
-def archive_key(original_key: str, stamp: dt.datetime) -> str:
+def archive_key(original_key: str, stamp: dt.datetime, prefix: str = ARCHIVE_PREFIX) -> str:
     """Where a replaced object is kept (raw is the system of record: nothing is deleted)."""
     folder, _, name = original_key.rpartition("/")
-    return f"{ARCHIVE_PREFIX}{folder}/{stamp:%Y%m%dT%H%M%S%fZ}-{name}"
+    return f"{prefix}{folder}/{stamp:%Y%m%dT%H%M%S%fZ}-{name}"
+
+
+def quarantine_key(original_key: str, stamp: dt.datetime) -> str:
+    """Where a snapshot that fails the data-quality rules is kept instead of raw/ (nothing is lost)."""
+    return archive_key(original_key, stamp, QUARANTINE_PREFIX)
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

@@ -21,15 +21,20 @@ from b3_dagster.model import (
     REFINED_SCHEMA,
     SECTOR,
     DATE,
+    PORTFOLIO_TABLE,
+    REFINED_PARTITION_COLUMNS,
     PortfolioSnapshot,
 )
+from b3_dagster.storage.catalog import Catalog, PublishedPartition, TableSpec
 from b3_dagster.storage.lake import Lake
 from b3_dagster.storage.layout import (
     RAW_PREFIX,
+    REFINED_PREFIX,
     NotARawPartition,
     archive_key,
     parquet_bytes,
     parse_raw_key,
+    quarantine_key,
     raw_key,
     raw_prefix,
     read_parquet_bytes,
@@ -170,6 +175,12 @@ class PortfolioStore:
         log.warning("raw partition %s replaced (%s); previous data archived at %s", day, difference, archived)
         return RawWriteOutcome("replaced", key, self.lake.uri(key), len(snapshot.rows), archived)
 
+    def quarantine_raw(self, snapshot: PortfolioSnapshot, now: dt.datetime | None = None) -> str:
+        """Keep a snapshot that breaks the data-quality rules out of raw/ (so nothing refines it), but on disk."""
+        key = quarantine_key(raw_key(snapshot.portfolio_date), now or dt.datetime.now(dt.timezone.utc))
+        self.lake.write_bytes(key, parquet_bytes(snapshot.to_arrow()))
+        return key
+
     # ---- refined ---------------------------------------------------------------------------------------------
     def write_refined(self, day: dt.date, refined: pd.DataFrame) -> list[str]:
         """Replace the day's refined partition with one Parquet file per sector (Hive layout)."""
@@ -197,24 +208,16 @@ class PortfolioStore:
         frame = combined.select(REFINED_COLUMNS).cast(REFINED_SCHEMA).to_pandas(date_as_object=True)
         return frame.sort_values(SECTOR).reset_index(drop=True)
 
-    def refined_uris(self, day: dt.date) -> list[str]:
-        return [self.lake.uri(info.key) for info in self.lake.list(refined_day_prefix(day))]
 
 
-def portfolio_table_spec() -> "TableSpec":
-    from b3_dagster.model import PORTFOLIO_TABLE, REFINED_PARTITION_COLUMNS
-    from b3_dagster.storage.catalog import TableSpec
-    from b3_dagster.storage.layout import REFINED_PREFIX
-
+def portfolio_table_spec() -> TableSpec:
     return TableSpec(name=PORTFOLIO_TABLE, schema=REFINED_SCHEMA, partition_columns=tuple(REFINED_PARTITION_COLUMNS),
                      location=REFINED_PREFIX)
 
 
-def publish_portfolio_days(store: PortfolioStore, catalog, days: list[dt.date]) -> pd.DataFrame:
+def publish_portfolio_days(store: PortfolioStore, catalog: Catalog, days: list[dt.date]) -> pd.DataFrame:
     """Make the catalogued table's rows for ``days`` equal to the refined partitions in the lake, and register
     their (Data, Setor) partitions. Returns the rows published."""
-    from b3_dagster.storage.catalog import PublishedPartition
-
     items = []
     for day in days:
         refined = store.read_refined(day)
@@ -227,5 +230,5 @@ def publish_portfolio_days(store: PortfolioStore, catalog, days: list[dt.date]) 
     return pd.concat([frame for frame, _, _ in items], ignore_index=True)
 
 
-def publish_portfolio_day(store: PortfolioStore, catalog, day: dt.date) -> pd.DataFrame:
+def publish_portfolio_day(store: PortfolioStore, catalog: Catalog, day: dt.date) -> pd.DataFrame:
     return publish_portfolio_days(store, catalog, [day])

@@ -154,13 +154,36 @@ def test_checks_fail_on_a_corrupted_snapshot_and_block_the_refine(lake_root, ser
     outcome = checks(result)
     assert len(outcome) == 5, "every raw check ran"
     assert {name for name, passed in outcome.items() if not passed} == failing_checks
-    # raw checks are blocking: the bad day never reaches refined or the table
+    # the bad day is kept out of raw/ (so nothing refines it) but not lost; the blocking checks stop the run
+    assert not (lake_root / "raw").exists()
+    quarantined = list((lake_root / "quarantine" / "raw" / f"date={recording.date}").glob("*.parquet"))
+    assert len(quarantined) == 1
     assert not (lake_root / "refined").exists()
     assert not (lake_root / "catalog.duckdb").exists()
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["write_status"].value == "quarantined"
+    assert set(metadata["failed_rules"].value.split(", ")) == failing_checks
+
+
+def test_a_bad_file_dropped_into_raw_is_not_refined(lake_root, recordings):
+    """A file put into raw/ from outside (not through the asset) whose weights B3's own totals contradict."""
+    from b3_dagster_tests.storage.test_portfolio_store import snapshot_of
+
+    snapshot = snapshot_of(recordings["2025-04-07"])
+    snapshot.rows.loc[0, "part"] = 9.999
+    PortfolioStore(LocalLake(lake_root)).write_raw(snapshot)
+    result = dg.materialize([ibov_sector_refined, tb_ibov_refined], partition_key="2025-04-07",
+                            resources=resources(lake_root, "http://unused", "en-us"), run_config=PROCESSING,
+                            raise_on_error=False)
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "2025-04-07" in message and "weights_sum_to_100" in message and "nothing was refined" in message
+    assert not (lake_root / "refined").exists()
 
 
 def test_refined_checks_compare_with_raw(lake_root, serve_recording, recordings):
-    """Remove a sector's file between raw and the table: the table's own check must notice."""
+    """Remove a sector's file after the refine: the table mirrors refined (its check passes), and the refined
+    rules, re-run against raw, flag the hole."""
     recording = recordings["2025-04-07"]
     assert run(lake_root, serve_recording(recording), recording, [ibov_raw_snapshot, ibov_sector_refined]).success
     store = PortfolioStore(LocalLake(lake_root))
