@@ -51,9 +51,3 @@ def weekday_holidays(start: dt.date | str, end: dt.date | str | None = None) -> 
     open_days = set(sessions(start, end_date))
     weekdays = pd.bdate_range(_as_date(start), end_date)
     return [day.date() for day in weekdays if day.date() not in open_days]
-
-
-def previous_session(day: dt.date | str) -> dt.date:
-    """The last session strictly before ``day``."""
-    calendar = b3_calendar()
-    return calendar.date_to_session(pd.Timestamp(_as_date(day)) - pd.Timedelta(days=1), direction="previous").date()

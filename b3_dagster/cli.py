@@ -30,7 +30,6 @@ SEED_000_QUERIES = {
 EXPECTED_DEMO_FAILURES = {
     "raw_snapshot_on_time": "expected here: the demo's lake holds recorded past days, not the last B3 sessions",
 }
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 def _apply_defaults(lake: str | None) -> None:
@@ -41,10 +40,11 @@ def _apply_defaults(lake: str | None) -> None:
 
 
 def _catalog():
-    from b3_dagster.defs.resources import CatalogResource, LakeResource
+    from b3_dagster.definitions import aws_settings, catalog_resource
+    from b3_dagster.defs.resources import LakeResource
 
-    lake = LakeResource(root=os.environ["B3_LAKE_ROOT"])
-    return CatalogResource(lake=lake, kind=os.environ["B3_CATALOG"]).catalog()
+    lake = LakeResource(root=os.environ["B3_LAKE_ROOT"], s3_region=aws_settings()["region"])
+    return catalog_resource(lake, os.environ["B3_CATALOG"]).catalog()
 
 
 def _store():
@@ -67,7 +67,9 @@ def _instance():
 
 def _run(defs, job: str, instance, *, partition_key: str | None = None, start: str | None = None,
          end: str | None = None, run_config=None) -> None:
-    tags = {RANGE_START: start, RANGE_END: end} if start else {}
+    from b3_dagster.defs.metadata import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+
+    tags = {PARTITION_RANGE_START_TAG: start, PARTITION_RANGE_END_TAG: end} if start else {}
     quiet = {"loggers": {"console": {"config": {"log_level": os.environ.get("B3_LOG_LEVEL", "WARNING")}}}}
     result = defs.resolve_job_def(job).execute_in_process(
         partition_key=partition_key, tags=tags, instance=instance, run_config={**quiet, **(run_config or {})},
@@ -88,7 +90,6 @@ def _run(defs, job: str, instance, *, partition_key: str | None = None, start: s
 
 def demo(args: argparse.Namespace) -> int:
     """Replay recorded real B3 and Yahoo answers through raw -> refined -> tables -> charts, with no network."""
-    import dagster as dg
 
     from b3_dagster.defs.index_assets import YahooChartResource
     from b3_dagster.defs.resources import B3PortfolioResource

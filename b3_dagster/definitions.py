@@ -24,21 +24,37 @@ from b3_dagster.defs.portfolio_assets import portfolio_assets, portfolio_job, re
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
 
 
-def environment_resources() -> dict[str, dg.ConfigurableResource]:
-    """Resources configured from the environment at run time."""
-    # S3 endpoint, region and credentials come from boto3's own environment (AWS_ENDPOINT_URL, AWS_REGION, ...).
-    # The AWS-only knobs have defaults and are read when the code location loads (see README "On AWS").
-    lake = LakeResource(root=dg.EnvVar("B3_LAKE_ROOT"))
+def aws_settings() -> dict[str, Optional[str]]:
+    """The AWS-only knobs, with their defaults; read when the code location loads (see README "On AWS").
+    boto3 reads only AWS_DEFAULT_REGION by itself, so AWS_REGION is passed on explicitly."""
     env = os.environ.get
     return {
+        "region": env("AWS_REGION") or env("AWS_DEFAULT_REGION") or None,
+        "glue_database": env("B3_GLUE_DATABASE", "default"),
+        "athena_workgroup": env("B3_ATHENA_WORKGROUP", "primary"),
+        "athena_output": env("B3_ATHENA_OUTPUT") or None,
+        "refine_engine": env("B3_REFINE_ENGINE", "duckdb"),
+        "glue_job": env("B3_GLUE_JOB", "b3-refine-sectors"),
+        "pipes_bucket": env("B3_PIPES_BUCKET") or None,
+    }
+
+
+def catalog_resource(lake: LakeResource, kind) -> CatalogResource:
+    aws = aws_settings()
+    return CatalogResource(lake=lake, kind=kind, glue_database=aws["glue_database"],
+                           athena_workgroup=aws["athena_workgroup"], athena_output=aws["athena_output"])
+
+
+def environment_resources() -> dict[str, dg.ConfigurableResource]:
+    """Resources configured from the environment: the lake, catalog and API hosts at run time (dg.EnvVar)."""
+    # S3 endpoint and credentials come from boto3's own environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).
+    aws = aws_settings()
+    lake = LakeResource(root=dg.EnvVar("B3_LAKE_ROOT"), s3_region=aws["region"])
+    return {
         "lake": lake,
-        "catalog": CatalogResource(lake=lake, kind=dg.EnvVar("B3_CATALOG"),
-                                   glue_database=env("B3_GLUE_DATABASE", "default"),
-                                   athena_workgroup=env("B3_ATHENA_WORKGROUP", "primary"),
-                                   athena_output=env("B3_ATHENA_OUTPUT") or None),
-        "refine_engine": RefineEngineResource(kind=env("B3_REFINE_ENGINE", "duckdb"),
-                                              glue_job_name=env("B3_GLUE_JOB", "b3-refine-sectors"),
-                                              pipes_bucket=env("B3_PIPES_BUCKET") or None),
+        "catalog": catalog_resource(lake, dg.EnvVar("B3_CATALOG")),
+        "refine_engine": RefineEngineResource(kind=aws["refine_engine"], glue_job_name=aws["glue_job"],
+                                              pipes_bucket=aws["pipes_bucket"], region_name=aws["region"]),
         "b3": B3PortfolioResource(base_url=dg.EnvVar("B3_BASE_URL")),
         "yahoo": YahooChartResource(base_url=dg.EnvVar("B3_YAHOO_BASE_URL")),
     }

@@ -24,10 +24,6 @@ class CheckOutcome:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def _by_day(rows: pd.DataFrame, date_column: str):
-    return rows.groupby(date_column, sort=True)
-
-
 def weights_sum_to_100(raw: pd.DataFrame, tolerance: float = WEIGHT_TOTAL_TOLERANCE) -> CheckOutcome:
     totals = raw.groupby("DataCarteira")["part"].sum()
     off = {str(day): round(total, 6) for day, total in totals.items() if abs(total - 100.0) > tolerance}

@@ -13,12 +13,10 @@ import argparse
 import dataclasses
 import datetime as dt
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
@@ -43,6 +41,9 @@ def seed_raw(lake_root: Path, days: list[dt.date]) -> float:
 
 
 def run_refine(defs, instance, days: list[dt.date], single_run: bool) -> tuple[float, int]:
+    from b3_dagster.defs.metadata import PARTITION_RANGE_END_TAG as RANGE_END
+    from b3_dagster.defs.metadata import PARTITION_RANGE_START_TAG as RANGE_START
+
     job = defs.resolve_job_def("ibov_refine_job")
     config = {**QUIET, "ops": {"ibov_sector_refined": {"config": {"processing_date": "2026-01-02"}}}}
     started = time.perf_counter()

@@ -10,11 +10,11 @@ import os
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from b3_dagster.automation_rules import RawCursor, decide, group_consecutive, run_key, schedule_decision
 from b3_dagster.calendar import B3_TIMEZONE
 from b3_dagster.defs.checks import RAW_ASSET
+from b3_dagster.defs.metadata import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.portfolio_assets import ibov_raw_snapshot, refine_job
 from b3_dagster.defs.resources import LakeResource
@@ -97,7 +97,7 @@ def raw_partition_sensor(context: dg.SensorEvaluationContext, lake: LakeResource
         if len(days) == 1:
             run_requests.append(dg.RunRequest(run_key=run_key(group), partition_key=days[0], tags=tags))
         else:
-            tags.update({ASSET_PARTITION_RANGE_START_TAG: days[0], ASSET_PARTITION_RANGE_END_TAG: days[-1]})
+            tags.update({PARTITION_RANGE_START_TAG: days[0], PARTITION_RANGE_END_TAG: days[-1]})
             run_requests.append(dg.RunRequest(run_key=run_key(group), tags=tags))
         context.log.info(f"refine requested for {days[0]}..{days[-1]} ({len(days)} day(s))")
 

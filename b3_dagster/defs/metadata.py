@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 import pandas as pd
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+# The run tags that make one run cover a range of partitions (what a single-run backfill sets).
+PARTITION_RANGE_START_TAG = ASSET_PARTITION_RANGE_START_TAG
+PARTITION_RANGE_END_TAG = ASSET_PARTITION_RANGE_END_TAG
 
 PREVIEW_ROWS = 10
 

@@ -28,7 +28,7 @@ class LakeResource(dg.ConfigurableResource):
     root: str = Field(default="data", description="Local folder or s3://bucket/prefix holding raw/ and refined/.")
     s3_endpoint_url: Optional[str] = Field(
         default=None, description="Custom S3 endpoint (tests, MinIO). Default: boto3's own (AWS_ENDPOINT_URL).")
-    s3_region: Optional[str] = Field(default=None, description="AWS region. Default: boto3's own (AWS_REGION).")
+    s3_region: Optional[str] = Field(default=None, description="AWS region. Default: boto3's own (AWS_DEFAULT_REGION).")
 
     def lake(self) -> Lake:
         return lake_from_uri(self.root, endpoint_url=self.s3_endpoint_url, region_name=self.s3_region)

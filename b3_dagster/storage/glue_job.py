@@ -65,7 +65,8 @@ def start_job_run_params(job_name: str, arguments: dict[str, str], **extra: Any)
     return {"JobName": job_name, "Arguments": dict(arguments), **extra}
 
 
-def split_s3_uri(uri: str) -> tuple[str, str]:
+def split_s3_object_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/path/to/object`` -> (``bucket``, ``path/to/object``)."""
     if not uri.startswith("s3://") or "/" not in uri[5:]:
         raise ValueError(f"{uri!r} is not s3://bucket/key")
     bucket, _, key = uri[5:].partition("/")
@@ -76,7 +77,7 @@ def upload_script(s3_client: Any, script_uri: str, script: bytes | None = None) 
     """Put the packaged script at ``script_uri`` unless the same bytes are already there. Returns True when it
     uploaded."""
     script = refine_script() if script is None else script
-    bucket, key = split_s3_uri(script_uri)
+    bucket, key = split_s3_object_uri(script_uri)
     try:
         if s3_client.get_object(Bucket=bucket, Key=key)["Body"].read() == script:
             return False

@@ -110,9 +110,6 @@ class IndexStore:
             return BAR_SCHEMA.empty_table().to_pandas(date_as_object=True)
         return pd.concat(frames, ignore_index=True)
 
-    def read_raw_range(self, start: dt.date, end: dt.date) -> pd.DataFrame:
-        return self.read_raw([day for day in self.raw_days() if start <= day <= end])
-
     def write_raw(self, bars: pd.DataFrame, *, source: str = "", allow_overwrite: bool = False,
                   now: dt.datetime | None = None) -> list[RawWriteOutcome]:
         """Write one raw partition per bar. Every day is compared with what is stored before anything is written:

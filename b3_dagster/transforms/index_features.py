@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from b3_dagster.calendar import sessions
+from b3_dagster.quality import CheckOutcome
 
 # ---- the refined table's columns (seed 001 names) -------------------------------------------------------------------
 DATA = "data"
@@ -142,19 +143,13 @@ def refine_index(bars: pd.DataFrame, first_day: dt.date) -> pd.DataFrame:
     return refined[refined[DATA] >= first_day].reset_index(drop=True)
 
 
-def months_of(frame: pd.DataFrame) -> list[tuple[int, int]]:
-    return sorted({(int(y), int(m)) for y, m in zip(frame[YEAR], frame[MONTH])})
-
-
 # ---- quality checks on refined rows (pure; exposed as asset checks in defs/index_assets.py) -------------------------
 def _days(frame: pd.DataFrame, mask: pd.Series, limit: int = 10) -> list[str]:
     return [day.isoformat() for day in frame.loc[mask, DATA].head(limit)]
 
 
-def check_no_session_gaps(frame: pd.DataFrame) -> "CheckOutcome":
+def check_no_session_gaps(frame: pd.DataFrame) -> CheckOutcome:
     """Every B3 session between the first and the last refined day has a row (and no day is repeated)."""
-    from b3_dagster.quality import CheckOutcome
-
     days = list(frame[DATA])
     gaps = missing_sessions(days)
     repeated = sorted({day.isoformat() for day in days if days.count(day) > 1})
@@ -167,19 +162,15 @@ def check_no_session_gaps(frame: pd.DataFrame) -> "CheckOutcome":
     return CheckOutcome(passed, text, {"sessions": len(days), "missing": len(gaps), "span": span})
 
 
-def check_prices_positive(frame: pd.DataFrame) -> "CheckOutcome":
-    from b3_dagster.quality import CheckOutcome
-
+def check_prices_positive(frame: pd.DataFrame) -> CheckOutcome:
     bad = (frame[[OPEN, HIGH, LOW, CLOSE]] <= 0).any(axis=1) | frame[[OPEN, HIGH, LOW, CLOSE]].isna().any(axis=1)
     return CheckOutcome(not bad.any() and not frame.empty,
                         "every price is positive" if not bad.any() else f"non-positive prices on {_days(frame, bad)}",
                         {"rows": len(frame), "failing_rows": int(bad.sum())})
 
 
-def check_ohlc_consistent(frame: pd.DataFrame) -> "CheckOutcome":
+def check_ohlc_consistent(frame: pd.DataFrame) -> CheckOutcome:
     """high >= max(open, close) and low <= min(open, close) on every day."""
-    from b3_dagster.quality import CheckOutcome
-
     high_bad = frame[HIGH] < frame[[OPEN, CLOSE]].max(axis=1)
     low_bad = frame[LOW] > frame[[OPEN, CLOSE]].min(axis=1)
     bad = high_bad | low_bad
@@ -190,11 +181,9 @@ def check_ohlc_consistent(frame: pd.DataFrame) -> "CheckOutcome":
                          "low_above_body": int(low_bad.sum())})
 
 
-def check_zscore_recomputable(frame: pd.DataFrame, tolerance: float = 1e-9) -> "CheckOutcome":
+def check_zscore_recomputable(frame: pd.DataFrame, tolerance: float = 1e-9) -> CheckOutcome:
     """vol_zscore equals (volatilidade_pct - vol_mean) / vol_std from the stored columns, null exactly where an input
     is null, and volatilidade_pico equals (vol_zscore > 1.5)."""
-    from b3_dagster.quality import CheckOutcome
-
     expected = zscore(frame[VOLATILITY_PCT], frame[VOL_MEAN], frame[VOL_STD])
     stored = frame[VOL_ZSCORE].astype("float64")
     null_mismatch = expected.isna() != stored.isna()
