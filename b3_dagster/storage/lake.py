@@ -41,6 +41,11 @@ class Lake(ABC):
         """Create or replace one object atomically."""
 
     @abstractmethod
+    def write_new(self, key: str, data: bytes) -> bool:
+        """Create the object only if no object has that key, atomically (two writers cannot both create it).
+        Returns False, writing nothing, when the key already exists."""
+
+    @abstractmethod
     def exists(self, key: str) -> bool: ...
 
     @abstractmethod
@@ -107,6 +112,22 @@ class LocalLake(Lake):
         except BaseException:
             Path(temp_name).unlink(missing_ok=True)
             raise
+
+    def write_new(self, key: str, data: bytes) -> bool:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.link(temp_name, target)  # fails if the target exists: no check-then-write race
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            Path(temp_name).unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()

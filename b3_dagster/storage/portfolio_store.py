@@ -148,8 +148,9 @@ class PortfolioStore:
         data = parquet_bytes(snapshot.to_arrow())
         existing_keys = self.raw_keys(day)
         if not existing_keys:
-            self.lake.write_bytes(key, data)
-            return RawWriteOutcome("written", key, self.lake.uri(key), len(snapshot.rows))
+            if self.lake.write_new(key, data):
+                return RawWriteOutcome("written", key, self.lake.uri(key), len(snapshot.rows))
+            existing_keys = self.raw_keys(day)  # another writer got there first: compare with what it wrote
 
         try:
             stored = self.read_raw(day)

@@ -71,6 +71,16 @@ class S3Lake(Lake):
     def write_bytes(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._full(key), Body=data)
 
+    def write_new(self, key: str, data: bytes) -> bool:
+        """S3's conditional write (If-None-Match: *) creates the object only if the key is free."""
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._full(key), Body=data, IfNoneMatch="*")
+            return True
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise
+
     def exists(self, key: str) -> bool:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._full(key))

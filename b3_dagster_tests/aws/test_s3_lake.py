@@ -132,3 +132,9 @@ def test_replace_prefix_refuses_a_prefix_that_is_not_a_folder_of_the_lake(lake, 
     with pytest.raises(ValueError):
         lake.replace_prefix(prefix, {"x.bin": b"x"})
     assert [info.key for info in lake.list()] == ["keep/1.bin"]
+
+
+def test_write_new_is_a_conditional_put(lake):
+    assert lake.write_new("raw/date=2025-04-07/f.parquet", b"first") is True
+    assert lake.write_new("raw/date=2025-04-07/f.parquet", b"second") is False
+    assert lake.read_bytes("raw/date=2025-04-07/f.parquet") == b"first"

@@ -84,3 +84,10 @@ def test_replace_prefix_restores_the_old_folder_when_the_swap_fails(lake, monkey
         lake.replace_prefix("refined/Data=2025-04-07/", {"Setor=B/part-0.parquet": b"b"})
     monkeypatch.undo()
     assert [info.key for info in lake.list("refined/")] == ["refined/Data=2025-04-07/Setor=A/part-0.parquet"]
+
+
+def test_write_new_creates_only_once(lake):
+    assert lake.write_new("raw/date=2025-04-07/f.parquet", b"first") is True
+    assert lake.write_new("raw/date=2025-04-07/f.parquet", b"second") is False
+    assert lake.read_bytes("raw/date=2025-04-07/f.parquet") == b"first"
+    assert [info.key for info in lake.list("raw/")] == ["raw/date=2025-04-07/f.parquet"], "no temp file left"

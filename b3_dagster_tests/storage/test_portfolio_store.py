@@ -139,3 +139,20 @@ def _parquet(table: pa.Table) -> bytes:
     from b3_dagster.storage.layout import parquet_bytes
 
     return parquet_bytes(table)
+
+
+def test_a_writer_that_loses_the_race_compares_instead_of_overwriting(store, snapshot, monkeypatch):
+    """Two writers see the partition absent; the second one's create fails and it falls back to the comparison."""
+    other = _changed(snapshot, part=9.999)
+    real_raw_keys = store.raw_keys
+    calls = []
+
+    def stale_listing(day):  # the first listing misses the other writer's file
+        calls.append(day)
+        return [] if len(calls) == 1 else real_raw_keys(day)
+
+    store.write_raw(snapshot)
+    monkeypatch.setattr(store, "raw_keys", stale_listing)
+    with pytest.raises(RawPartitionConflict):
+        store.write_raw(other)
+    assert store.read_raw(snapshot.portfolio_date).rows["part"].tolist() == snapshot.rows["part"].tolist()
