@@ -152,7 +152,12 @@ class IndexStore:
                             archived)
             table = pa.Table.from_pandas(pd.DataFrame([by_day[day]])[BAR_COLUMNS], schema=BAR_SCHEMA,
                                          preserve_index=False)
-            self.lake.write_bytes(key, parquet_bytes(table.replace_schema_metadata({META_SOURCE: source.encode()})))
+            data = parquet_bytes(table.replace_schema_metadata({META_SOURCE: source.encode()}))
+            if status == "replaced":
+                self.lake.write_bytes(key, data)
+            elif not self.lake.write_new(key, data):  # created meanwhile by another writer: never overwrite it
+                raise RawPartitionConflict(f"raw index partition {day} was written by another run meanwhile; "
+                                           f"run again to compare with it [{self.lake.uri(key)}]")
             outcomes.append(RawWriteOutcome(status, key, self.lake.uri(key), 1, archived))
         return outcomes
 
