@@ -191,7 +191,7 @@ def clean_run(tmp_path: Path, recording) -> Path:
         defs = build_definitions(resources={
             "lake": lake_resource, "catalog": CatalogResource(lake=lake_resource, kind="duckdb"),
             "b3": B3PortfolioResource(base_url=replay.base_url)})
-        result = defs.get_job_def("ibov_portfolio_job").execute_in_process(partition_key=KILLED_DAY,
+        result = defs.resolve_job_def("ibov_portfolio_job").execute_in_process(partition_key=KILLED_DAY,
                                                                            instance=instance)
     assert result.success
     return lake
