@@ -9,7 +9,8 @@
   and a link to the run, unless run retries will re-execute it (then the retry's own failure is reported).
 
 Messages are Slack incoming-webhook JSON posted to ``B3_ALERT_WEBHOOK_URL``; with no URL they go to the sensor's log.
-A webhook that refuses a message fails the tick, so the message is sent again on the next tick, not lost.
+A webhook that refuses a message is logged as an error; that day is sent again on the next tick (the days already
+delivered are not).
 """
 
 import datetime as dt
@@ -85,9 +86,13 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+SNAPSHOT_JOBS = ("ibov_snapshot_job", "ibov_portfolio_job")  # the jobs that take the day's raw snapshot
+
+
 def _last_run(instance, day: dt.date):
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: day.isoformat()}), limit=1)
-    return runs[0] if runs else None
+    """The newest run that tried to take the day's snapshot (the index and refine jobs share the partition)."""
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: day.isoformat()}, job_name=None), limit=20)
+    return next((run for run in runs if run.job_name in SNAPSHOT_JOBS), None)
 
 
 def missing_days(settings: AlertSettings, lake: LakeResource, now: dt.datetime) -> tuple[list[dt.date], list]:
@@ -141,8 +146,12 @@ def missed_day_sensor(context: dg.SensorEvaluationContext, alerts: AlertSettings
         if day.isoformat() in alerted:
             continue
         reason, run_id = _missed_reason(context.instance, day, alerts, lake)
-        alerts.deliver(context.log, missed_day_message(asset=RAW_ASSET, day=day, deadline=deadline, reason=reason,
-                                                       links=alerts.links(), run_id=run_id))
+        try:
+            alerts.deliver(context.log, missed_day_message(asset=RAW_ASSET, day=day, deadline=deadline,
+                                                           reason=reason, links=alerts.links(), run_id=run_id))
+        except Exception as error:  # keep what was delivered; the rest is sent again on the next tick
+            context.log.error(f"alert for {day} not delivered ({error}); retrying on the next tick")
+            break
         alerted.add(day.isoformat())
     oldest = due[0].isoformat() if due else ""
     passed, description, metadata = _check_evaluation(due, missing, alerts)

@@ -199,3 +199,23 @@ def test_settings_from_env_keep_the_webhook_secret(monkeypatch):
     with dg.build_resources({"alerts": config}) as resources:
         assert resources.alerts.webhook_url == "https://hooks.example/secret"
         assert resources.alerts.lookback_sessions == 3
+
+
+def test_a_refused_webhook_keeps_what_was_delivered_and_retries_the_rest(monkeypatch, httpserver, lake_root):
+    """Two missed sessions; the webhook accepts the first and refuses the second: the next tick re-sends only the
+    second."""
+    from werkzeug import Response
+
+    calls = []
+
+    def flaky(request):
+        calls.append(json.loads(request.data)["text"])
+        return Response("ok" if len(calls) != 2 else "down", status=200 if len(calls) != 2 else 500)
+
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(flaky)
+    config = settings(httpserver, freshness_deadline="12:00", since="2025-04-07")
+    lake = LakeResource(root=str(lake_root))
+    first = run_missed_day_sensor(monkeypatch, at("2025-04-08", "12:05"), config, lake)
+    assert len(calls) == 2 and "2025-04-07" in calls[0] and "2025-04-08" in calls[1]
+    run_missed_day_sensor(monkeypatch, at("2025-04-08", "12:10"), config, lake, cursor=first.cursor)
+    assert len(calls) == 3 and "2025-04-08" in calls[2], "only the undelivered day is sent again"
