@@ -27,7 +27,6 @@ SENSOR_INTERVAL_SECONDS = int(os.environ.get("B3_RAW_SENSOR_INTERVAL_SECONDS", "
 snapshot_job = dg.define_asset_job(
     "ibov_snapshot_job",
     selection=dg.AssetSelection.assets(ibov_raw_snapshot),
-    partitions_def=trading_day_partitions,
     description="Take the day's IBOV portfolio from B3 into raw/ (the sensor refines it).",
 )
 

@@ -234,12 +234,10 @@ portfolio_assets = [ibov_raw_snapshot, ibov_sector_refined, tb_ibov_refined]
 portfolio_job = dg.define_asset_job(
     "ibov_portfolio_job",
     selection=dg.AssetSelection.assets(*portfolio_assets),
-    partitions_def=trading_day_partitions,
     description="Snapshot B3's portfolio of the day, refine it by sector and update tb_ibov_refined.",
 )
 refine_job = dg.define_asset_job(
     "ibov_refine_job",
     selection=dg.AssetSelection.assets(ibov_sector_refined, tb_ibov_refined),
-    partitions_def=trading_day_partitions,
     description="Refine raw partitions that are already in the lake and update tb_ibov_refined.",
 )

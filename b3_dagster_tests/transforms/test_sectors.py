@@ -28,7 +28,8 @@ def test_aggregates_by_sector_and_date(raw):
         soma_part=("part", "sum"), total_codigo=("cod", "count"), soma_qtd_teorica=("theoricalQty", "sum"))
     assert list(refined.columns) == REFINED_COLUMNS
     assert len(refined) == len(expected) == raw["segment"].nunique()
-    merged = refined.set_index(["Setor", "Data"]).join(expected.rename_axis(["Setor", "Data"]), rsuffix="_pandas")
+    merged = refined.set_index(["Setor", "Data"]).join(
+        expected.rename_axis(["Setor", "Data"]).add_suffix("_pandas"))
     assert (merged["soma_part"] - merged["soma_part_pandas"]).abs().max() < 1e-9
     assert (merged["total_codigo"] == merged["total_codigo_pandas"]).all()
     assert (merged["soma_qtd_teorica"] == merged["soma_qtd_teorica_pandas"]).all()
