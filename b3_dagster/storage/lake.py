@@ -99,8 +99,9 @@ class LocalLake(Lake):
     def read_bytes(self, key: str) -> bytes:
         return self.path(key).read_bytes()
 
-    def write_bytes(self, key: str, data: bytes) -> None:
-        target = self.path(key)
+    @staticmethod
+    def _temporary_copy(target: Path, data: bytes) -> Path:
+        """``data`` written and synced to a temporary name beside ``target`` (never listed, never read)."""
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
         try:
@@ -108,26 +109,30 @@ class LocalLake(Lake):
                 stream.write(data)
                 stream.flush()
                 os.fsync(stream.fileno())
-            os.replace(temp_name, target)  # atomic on POSIX: readers see the old file or the new one
         except BaseException:
             Path(temp_name).unlink(missing_ok=True)
+            raise
+        return Path(temp_name)
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        target = self.path(key)
+        temp = self._temporary_copy(target, data)
+        try:
+            os.replace(temp, target)  # atomic on POSIX: readers see the old file or the new one
+        except BaseException:
+            temp.unlink(missing_ok=True)
             raise
 
     def write_new(self, key: str, data: bytes) -> bool:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
+        temp = self._temporary_copy(target, data)
         try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.link(temp_name, target)  # fails if the target exists: no check-then-write race
+            os.link(temp, target)  # fails if the target exists: no check-then-write race
             return True
         except FileExistsError:
             return False
         finally:
-            Path(temp_name).unlink(missing_ok=True)
+            temp.unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()

@@ -326,5 +326,14 @@ def test_the_webserver_shows_the_raw_partitions_in_a_real_browser(deployment, tm
         shutil.copyfile(shot, deployment.home.parent / SCREENSHOT.name)
 
 
-def test_timeline(deployment):
+def test_no_run_is_left_unfinished(deployment):
+    """Runs end (succeed, fail or are ended by run monitoring): none stays queued or started. Prints the timeline."""
+    unfinished_states = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
+    deadline = time.monotonic() + 120
+    while True:
+        unfinished = [r for r in runs(deployment) if r["status"] in unfinished_states]
+        if not unfinished or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     print("\n" + timeline(deployment))
+    assert not unfinished, timeline(deployment)
