@@ -48,9 +48,12 @@ def run_refine_on_glue(context: dg.AssetExecutionContext, pipes_glue_client: Any
     return written
 
 
-def refine_locally(store: PortfolioStore, days: list[dt.date], processing_date: dt.date) -> dict[dt.date, list[str]]:
-    """The in-process engine: one DuckDB statement over every day of the run, then one refined partition a day."""
-    raw = pd.concat([store.read_raw(day).rows for day in days], ignore_index=True)
+def refine_locally(store: PortfolioStore, days: list[dt.date], processing_date: dt.date,
+                   raw_rows: Optional[pd.DataFrame] = None) -> dict[dt.date, list[str]]:
+    """The in-process engine: one DuckDB statement over every day of the run, then one refined partition a day.
+    ``raw_rows``: the days' raw rows when the caller has already read them (else they are read here)."""
+    raw = raw_rows if raw_rows is not None else pd.concat([store.read_raw(day).rows for day in days],
+                                                          ignore_index=True)
     refined = refine_portfolio(raw, processing_date)
     return {day: store.write_refined(day, rows) for day, rows in refined.groupby(DATE, sort=True)}
 
@@ -83,9 +86,10 @@ class RefineEngineResource(dg.ConfigurableResource):
         )
 
     def refine(self, context: dg.AssetExecutionContext, store: PortfolioStore, days: list[dt.date],
-               processing_date: dt.date) -> dict[dt.date, list[str]]:
+               processing_date: dt.date, raw_rows: Optional[pd.DataFrame] = None) -> dict[dt.date, list[str]]:
+        """Refine ``days``; the local engine uses ``raw_rows`` if given, the Glue job reads raw from S3 itself."""
         if self.kind == "duckdb":
-            return refine_locally(store, days, processing_date)
+            return refine_locally(store, days, processing_date, raw_rows)
         script_uri, uploaded = ship_refine_script(self._client("glue"), self._client("s3"), self.glue_job_name)
         context.log.info(f"Glue script {script_uri} {'uploaded' if uploaded else 'already current'}")
         extra = {key: value for key, value in (("WorkerType", self.worker_type),

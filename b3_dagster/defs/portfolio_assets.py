@@ -153,7 +153,7 @@ def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig,
     raw_rows = pd.concat([s.rows for s in snapshots], ignore_index=True)
     context.log.info(f"refining {len(days)} day(s) on the {refine_engine.kind} engine")
     try:
-        written_by_day = refine_engine.refine(context, store, days, processing_date)
+        written_by_day = refine_engine.refine(context, store, days, processing_date, raw_rows)
     except GlueRefineError as error:
         raise dg.Failure(description=str(error)) from error
     written = sum(len(keys) for keys in written_by_day.values())
