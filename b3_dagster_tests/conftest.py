@@ -43,6 +43,17 @@ def serve_recording(httpserver):
     return serve
 
 
+@pytest.fixture(scope="session")
+def yahoo_replay() -> str:
+    """Yahoo's chart API replayed on 127.0.0.1 from the shipped recordings (b3_dagster/recordings/yahoo)."""
+    from b3_dagster.sources.yahoo_chart import serve_chart_recordings
+
+    server, base_url = serve_chart_recordings()
+    yield base_url
+    server.shutdown()
+    server.server_close()
+
+
 @pytest.fixture
 def lake_root(tmp_path) -> Path:
     root = tmp_path / "lake"

@@ -23,11 +23,12 @@ from b3_dagster.defs.index_assets import (
     index_refine_job,
 )
 from b3_dagster.defs.portfolio_assets import portfolio_assets
+from b3_dagster.defs.metadata import PARTITION_RANGE_END_TAG as RANGE_END
+from b3_dagster.defs.metadata import PARTITION_RANGE_START_TAG as RANGE_START
 from b3_dagster.defs.glue_refine import RefineEngineResource
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
 from b3_dagster.replay import recorded_days
 from b3_dagster.sources.b3_portfolio import parse_page, rows_to_frame
-from b3_dagster.sources.yahoo_chart import serve_chart_recordings
 from b3_dagster.storage.catalog import DuckDBCatalog
 from b3_dagster.storage.index_store import IndexStore
 from b3_dagster.storage.lake import LocalLake
@@ -35,16 +36,6 @@ from b3_dagster.storage.portfolio_store import PortfolioStore, publish_portfolio
 from b3_dagster.transforms.sectors import refine_portfolio
 from b3_dagster_tests.sources.test_yahoo_chart import REAL_BVSP, fixture_bytes, fixture_json, position_of, quote, \
     serve_chart
-
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
-
-
-@pytest.fixture(scope="module")
-def replay():
-    server, base_url = serve_chart_recordings()
-    yield base_url
-    server.shutdown()
-    server.server_close()
 
 
 def definitions(lake_root, base_url) -> dg.Definitions:
@@ -97,17 +88,17 @@ def test_a_bad_answer_fails_the_run_and_writes_nothing(lake_root, httpserver):
     assert LocalLake(lake_root).list("") == []
 
 
-def test_a_provisional_newest_bar_fails_the_range_and_writes_nothing(lake_root, replay):
+def test_a_provisional_newest_bar_fails_the_range_and_writes_nothing(lake_root, yahoo_replay):
     """The recorded 2026-03-13 bar is Yahoo's unfinalised one (fractional points, volume 0)."""
-    result = run(definitions(lake_root, replay), "ibov_index_job", "2026-03-02", "2026-03-13")
+    result = run(definitions(lake_root, yahoo_replay), "ibov_index_job", "2026-03-02", "2026-03-13")
     assert not result.success
     assert "bar 2026-03-13" in failure_message(result) and "provisional" in failure_message(result)
     assert LocalLake(lake_root).list("") == []
-    assert run(definitions(lake_root, replay), "ibov_index_job", "2026-03-02", "2026-03-12").success
+    assert run(definitions(lake_root, yahoo_replay), "ibov_index_job", "2026-03-02", "2026-03-12").success
 
 
-def test_refined_month_uses_the_previous_months_sessions_and_passes_its_checks(lake_root, replay):
-    defs = definitions(lake_root, replay)
+def test_refined_month_uses_the_previous_months_sessions_and_passes_its_checks(lake_root, yahoo_replay):
+    defs = definitions(lake_root, yahoo_replay)
     assert run(defs, "ibov_index_job", "2026-01-02", "2026-03-12").success
     result = run(defs, "ibov_index_refine_job", "2026-02-01")
     assert result.success, failure_message(result)
@@ -126,8 +117,8 @@ def test_refined_month_uses_the_previous_months_sessions_and_passes_its_checks(l
     assert answer["n"].iloc[0] == len(february)
 
 
-def test_refining_without_the_lookback_sessions_fails_and_names_them(lake_root, replay):
-    defs = definitions(lake_root, replay)
+def test_refining_without_the_lookback_sessions_fails_and_names_them(lake_root, yahoo_replay):
+    defs = definitions(lake_root, yahoo_replay)
     assert run(defs, "ibov_index_job", "2026-01-02", "2026-01-15").success
     assert run(defs, "ibov_index_job", "2026-02-02", "2026-02-27").success
     result = run(defs, "ibov_index_refine_job", "2026-02-01")
@@ -136,8 +127,8 @@ def test_refining_without_the_lookback_sessions_fails_and_names_them(lake_root, 
     assert IndexStore(LocalLake(lake_root)).read_refined_month(2026, 2).empty
 
 
-def test_a_range_of_months_is_one_run_with_checks_on_stored_rows(lake_root, replay):
-    defs = definitions(lake_root, replay)
+def test_a_range_of_months_is_one_run_with_checks_on_stored_rows(lake_root, yahoo_replay):
+    defs = definitions(lake_root, yahoo_replay)
     assert run(defs, "ibov_index_job", "2025-10-01", "2026-01-30").success
     result = run(defs, "ibov_index_refine_job", "2025-10-01", "2026-01-01")
     assert result.success, failure_message(result)
@@ -152,8 +143,8 @@ def test_a_range_of_months_is_one_run_with_checks_on_stored_rows(lake_root, repl
     assert counts["n"].tolist() == [len(sessions(f"{y}-{m:02d}-01", last)) for (y, m), last in month_ends.items()]
 
 
-def test_index_chart_is_shown_and_saved_beside_the_lake(lake_root, replay):
-    defs = definitions(lake_root, replay)
+def test_index_chart_is_shown_and_saved_beside_the_lake(lake_root, yahoo_replay):
+    defs = definitions(lake_root, yahoo_replay)
     assert run(defs, "ibov_index_job", "2025-11-03", "2026-03-12").success
     assert run(defs, "ibov_index_refine_job", "2025-11-01", "2026-03-01").success
     result = dg.materialize([ibov_index_chart], resources=defs.resources,
@@ -166,7 +157,7 @@ def test_index_chart_is_shown_and_saved_beside_the_lake(lake_root, replay):
     assert metadata["file"].value.endswith("charts/ibov_close_moving_averages.png")
 
 
-def test_sector_chart_reads_tb_ibov_refined(lake_root, replay):
+def test_sector_chart_reads_tb_ibov_refined(lake_root, yahoo_replay):
     recording = next(r for r in recorded_days() if r.date == "2025-04-07")
     page = parse_page(json.dumps(recording.document()), page=1, language=recording.language)
     store = PortfolioStore(LocalLake(lake_root))
@@ -174,7 +165,7 @@ def test_sector_chart_reads_tb_ibov_refined(lake_root, replay):
     store.write_refined(dt.date(2025, 4, 7), refined)
     publish_portfolio_day(store, DuckDBCatalog(lake_root / "catalog.duckdb"), dt.date(2025, 4, 7))
 
-    result = dg.materialize([ibov_sector_chart], resources=definitions(lake_root, replay).resources)
+    result = dg.materialize([ibov_sector_chart], resources=definitions(lake_root, yahoo_replay).resources)
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["day"].value == "2025-04-07"
     assert metadata["sectors"].value == refined["Setor"].nunique()
