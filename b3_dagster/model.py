@@ -108,3 +108,46 @@ class PortfolioSnapshot:
             theoretical_qty_total=int(qty) if qty else None,
             source=metadata.get(META_SOURCE, b"").decode(),
         )
+
+# ---------------------------------------------------------------------------------------------------------------------
+# B3's sector classification (Classificação Setorial), one row per issuer (4-letter root) per vintage, and the
+# canonical sector dimension derived from it (see b3_dagster/transforms/sector_dimension.py, docs/sector_dimension.md).
+# ---------------------------------------------------------------------------------------------------------------------
+ISSUER_CODE = "codigo"  # 4-letter issuer root: PETR for PETR3/PETR4
+ECONOMIC_SECTOR = "setor_economico"
+SUBSECTOR = "subsetor"
+SEGMENT = "segmento"
+VALID_FROM = "vigente_desde"  # the vintage's date: B3's own file date (an upper bound for the new layout)
+SOURCE_FILE = "source_file"
+# True for a vintage that only carries sector and subsector (the derived 2026 workbook): usable as a fallback to place
+# a root no complete vintage knows, never as the vintage valid on a day.
+FALLBACK_ONLY = "fallback_only"
+CLASSIFICATION_TABLE = "classificacao_setorial"
+CLASSIFICATION_SCHEMA = pa.schema(
+    [
+        pa.field(ISSUER_CODE, pa.string(), nullable=False),
+        pa.field(ECONOMIC_SECTOR, pa.string(), nullable=False),
+        pa.field(SUBSECTOR, pa.string(), nullable=False),
+        pa.field(SEGMENT, pa.string(), nullable=True),  # null only in fallback_only vintages
+        pa.field(VALID_FROM, pa.date32(), nullable=False),
+        pa.field(SOURCE_FILE, pa.string(), nullable=False),
+        pa.field(FALLBACK_ONLY, pa.bool_(), nullable=False),
+    ]
+)
+CLASSIFICATION_COLUMNS = CLASSIFICATION_SCHEMA.names
+
+# How each ticker of an imported standard download was placed in a sector, kept in the raw file's Parquet metadata
+# as JSON {ticker: how} (the raw columns stay B3's own; see b3_dagster/history_import.py).
+META_SECTOR_SOURCE = b"b3.sector_source"
+
+# The sector mapping the refine joins on (DataCarteira, cod): one canonical sector per raw row.
+SECTOR_MAPPING_SCHEMA = pa.schema(
+    [
+        pa.field(RAW_DATE_COLUMN, pa.date32(), nullable=False),
+        pa.field("cod", pa.string(), nullable=False),
+        pa.field(ECONOMIC_SECTOR, pa.string(), nullable=False),
+        pa.field(SUBSECTOR, pa.string(), nullable=False),
+        pa.field(SECTOR, pa.string(), nullable=False),  # the stable label: "<setor_economico> / <subsetor>"
+    ]
+)
+SECTOR_MAPPING_COLUMNS = SECTOR_MAPPING_SCHEMA.names
