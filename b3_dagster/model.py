@@ -7,6 +7,7 @@ query (``Setor``, ``Data``, ...), exactly as the AWS seed pipeline published the
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -35,6 +36,9 @@ RAW_FILE_NAME = "ibov_setor.parquet"
 META_REDUCTOR = b"b3.reductor"
 META_THEORETICAL_QTY_TOTAL = b"b3.theoretical_qty_total"
 META_SOURCE = b"b3.source"
+# How each ticker of an imported standard download was placed in a sector, as JSON {ticker: how}. Metadata, not a
+# column: the raw columns stay B3's own, old raw files and raw equality (same_portfolio) are unaffected.
+META_SECTOR_SOURCE = b"b3.sector_source"
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Refined layer / table tb_ibov_refined: one row per sector and session.
@@ -78,6 +82,8 @@ class PortfolioSnapshot:
     theoretical_qty_total: int | None = None
     source: str = ""
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    # How an importer placed each ticker in a sector ({cod: how}); None when B3 published the sectors itself.
+    sector_sources: dict[str, str] | None = None
 
     def to_arrow(self) -> pa.Table:
         table = pa.Table.from_pandas(self.rows[RAW_COLUMNS], schema=RAW_SCHEMA, preserve_index=False)
@@ -86,6 +92,8 @@ class PortfolioSnapshot:
             metadata[META_REDUCTOR] = repr(self.reductor).encode()
         if self.theoretical_qty_total is not None:
             metadata[META_THEORETICAL_QTY_TOTAL] = str(self.theoretical_qty_total).encode()
+        if self.sector_sources is not None:
+            metadata[META_SECTOR_SOURCE] = json.dumps(self.sector_sources, sort_keys=True).encode()
         return table.replace_schema_metadata(metadata)
 
     @classmethod
@@ -101,12 +109,14 @@ class PortfolioSnapshot:
             raise ValueError(f"a raw partition holds exactly one portfolio date, found {sorted(dates)}")
         reductor = metadata.get(META_REDUCTOR)
         qty = metadata.get(META_THEORETICAL_QTY_TOTAL)
+        sector_sources = metadata.get(META_SECTOR_SOURCE)
         return cls(
             portfolio_date=dates.pop(),
             rows=rows,
             reductor=float(reductor) if reductor else None,
             theoretical_qty_total=int(qty) if qty else None,
             source=metadata.get(META_SOURCE, b"").decode(),
+            sector_sources=json.loads(sector_sources) if sector_sources else None,
         )
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -135,10 +145,6 @@ CLASSIFICATION_SCHEMA = pa.schema(
     ]
 )
 CLASSIFICATION_COLUMNS = CLASSIFICATION_SCHEMA.names
-
-# How each ticker of an imported standard download was placed in a sector, kept in the raw file's Parquet metadata
-# as JSON {ticker: how} (the raw columns stay B3's own; see b3_dagster/history_import.py).
-META_SECTOR_SOURCE = b"b3.sector_source"
 
 # The sector mapping the refine joins on (DataCarteira, cod): one canonical sector per raw row.
 SECTOR_MAPPING_SCHEMA = pa.schema(

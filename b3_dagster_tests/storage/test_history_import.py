@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from b3_dagster.history_import import (
+    NEAREST_SNAPSHOT,
     REFUSED,
     SECTORS_ASSIGNED_MARK,
     exit_code,
@@ -15,7 +17,7 @@ from b3_dagster.history_import import (
     import_files,
     is_sector_source,
 )
-from b3_dagster.model import PortfolioSnapshot
+from b3_dagster.model import META_SECTOR_SOURCE, PortfolioSnapshot
 from b3_dagster.sources.b3_csv import parse_ibov_csv
 from b3_dagster.sources.b3_portfolio import parse_page, rows_to_frame
 from b3_dagster.storage.lake import LocalLake
@@ -121,7 +123,7 @@ def test_reimporting_different_data_is_refused_and_keeps_the_partition(store, tm
     assert any(info.key.startswith("archive/") for info in store.lake.list("archive/"))
 
 
-# ---- standard files: sectors from a snapshot already in the lake ------------------------------------------------
+# ---- standard files, sector_source "nearest-snapshot": sectors from one snapshot already in the lake -------------
 @pytest.fixture
 def sectored_store(store, recordings) -> PortfolioStore:
     """A lake holding every real sector source we have: the three by-sector files and the 2025-04-07 API answer
@@ -147,7 +149,7 @@ def test_the_damaged_recording_is_not_a_sector_source(sectored_store):
 def test_a_standard_file_is_placed_from_one_snapshot_or_refused_with_its_tickers(sectored_store, path):
     sources = sector_sources(sectored_store)
     parsed = parse_ibov_csv(path.read_bytes(), path.name)
-    [outcome] = import_files([path], sectored_store)
+    [outcome] = import_files([path], sectored_store, sector_source=NEAREST_SNAPSHOT)
     day = parsed.portfolio_date
     by_distance = sorted(sources, key=lambda other: (abs((other - day).days), other))
     covering = [other for other in by_distance if set(parsed.rows["cod"]) <= set(sources[other].rows["cod"])]
@@ -159,7 +161,8 @@ def test_a_standard_file_is_placed_from_one_snapshot_or_refused_with_its_tickers
         assert list(stored.rows["segment"]) == [labels[cod] for cod in parsed.rows["cod"]]
         assert stored.rows["partAcum"].isna().all()  # B3 published no subtotal for these rows
         assert stored.rows.drop(columns=["segment"]).equals(parsed.rows.drop(columns=["segment"]))
-        assert SECTORS_ASSIGNED_MARK + covering[0].isoformat() in stored.source
+        assert SECTORS_ASSIGNED_MARK + "raw " + covering[0].isoformat() in stored.source
+        assert stored.sector_sources == {cod: f"raw:{covering[0]}" for cod in parsed.rows["cod"]}
         assert not is_sector_source(stored)
     else:
         nearest = sources[by_distance[0]]
@@ -172,7 +175,7 @@ def test_a_standard_file_is_placed_from_one_snapshot_or_refused_with_its_tickers
 
 
 def test_the_real_files_exercise_both_branches(sectored_store):
-    outcomes = import_files(STANDARD_FILES, sectored_store)
+    outcomes = import_files(STANDARD_FILES, sectored_store, sector_source=NEAREST_SNAPSHOT)
     written = [o for o in outcomes if o.status == "written"]
     refused = [o for o in outcomes if o.status == REFUSED]
     assert written and refused and len(written) + len(refused) == len(STANDARD_FILES)
@@ -192,7 +195,7 @@ def test_labels_come_from_the_snapshot_and_a_standard_file_uses_a_sector_file_of
     standard_path = write(tmp_path, "IBOVDia_11-07-24.csv", standard)
     sector = parse_ibov_csv(sector_bytes, SECTOR_FILE.name)
 
-    outcomes = import_files([standard_path, SECTOR_FILE], store)
+    outcomes = import_files([standard_path, SECTOR_FILE], store, sector_source=NEAREST_SNAPSHOT)
     assert [o.status for o in outcomes] == ["written", "written"]  # in the order given
     assert outcomes[0].sector_snapshot == sector.portfolio_date
     stored = store.read_raw(dt.date(2024, 7, 11))
@@ -204,7 +207,7 @@ def test_labels_come_from_the_snapshot_and_a_standard_file_uses_a_sector_file_of
 
 def test_api_labels_are_taken_verbatim(store, recordings):
     store.write_raw(api_snapshot(recordings["2025-04-07"]))
-    [outcome] = import_files([STANDARD_2025], store)
+    [outcome] = import_files([STANDARD_2025], store, sector_source=NEAREST_SNAPSHOT)
     assert outcome.status == "written"
     segments = set(store.read_raw(outcome.portfolio_date).rows["segment"])
     assert "Petróleo, Gás e Biocombustíveis" in segments and "Petróleo/ Gás e Biocombustíveis" not in segments
@@ -212,7 +215,7 @@ def test_api_labels_are_taken_verbatim(store, recordings):
 
 def test_without_any_sector_source_every_ticker_is_listed(store):
     parsed = parse_ibov_csv(STANDARD_2025.read_bytes(), STANDARD_2025.name)
-    [outcome] = import_files([STANDARD_2025], store)
+    [outcome] = import_files([STANDARD_2025], store, sector_source=NEAREST_SNAPSHOT)
     assert outcome.status == REFUSED and store.raw_days() == []
     assert f"cannot place {len(parsed.rows)} ticker(s)" in outcome.reason
     assert "no raw snapshot with B3-published sectors" in outcome.reason
@@ -221,9 +224,9 @@ def test_without_any_sector_source_every_ticker_is_listed(store):
 def test_assigned_sectors_are_never_reused(store, recordings, tmp_path):
     store.write_raw(api_snapshot(recordings["2025-04-07"]))
     march_17, march_10 = FIXTURES / "csv" / "IBOVDia_17-03-25.csv", FIXTURES / "csv" / "IBOVDia_10-03-25.csv"
-    assert [o.status for o in import_files([march_17], store)] == ["written"]
+    assert [o.status for o in import_files([march_17], store, sector_source=NEAREST_SNAPSHOT)] == ["written"]
     store.lake.delete([raw_key(dt.date(2025, 4, 7))])  # only the second-hand sectors of 2025-03-17 remain
-    [outcome] = import_files([march_10], store)
+    [outcome] = import_files([march_10], store, sector_source=NEAREST_SNAPSHOT)
     assert outcome.status == REFUSED and "no raw snapshot with B3-published sectors" in outcome.reason
 
 
@@ -272,7 +275,8 @@ def test_the_same_file_twice_in_one_batch(store, tmp_path):
 
 
 def test_the_shipped_recordings_import_cleanly(store, recordings, tmp_path):
-    """The README demo: the by-sector recordings, then the standard ones once the API answer of 2025-04-07 is in."""
+    """The README demo: the by-sector recordings and the standard ones, placed by the shipped classification (with
+    nearest-snapshot they need the API answer of 2025-04-07 first)."""
     shipped = Path(__file__).resolve().parents[2] / "b3_dagster" / "recordings" / "b3_csv"
     sector_recordings = sorted(shipped.glob("*.csv"))
     standard_recordings = sorted((shipped / "standard").glob("*.csv"))
@@ -283,7 +287,136 @@ def test_the_shipped_recordings_import_cleanly(store, recordings, tmp_path):
         assert path.read_bytes() == (FIXTURES / "csv" / path.name).read_bytes()
 
     assert exit_code(import_files(sector_recordings, store)) == 0
-    assert exit_code(import_files(standard_recordings, store)) == 1  # no snapshot places them yet
-    store.write_raw(api_snapshot(recordings["2025-04-07"]))
-    outcomes = import_files(standard_recordings, store)
+    (tmp_path / "other").mkdir()
+    other = PortfolioStore(LocalLake(tmp_path / "other"))
+    assert exit_code(import_files(sector_recordings, other)) == 0
+    assert exit_code(import_files(standard_recordings, other, sector_source=NEAREST_SNAPSHOT)) == 1  # none lists all
+    other.write_raw(api_snapshot(recordings["2025-04-07"]))
+    outcomes = import_files(standard_recordings, other, sector_source=NEAREST_SNAPSHOT)
     assert exit_code(outcomes) == 0 and {o.sector_snapshot for o in outcomes} == {dt.date(2025, 4, 7)}
+
+    outcomes = import_files(standard_recordings, store)  # the default: B3's classification
+    assert exit_code(outcomes) == 0 and all(o.status == "written" and o.placed_by for o in outcomes)
+
+
+# ---- standard files, sector_source "classification" (the default): B3's own sector classification -----------------
+SHARED_B3 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "b3"  # ../shared of the repo
+
+
+def test_the_fixtures_are_the_shared_real_downloads():
+    """The fixtures are byte-for-byte copies of ../shared/data/b3/{csv,csv_sector} (when that folder is present)."""
+    if not SHARED_B3.is_dir():
+        pytest.skip(f"{SHARED_B3} is not on this machine; the fixtures' provenance is in fixtures/SOURCES.md")
+    for folder, fixtures in (("csv", STANDARD_FILES), ("csv_sector", SECTOR_FILES)):
+        shared = sorted((SHARED_B3 / folder).glob("IBOVDia_*.csv"))
+        assert [path.name for path in shared] == [path.name for path in fixtures]
+        assert all(path.read_bytes() == (SHARED_B3 / folder / path.name).read_bytes() for path in fixtures)
+
+
+def footer_total(path: Path) -> int:
+    """The file's 'Quantidade Teórica Total' footer, read independently of the parser."""
+    [line] = [line for line in path.read_bytes().decode("latin-1").splitlines()
+              if line.startswith("Quantidade Teórica Total;")]
+    return int(next(field for field in line.split(";")[1:] if field).replace(".", ""))
+
+
+def test_every_real_download_imports_and_matches_its_file(store):
+    """All 20 standard and 3 by-sector real downloads: rows, Σ part = 100 and Σ qty = the footer, in raw."""
+    assert len(STANDARD_FILES) == 20 and len(SECTOR_FILES) == 3
+    outcomes = import_files(STANDARD_FILES + SECTOR_FILES, store)
+    assert [o.status for o in outcomes] == ["written"] * 23, [o.reason for o in outcomes if not o.ok]
+    assert len(store.raw_days()) == 23
+    for path, outcome in zip(STANDARD_FILES + SECTOR_FILES, outcomes):
+        parsed = parse_ibov_csv(path.read_bytes(), path.name)
+        stored = store.read_raw(outcome.portfolio_date)
+        data_lines = len(path.read_bytes().splitlines()) - 4  # title, header and the two footers
+        assert len(stored.rows) == outcome.rows == data_lines, path.name
+        assert sum(round(part * 1000) for part in stored.rows["part"]) == 100_000, path.name
+        assert int(stored.rows["theoricalQty"].sum()) == stored.theoretical_qty_total == footer_total(path)
+        assert stored.rows["segment"].notna().all() and (stored.rows["segment"].str.strip() != "").all()
+        assert stored.rows.drop(columns=["segment", "partAcum"]).equals(parsed.rows.drop(columns=["segment", "partAcum"]))
+        if parsed.has_sectors:
+            assert stored.sector_sources is None and is_sector_source(stored)
+        else:
+            assert set(stored.sector_sources) == set(parsed.rows["cod"]) and not is_sector_source(stored)
+            assert all(how.startswith("classification:") for how in stored.sector_sources.values())
+            assert stored.rows["partAcum"].isna().all()
+
+
+def test_a_ticker_takes_its_roots_sector_from_the_vintage_valid_that_day_or_the_nearest(store):
+    """15/12/2023: PETR from the 2023-09-20 vintage (valid that day); ALOS (Allos, listed after that vintage) from
+    the nearest vintage that lists it, 2024-05-14."""
+    path = FIXTURES / "csv" / "IBOVDia_15-12-23.csv"
+    [outcome] = import_files([path], store)
+    stored = store.read_raw(dt.date(2023, 12, 15))
+    sources = stored.sector_sources
+    segment = dict(zip(stored.rows["cod"], stored.rows["segment"]))
+    assert sources["PETR4"] == "classification:2023-09-20:valid"
+    assert segment["PETR4"] == "Petróleo, Gás e Biocombustíveis / Petróleo, Gás e Biocombustíveis"
+    assert sources["ALOS3"] == "classification:2024-05-14:nearest"
+    assert segment["ALOS3"] == "Financeiro / Exploração de Imóveis"
+    assert outcome.placed_by == {"classification:2023-09-20:valid": len(stored.rows) - 1,
+                                 "classification:2024-05-14:nearest": 1}
+    assert "1 by nearest classification vintage" in format_outcome(outcome)
+    assert SECTORS_ASSIGNED_MARK + "classification 2023-09-20 2024-05-14" in stored.source
+
+
+def test_roots_only_in_the_derived_2026_workbook_are_placed_from_it(store):
+    """March 2026: AXIA (ex-ELET) and EMBJ (ex-EMBR) are only in the fallback-only derived workbook."""
+    [outcome] = import_files([FIXTURES / "csv" / "IBOVDia_24-03-26.csv"], store)
+    sources = store.read_raw(dt.date(2026, 3, 24)).sector_sources
+    fallback = {cod for cod, how in sources.items() if how.endswith(":fallback")}
+    assert fallback and {cod[:4] for cod in fallback} == {"AXIA", "EMBJ"}
+    assert outcome.status == "written"
+
+
+def test_a_root_no_vintage_lists_takes_the_nearest_b3_snapshots_label(store):
+    """A classification without PETR (hand-cut from the shipped one): PETR3/PETR4 are placed by the by-sector file of
+    2024-07-10, whose own label they take; every other ticker by the classification."""
+    from b3_dagster.sources.b3_classification import load_shipped_classification
+
+    classification = load_shipped_classification()
+    without_petr = classification[classification["codigo"] != "PETR"]
+    import_files([SECTOR_FILE], store)
+    path = FIXTURES / "csv" / "IBOVDia_26-04-24.csv"
+    [outcome] = import_files([path], store, classification=without_petr)
+    stored = store.read_raw(outcome.portfolio_date)
+    petr = stored.rows[stored.rows["cod"].str.startswith("PETR")]
+    assert len(petr) == 2 and set(petr["segment"]) == {"Petróleo/ Gás e Biocombustíveis"}
+    assert {stored.sector_sources[cod] for cod in petr["cod"]} == {"raw:2024-07-10"}
+    assert outcome.placed_by["raw:2024-07-10"] == 2
+
+
+def test_a_file_is_refused_only_for_roots_no_source_knows(store, tmp_path):
+    """Hand-made fault case: a real file with PETR4 renamed ZZZZ4 (sums unchanged). Refused, naming ticker and line."""
+    data = STANDARD_2025.read_bytes()
+    parsed = parse_ibov_csv(data, STANDARD_2025.name)
+    line = parsed.lines["PETR4"]
+    changed = write(tmp_path, "IBOVDia_06-01-25.csv", data.replace(b"\nPETR4;", b"\nZZZZ4;", 1))
+    [outcome] = import_files([changed], store)
+    assert outcome.status == REFUSED and store.raw_days() == []
+    assert f"cannot place 1 ticker(s) in a sector: ZZZZ4 (line {line})" in outcome.reason
+    assert "['ZZZZ']" in outcome.reason and str(changed) in outcome.reason
+
+
+def test_a_standard_file_of_a_day_b3_already_published_with_sectors_is_unchanged(store, tmp_path):
+    sector = parse_ibov_csv(SECTOR_FILE.read_bytes(), SECTOR_FILE.name)
+    standard = write(tmp_path, "IBOVDia_10-07-24_standard.csv", as_standard(SECTOR_FILE.read_bytes()))
+    assert import_files([SECTOR_FILE], store)[0].status == "written"
+    before = store.lake.read_bytes(raw_key(sector.portfolio_date))
+    [outcome] = import_files([standard], store)
+    assert outcome.status == "unchanged" and outcome.sector_snapshot == sector.portfolio_date
+    assert store.lake.read_bytes(raw_key(sector.portfolio_date)) == before
+
+
+def test_raw_files_without_sector_source_metadata_still_read_and_compare(store):
+    """Raw written before b3.sector_source existed (or by the API) reads with sector_sources None, and a snapshot that
+    differs only by that metadata is the same portfolio."""
+    parsed = parse_ibov_csv(SECTOR_FILE.read_bytes(), SECTOR_FILE.name)
+    plain = PortfolioSnapshot(parsed.portfolio_date, parsed.rows, parsed.reductor, parsed.theoretical_qty_total)
+    assert META_SECTOR_SOURCE not in plain.to_arrow().schema.metadata
+    assert PortfolioSnapshot.from_arrow(plain.to_arrow()).sector_sources is None
+    store.write_raw(plain)
+    tagged = replace(plain, sector_sources={cod: "raw:2024-07-10" for cod in parsed.rows["cod"]})
+    assert PortfolioSnapshot.from_arrow(tagged.to_arrow()).sector_sources == tagged.sector_sources
+    assert store.write_raw(tagged).status == "unchanged"
