@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from b3_dagster.model import PART_SUM, SECTOR
+from b3_dagster.model import DATE, ECONOMIC_SECTOR, PART_SUM, SECTOR
 from b3_dagster.transforms.index_features import (
     CLOSE,
     DATA,
@@ -102,3 +102,52 @@ def render_sector_chart(frame: pd.DataFrame, day: dt.date | str) -> bytes:
 def markdown_image(png: bytes, alt: str = "chart") -> str:
     """Markdown that shows ``png`` inline (a base64 data URI)."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+
+
+SECTOR_WEIGHTS_SIZE_PX = (900, 540)  # fits a Dagster UI metadata dialog
+
+
+def sector_weights_figure(frame: pd.DataFrame, title: str = "IBOV: participação por setor econômico") -> Figure:
+    """Weight of each canonical ``setor_economico`` in the index over time, stacked (they add up to 100%).
+
+    ``frame`` has ``Data``, ``setor_economico`` and ``soma_part`` (the refined table: one row per subsector and day,
+    summed here per sector). Sessions with data are marked on the x axis: between them the areas are interpolated,
+    and the recorded history has gaps of weeks.
+    """
+    if frame.empty:
+        raise ValueError("no sector weights to chart")
+    table = (frame.groupby([DATE, ECONOMIC_SECTOR])[PART_SUM].sum().unstack(ECONOMIC_SECTOR).fillna(0.0)
+             .sort_index())
+    table = table[table.mean().sort_values(ascending=False).index]  # the largest sector at the bottom
+    dates = pd.to_datetime(pd.Series(table.index))
+    width, height = SECTOR_WEIGHTS_SIZE_PX
+    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    palette = [figure_color for figure_color in _palette(len(table.columns))]
+    axes.stackplot(dates, [table[column].to_numpy() for column in table.columns], labels=list(table.columns),
+                   colors=palette, alpha=0.9, linewidth=0.3, edgecolor="white")
+    axes.plot(dates, [100.0] * len(dates), linestyle="none", marker="|", color="#333333", markersize=6,
+              label=f"sessões com dados ({len(dates)})")
+    axes.set_ylim(0, 101)
+    axes.set_xlim(dates.min(), dates.max())
+    axes.set_ylabel("Participação no IBOV (%)")
+    axes.set_title(f"{title} ({dates.min():%d/%m/%Y} a {dates.max():%d/%m/%Y})", fontsize=11)
+    axes.grid(axis="y", alpha=0.3)
+    handles, labels = axes.get_legend_handles_labels()
+    axes.legend(handles[::-1], labels[::-1], loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7.5,
+                frameon=False)
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    return figure
+
+
+def _palette(count: int) -> list:
+    from matplotlib import colormaps
+
+    colors = colormaps["tab20"].colors
+    return [colors[(2 * i) % 20 if i < 10 else (2 * i + 1) % 20] for i in range(count)]
+
+
+def render_sector_weights_chart(frame: pd.DataFrame) -> bytes:
+    return png_bytes(sector_weights_figure(frame))
