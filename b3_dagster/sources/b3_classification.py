@@ -337,6 +337,20 @@ def classification_history(vintages: Iterable[Vintage]) -> pd.DataFrame:
     return pd.concat([v.rows for v in vintages], ignore_index=True)
 
 
+def is_new_vintage(history: pd.DataFrame, vintage: Vintage) -> bool:
+    """False when ``vintage`` classifies every issuer exactly as the latest earlier complete vintage of ``history``
+    does (a daily live download of an unchanged classification adds nothing)."""
+    if vintage.fallback_only:
+        return True
+    earlier = history[(~history[FALLBACK_ONLY]) & (history[VALID_FROM] <= vintage.valid_from)]
+    if earlier.empty:
+        return True
+    latest = earlier[earlier[VALID_FROM] == earlier[VALID_FROM].max()]
+    columns = [ISSUER_CODE, ECONOMIC_SECTOR, SUBSECTOR, SEGMENT]
+    ordered = [frame[columns].sort_values(ISSUER_CODE).reset_index(drop=True) for frame in (latest, vintage.rows)]
+    return not ordered[0].equals(ordered[1])
+
+
 def shipped_files(root: Path = SHIPPED_ROOT) -> list[Path]:
     """The real vintages shipped with the package (see recordings/b3_sectors/SOURCES.md)."""
     return sorted(path for pattern in ("*/*.xlsx", "*/*.zip") for path in root.glob(pattern))

@@ -21,6 +21,7 @@ from b3_dagster.sources.b3_classification import (
     ClassificationError,
     classification_history,
     download_url,
+    is_new_vintage,
     fetch_classification,
     load_shipped_classification,
     parse_classification,
@@ -129,6 +130,14 @@ def test_the_shipped_history_has_one_complete_vintage_per_date():
     again = parse_classification(LEGACY_2021.read_bytes(), "copy_2021-06-25.xlsx")
     with pytest.raises(ClassificationError, match="vintage 2021-06-25 is also given by"):
         classification_history([parse_classification(LEGACY_2021.read_bytes(), LEGACY_2021.name), again])
+
+
+def test_an_unchanged_live_download_is_not_a_new_vintage():
+    history = load_shipped_classification()
+    same = parse_classification(NEW_2025.read_bytes(), "live.xlsx", valid_from=dt.date(2026, 11, 30))
+    assert not is_new_vintage(history, same)
+    changed = edited(NEW_2025, lambda sheet: setattr(sheet["F5"], "value", "BRAX"))  # hand-made: one code renamed
+    assert is_new_vintage(history, parse_classification(changed, "live.xlsx", valid_from=dt.date(2026, 11, 30)))
 
 
 # ---- faults: hand-made from real workbooks (each edit is named in the test) ------------------------------------------
