@@ -136,9 +136,8 @@ class SectorDimension:
         return cls(vintages=dict(sorted(vintages.items())), fallback=dict(sorted(fallback.items())), files=files,
                    canonical_of=lineages, renames=renames)
 
-    @property
-    def dates(self) -> list[dt.date]:
-        return list(self.vintages)
+    def __post_init__(self):
+        self.dates: list[dt.date] = sorted(self.vintages)  # complete vintages, oldest first
 
     def valid_vintage(self, day: dt.date) -> dt.date:
         """The latest complete vintage with vigente_desde <= day; before the first vintage, the earliest."""
@@ -232,10 +231,16 @@ def map_sectors(raw: pd.DataFrame, dimension: SectorDimension) -> SectorMapping:
     problems: list[str] = []
     notes: list[str] = []
     out_rows, label_rows, placement_rows = [], [], []
-    for (day, segment), group in raw.groupby([RAW_DATE_COLUMN, "segment"], sort=True, dropna=False):
+    # Plain lists rather than a pandas groupby: a per-group frame costs ~0.5 ms, and five years hold ~35k labels.
+    groups: dict[tuple, list[tuple[str, float]]] = defaultdict(list)
+    for day, segment, cod, part in zip(raw[RAW_DATE_COLUMN].tolist(), raw["segment"].tolist(), raw["cod"].tolist(),
+                                       raw["part"].tolist()):
+        groups[(day, segment)].append((cod, part))
+    for (day, segment), group in sorted(groups.items(), key=lambda item: (item[0][0], str(item[0][1]))):
         votes: Counter[Pair] = Counter()
         weight: Counter[Pair] = Counter()
-        for cod, part in zip(group["cod"], group["part"]):
+        codes = [cod for cod, _ in group]
+        for cod, part in group:
             placement = dimension.place_root(issuer_root(cod), day)
             if placement is None:
                 problems.append(f"{day}: ticker {cod} (root {issuer_root(cod)}, label {segment!r}) is in no "
@@ -245,12 +250,12 @@ def map_sectors(raw: pd.DataFrame, dimension: SectorDimension) -> SectorMapping:
             weight[placement.canonical] += part
             placement_rows.append((day, cod, placement.root, placement.vintage, placement.how,
                                    placement.source_file, *placement.pair))
-        if pd.isna(segment):
-            problems.append(f"{day}: {len(group)} row(s) without a sector label ({sorted(group['cod'])[:10]})")
+        if segment is None or (isinstance(segment, float) and pd.isna(segment)):
+            problems.append(f"{day}: {len(group)} row(s) without a sector label ({sorted(codes)[:10]})")
             continue
         if not votes:
             problems.append(f"{day}: label {segment!r} cannot be placed: none of its tickers "
-                            f"{sorted(group['cod'])} is in any classification vintage")
+                            f"{sorted(codes)} is in any classification vintage")
             continue
         chosen = max(votes, key=lambda pair: (votes[pair], weight[pair], pair))
         if len(votes) > 1:
@@ -259,7 +264,7 @@ def map_sectors(raw: pd.DataFrame, dimension: SectorDimension) -> SectorMapping:
                          f"placed in {sector_label(*chosen)}")
         label = sector_label(*chosen)
         label_rows.append((day, segment, *chosen, label, len(group), votes[chosen]))
-        out_rows.extend((day, cod, *chosen, label) for cod in group["cod"])
+        out_rows.extend((day, cod, *chosen, label) for cod in codes)
     rows = pd.DataFrame(out_rows, columns=SECTOR_MAPPING_COLUMNS)
     if not rows.empty:
         rows = rows.sort_values([RAW_DATE_COLUMN, "cod"]).reset_index(drop=True)
