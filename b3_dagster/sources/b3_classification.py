@@ -171,10 +171,9 @@ def _parse_legacy(rows: list[tuple], file: str, sheet: str) -> list[tuple[str, s
     setor = subsetor = segmento = ""
     expect_subheader = False
     for number, cells in enumerate(rows[1:], start=2):
-        a, b, c, d, e = _row_texts(cells, 0, 5, file, sheet, number) if not (
-            cells and isinstance(cells[0], str) and LEGEND_PATTERN.match(cells[0].strip())) else (None,) * 5
-        if a is None:  # the legend: the data is over (the disclaimer below is not data)
-            break
+        if cells and isinstance(cells[0], str) and LEGEND_PATTERN.match(cells[0].strip()):
+            break  # the legend: the data is over (the disclaimer below is not data)
+        a, b, c, d, e = _row_texts(cells, 0, 5, file, sheet, number)
         if expect_subheader:
             if (a, b, c, d, e) != LEGACY_SUBHEADER:
                 raise ClassificationError(file, f"expected the header's second row {LEGACY_SUBHEADER}, found "
