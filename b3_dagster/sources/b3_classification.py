@@ -366,9 +366,18 @@ def download_url(base_url: str = DEFAULT_BASE_URL, language: str = "pt-br") -> s
     return f"{base_url.rstrip('/')}{DOWNLOAD_PATH}{encode_payload({'language': language})}"
 
 
+@dataclass(frozen=True)
+class Download:
+    """One live download: B3's bytes as served (to keep in the lake) and their parse."""
+
+    url: str
+    data: bytes
+    vintage: Vintage
+
+
 def fetch_classification(day: dt.date, base_url: str = DEFAULT_BASE_URL, session=None,
-                         timeout: float = 30.0) -> Vintage:
-    """Download and parse today's classification; ``day`` (the download day) becomes its vintage date."""
+                         timeout: float = 30.0) -> Download:
+    """Download and parse the current classification; ``day`` (the download day) becomes its vintage date."""
     from b3_dagster.sources.http import retrying_session
 
     session = session or retrying_session()
@@ -379,5 +388,5 @@ def fetch_classification(day: dt.date, base_url: str = DEFAULT_BASE_URL, session
     if len(response.content) > MAX_DOWNLOAD_BYTES:
         raise ClassificationError(url, f"the answer has {len(response.content):,} bytes, more than the "
                                        f"{MAX_DOWNLOAD_BYTES:,} a classification workbook can be")
-    return parse_classification(response.content, f"GetDownloadIndustryClassification_{day.isoformat()}.xlsx",
-                                valid_from=day)
+    name = f"GetDownloadIndustryClassification_{day.isoformat()}.xlsx"
+    return Download(url, response.content, parse_classification(response.content, name, valid_from=day))

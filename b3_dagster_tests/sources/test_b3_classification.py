@@ -230,7 +230,9 @@ def test_fetch_parses_the_served_workbook_with_the_download_day(httpserver):
     httpserver.expect_request(path).respond_with_data(
         NEW_2025.read_bytes(), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     day = dt.date(2026, 11, 30)
-    vintage = fetch_classification(day, base_url=httpserver.url_for("").rstrip("/"))
+    download = fetch_classification(day, base_url=httpserver.url_for("").rstrip("/"))
+    vintage = download.vintage
+    assert download.data == NEW_2025.read_bytes() and "GetDownloadIndustryClassification/eyJ" in download.url
     assert (vintage.layout, vintage.valid_from, len(vintage.rows)) == (NEW, day, 378)
     assert vintage.source_file == "GetDownloadIndustryClassification_2026-11-30.xlsx"
 
