@@ -17,7 +17,7 @@ column; how its rows are placed depends on ``sector_source``:
      the caller passes a history): the ticker's 4-letter root in the vintage valid on the file's date, else the
      nearest vintage that lists the root, else a fallback-only vintage (the rule of
      ``b3_dagster.transforms.sector_dimension.SectorDimension.place_root``). The row's ``segment`` is that vintage's
-     ``"<setor econômico> / <subsetor>"``;
+     ``"<setor econômico> / <subsetor>"`` (``sector_label``: the sector alone when the subsector bears its name);
   3. a root that no vintage lists takes the label of the **nearest raw snapshot with B3-published sectors** that
      lists the ticker.
 

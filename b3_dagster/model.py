@@ -153,7 +153,7 @@ SECTOR_MAPPING_SCHEMA = pa.schema(
         pa.field("cod", pa.string(), nullable=False),
         pa.field(ECONOMIC_SECTOR, pa.string(), nullable=False),
         pa.field(SUBSECTOR, pa.string(), nullable=False),
-        pa.field(SECTOR, pa.string(), nullable=False),  # the stable label: "<setor_economico> / <subsetor>"
+        pa.field(SECTOR, pa.string(), nullable=False),  # stable label "<setor_economico> / <subsetor>"
     ]
 )
 SECTOR_MAPPING_COLUMNS = SECTOR_MAPPING_SCHEMA.names

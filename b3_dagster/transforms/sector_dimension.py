@@ -27,8 +27,8 @@ never. With the earliest name, a new vintage that renames a subsector leaves eve
 series never splits; the latest name would relabel history on each rename (or split the series until history is
 re-refined). The vintage's own names stay available in the classification table.
 
-``Setor`` = ``"<setor_economico> / <subsetor>"`` of the lineage: unique (``Comércio`` exists under two sectors) and
-stable. A label or ticker that no vintage can place is reported (``problems``), never turned into a new sector.
+``Setor`` = ``"<setor_economico> / <subsetor>"`` of the lineage (just the name when both are the same, as in
+``Outros``): unique (``Comércio`` exists under two sectors) and stable. A label or ticker that no vintage can place is reported (``problems``), never turned into a new sector.
 """
 
 from __future__ import annotations
@@ -68,7 +68,9 @@ def issuer_root(ticker: str) -> str:
 
 
 def sector_label(setor: str, subsetor: str) -> str:
-    return f"{setor} / {subsetor}"
+    """``"<setor> / <subsetor>"``, or just the name when B3 gives the subsector its sector's name (``Outros``,
+    ``Petróleo, Gás e Biocombustíveis``): still unique, since no other subsector bears a sector's name."""
+    return setor if setor == subsetor else f"{setor} / {subsetor}"
 
 
 @dataclass(frozen=True)

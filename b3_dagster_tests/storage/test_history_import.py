@@ -352,7 +352,8 @@ def test_a_ticker_takes_its_roots_sector_from_the_vintage_valid_that_day_or_the_
     sources = stored.sector_sources
     segment = dict(zip(stored.rows["cod"], stored.rows["segment"]))
     assert sources["PETR4"] == "classification:2023-09-20:valid"
-    assert segment["PETR4"] == "Petróleo, Gás e Biocombustíveis / Petróleo, Gás e Biocombustíveis"
+    assert segment["PETR4"] == "Petróleo, Gás e Biocombustíveis"  # the vintage's sector (= its subsector's name)
+    assert segment["ITUB4"] == "Financeiro / Intermediários Financeiros"
     assert sources["ALOS3"] == "classification:2024-05-14:nearest"
     assert segment["ALOS3"] == "Financeiro / Exploração de Imóveis"
     assert outcome.placed_by == {"classification:2023-09-20:valid": len(stored.rows) - 1,

@@ -174,4 +174,8 @@ def test_canonical_rows_adds_the_three_columns(dimension, b3_labelled):
     rows = canonical_rows(b3_labelled, dimension)
     assert list(rows.columns) == RAW_COLUMNS + ["setor_economico", "subsetor", "Setor"]
     assert rows["Setor"].notna().all() and len(rows) == len(b3_labelled)
-    assert (rows["Setor"] == rows["setor_economico"] + " / " + rows["subsetor"]).all()
+    same = rows["setor_economico"] == rows["subsetor"]
+    other = rows[~same]
+    assert (other["Setor"] == other["setor_economico"] + " / " + other["subsetor"]).all()
+    assert set(rows.loc[same, "Setor"]) == {"Petróleo, Gás e Biocombustíveis"}  # B3 names the subsector as the sector
+    assert rows.groupby("Setor")[["setor_economico", "subsetor"]].nunique().max().max() == 1
