@@ -13,7 +13,7 @@ date and index come from the file name when the title is gone). What is checked 
 number, Σ ``Part. (%)`` = 100.000 and, when the footer is there, Σ ``Qtde. Teórica`` = its total.
 
 ``Tipo`` packs three things into one padded field: share class, an ex-event flag B3 adds around corporate events
-(``ED``, ``EJ``, ``EB``, ``ES``, …) and the listing segment: ``PN  EJ  N2`` -> ``PN``, ``EJ``, ``N2``.
+(``ED``, ``EJ``, ``EDJ``, ``ATZ``, …) and the listing segment: ``PN  EJ  N2`` -> ``PN``, ``EJ``, ``N2``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ REDUCTOR_LABEL = "Redutor"
 TICKER_PATTERN = re.compile(r"^[A-Z0-9]{4}\d{1,2}$")
 WEIGHT_PATTERN = re.compile(r"^\d{1,3}(,\d{1,3})?$")  # B3 writes 3 decimals; a re-saved file drops trailing zeros
 B3_WEIGHT_PATTERN = re.compile(r"^\d{1,3},\d{3}$")
-EVENT_PATTERN = re.compile(r"^E[A-Z]$")
+LISTING_SEGMENTS = frozenset({"NM", "N1", "N2", "MA", "M2", "MB"})  # B3 listing segments (Novo Mercado, Nível 1/2, Bovespa Mais, balcão)
 PART_TOTAL_THOUSANDTHS = 100_000
 
 
@@ -62,14 +62,14 @@ def _ascii(text: str) -> str:
 
 def split_type(tipo: str | None) -> tuple[str | None, str | None, str | None]:
     """``"PN  EJ  N2"`` -> ``("PN", "EJ", "N2")``; ``"ON      NM"`` -> ``("ON", None, "NM")``; ``"ON"`` ->
-    ``("ON", None, None)``. Event flags and segments are told apart by shape: B3's ex-event flags are ``E`` + a
-    letter, and no listing segment is (NM, N1, N2, MA, MB, DR1-3)."""
+    ``("ON", None, None)``; ``"ON  EDJ NM"`` -> ``("ON", "EDJ", "NM")``. The first token is the share class, a
+    last token that is a listing segment (NM, N1, N2, MA, M2, MB) is the segment, and whatever lies between is the
+    event flag B3 adds around corporate events (seen: ED, EJ, EB, ES, EDJ, EJS, EBG, ATZ)."""
     if not tipo or not tipo.strip():
         return None, None, None
     share_class, *rest = tipo.split()
-    events = [token for token in rest if EVENT_PATTERN.match(token)]
-    segments = [token for token in rest if not EVENT_PATTERN.match(token)]
-    return share_class, " ".join(events) or None, " ".join(segments) or None
+    segment = rest.pop() if rest and rest[-1] in LISTING_SEGMENTS else None
+    return share_class, " ".join(rest) or None, segment
 
 
 @dataclass(frozen=True)

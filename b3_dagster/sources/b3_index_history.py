@@ -513,7 +513,8 @@ def year_sessions(year: int, through: dt.date | None = None) -> list[dt.date] | 
     not cover the year."""
     end = dt.date(year, 12, 31) if through is None else min(through, dt.date(year, 12, 31))
     try:
-        calendar = _calendar_from(year)
+        project = b3_calendar()
+        calendar = project if dt.date(year, 1, 1) >= project.first_session.date() else _calendar_from(year)
     except (ValueError, xcals.errors.DateOutOfBounds) as error:  # pragma: no cover - depends on the library's bounds
         del error
         return None
