@@ -42,6 +42,7 @@ from b3_dagster.calendar import CALENDAR_NAME, b3_calendar
 from b3_dagster.model import (
     CLOSE_DATE,
     CLOSE_DIFFERENCE,
+    CLOSE_SOURCE,
     INDEX_CLOSES_COLUMNS,
     INDEX_CLOSES_SCHEMA,
     INDEX_CODE,
@@ -638,3 +639,16 @@ def reconcile_with_yahoo(official: pd.DataFrame, yahoo: pd.DataFrame, *, yahoo_d
 
 
 assert INDEX_CLOSES_SCHEMA.names == INDEX_CLOSES_COLUMNS
+
+
+def close_of_record(official: pd.DataFrame, yahoo: pd.DataFrame, *, yahoo_date: str = "date",
+                    yahoo_close: str = "close") -> pd.DataFrame:
+    """One close per day with the source it came from (``fonte_fechamento``): B3's official close where B3 published
+    one (on the current scale), Yahoo's close on the other days (typically the newest sessions, before the yearly
+    grid is fetched again). Columns: data, fechamento, fonte_fechamento."""
+    b3 = on_current_scale(official)[[CLOSE_DATE, OFFICIAL_CLOSE]].assign(**{CLOSE_SOURCE: "b3"})
+    other = yahoo[[yahoo_date, yahoo_close]].dropna().rename(columns={yahoo_date: CLOSE_DATE,
+                                                                     yahoo_close: OFFICIAL_CLOSE})
+    other[CLOSE_DATE] = pd.to_datetime(other[CLOSE_DATE]).dt.date
+    other = other[~other[CLOSE_DATE].isin(set(b3[CLOSE_DATE]))].assign(**{CLOSE_SOURCE: "yahoo"})
+    return pd.concat([b3, other], ignore_index=True).sort_values(CLOSE_DATE).reset_index(drop=True)

@@ -23,6 +23,7 @@ from b3_dagster.sources.b3_index_history import (
     check_closes_on_sessions,
     check_monthly_matches_daily,
     check_published_min_max,
+    close_of_record,
     decode_history_token,
     history_payload,
     history_url,
@@ -346,3 +347,15 @@ def test_reconciliation_refuses_two_indices_at_once():
     b = a.assign(indice="IBXX")
     with pytest.raises(ValueError, match="one index"):
         reconcile_with_yahoo(pd.concat([a, b]), yahoo())
+
+
+def test_close_of_record_takes_b3s_close_where_published_and_says_so():
+    official = grid("rb3_IndexStatistics_IBOV_2022_pt-br_rec2022-12-08.json").closes  # stops at 2022-12-07
+    bars = yahoo()
+    bars = bars[(bars["date"] >= "2022-11-01") & (bars["date"] <= "2022-12-29")]
+    record = close_of_record(official, bars).set_index(CLOSE_DATE)
+    assert record.loc[dt.date(2022, 12, 6)].tolist() == [110_188.57, "b3"]
+    assert record.loc[dt.date(2022, 12, 8)].tolist() == [107_245.0, "yahoo"]
+    assert record.index.is_unique and record.index.max() == dt.date(2022, 12, 29)
+    assert (record["fonte_fechamento"] == "yahoo").sum() == 16  # the 16 sessions 2022-12-08 .. 12-29
+    assert len(record) == 250  # all of 2022: B3 up to 12-07, Yahoo after
