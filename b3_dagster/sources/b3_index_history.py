@@ -652,3 +652,69 @@ def close_of_record(official: pd.DataFrame, yahoo: pd.DataFrame, *, yahoo_date: 
     other[CLOSE_DATE] = pd.to_datetime(other[CLOSE_DATE]).dt.date
     other = other[~other[CLOSE_DATE].isin(set(b3[CLOSE_DATE]))].assign(**{CLOSE_SOURCE: "yahoo"})
     return pd.concat([b3, other], ignore_index=True).sort_values(CLOSE_DATE).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The shipped recordings (b3_dagster/recordings/b3_index_history), and their replay for the demo and tests
+# ---------------------------------------------------------------------------------------------------------------------
+# Bare answers do not say which request they answer: their provenance does (SOURCES.md there). Wrapped answers carry
+# their request in ``params``.
+RECORDED_BARE_GRIDS = {
+    "argus_b3_ibov_1968.json": ("IBOV", 1968, "pt-br"),
+    "argus_b3_ibov_1997.json": ("IBOV", 1997, "pt-br"),
+    "rb3_IndexStatistics_IBOV_2022_pt-br_rec2022-12-08.json": ("IBOV", 2022, "pt-br"),
+    "rb3_IndexStatistics_IBOV_2022_en-us_rec2025-04-07.json": ("IBOV", 2022, "en-us"),
+}
+
+
+@dataclass(frozen=True)
+class RecordedGrid:
+    index: str
+    year: int
+    language: str
+    path: Any  # pathlib.Path
+
+    def answer(self) -> bytes:
+        """B3's answer as recorded (a wrapped save is unwrapped: the values are B3's, the wrapper is not)."""
+        document, params = unwrap_answer(json.loads(self.path.read_bytes()))
+        return self.path.read_bytes() if not params else json.dumps(document, ensure_ascii=False).encode("utf-8")
+
+    def parse(self) -> IndexYear:
+        return parse_year_grid(self.answer(), index=self.index, year=self.year, language=self.language,
+                               source=self.path.name)
+
+
+def recordings_dir():
+    from importlib import resources
+    from pathlib import Path
+
+    return Path(str(resources.files("b3_dagster") / "recordings" / "b3_index_history"))
+
+
+def recorded_grids(directory=None) -> list[RecordedGrid]:
+    """Every shipped year-grid answer, with the request it answered."""
+    folder = (directory or recordings_dir()) / "json"
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        if path.name in RECORDED_BARE_GRIDS:
+            found.append(RecordedGrid(*RECORDED_BARE_GRIDS[path.name], path))
+            continue
+        _, params = unwrap_answer(json.loads(path.read_bytes()))
+        if {"index", "year", "language"} <= set(params):
+            found.append(RecordedGrid(params["index"], int(params["year"]), params["language"], path))
+    return found
+
+
+def replay_answer(grids: list[RecordedGrid], token: str) -> tuple[int, bytes]:
+    """The status and body a local replay sends for ``ENDPOINT_PATH + token``: the recorded answer to that exact
+    (index, year, language), or 404 saying what is recorded (never a made-up grid)."""
+    try:
+        payload = decode_history_token(token)
+        wanted = (str(payload["index"]), int(payload["year"]), str(payload["language"]))
+    except (ValueError, KeyError, TypeError):
+        return 400, b'{"message":"bad request payload"}'
+    for grid in grids:
+        if (grid.index, grid.year, grid.language) == wanted:
+            return 200, grid.answer()
+    held = sorted(f"{g.index} {g.year} {g.language}" for g in grids)
+    return 404, json.dumps({"message": f"no recorded answer for {wanted}; recorded: {held}"}).encode()

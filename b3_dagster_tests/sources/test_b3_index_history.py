@@ -359,3 +359,27 @@ def test_close_of_record_takes_b3s_close_where_published_and_says_so():
     assert record.index.is_unique and record.index.max() == dt.date(2022, 12, 29)
     assert (record["fonte_fechamento"] == "yahoo").sum() == 16  # the 16 sessions 2022-12-08 .. 12-29
     assert len(record) == 250  # all of 2022: B3 up to 12-07, Yahoo after
+
+
+def test_every_recorded_grid_is_replayed_over_http_to_the_real_client(httpserver):
+    import re
+
+    from werkzeug import Response
+
+    from b3_dagster.sources.b3_index_history import recorded_grids, replay_answer
+
+    grids = recorded_grids()
+    assert {g.path.name for g in grids} == set(GRIDS) | set(WRAPPED)
+    def handler(request):
+        status, body = replay_answer(grids, request.path[len(ENDPOINT_PATH):])
+        return Response(body, status=status, content_type="application/json")
+
+    httpserver.expect_request(re.compile("^" + re.escape(ENDPOINT_PATH) + ".+")).respond_with_handler(handler)
+    base = httpserver.url_for("").rstrip("/")
+    for recorded in grids:
+        client = B3IndexHistoryClient(base, language=recorded.language, session=retrying_session(retries=0))
+        _, fetched = client.fetch_year(recorded.index, recorded.year)
+        assert fetched.closes.equals(recorded.parse().closes), recorded.path.name
+        assert check_published_min_max(fetched).passed
+    with pytest.raises(B3IndexHistoryError, match=r"HTTP 404.*no recorded answer for.*IBOV.*2024"):
+        B3IndexHistoryClient(base, session=retrying_session(retries=0)).fetch_year("IBOV", 2024)
