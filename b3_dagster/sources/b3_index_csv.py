@@ -256,3 +256,14 @@ def parse_index_csv(data: bytes, name: str, *, allow_altered: bool = False) -> I
                     rows=table.to_pandas(date_as_object=True)[INDEX_PORTFOLIO_COLUMNS],
                     theoretical_qty_total=qty_total, reductor=reductor, lines=seen,
                     alterations=tuple(alterations))
+
+
+def recorded_csvs(directory=None) -> list:
+    """The shipped Carteira do Dia downloads of indices other than IBOV (b3_dagster/recordings/b3_indices/csv),
+    sorted by name. Which of them are altered copies is in the SOURCES.md there (and ``parse_index_csv`` tells)."""
+    from importlib import resources
+    from pathlib import Path
+
+    folder = Path(directory) if directory else Path(str(resources.files("b3_dagster") / "recordings" / "b3_indices"
+                                                          / "csv"))
+    return sorted(folder.glob("*Dia_*.csv"))

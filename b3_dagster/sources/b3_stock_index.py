@@ -199,3 +199,18 @@ def compare_with_portfolio(answer: StockIndexAnswer, index: str, portfolio_codes
     return CheckOutcome(passed, text, {"index": index, "date": answer.update.isoformat(), "members": len(members),
                                        "portfolio": len(portfolio), "only_members": only_members,
                                        "only_portfolio": only_portfolio})
+
+
+def recorded_answers(directory=None) -> dict[str, "Path"]:
+    """The shipped GetStockIndex answers (b3_dagster/recordings/b3_indices/json), by their ``header.update`` date.
+    B3 serves only the current list, so a replay serves one of them at a time (like the portfolio replay)."""
+    from importlib import resources
+    from pathlib import Path
+
+    folder = Path(directory) if directory else Path(str(resources.files("b3_dagster") / "recordings" / "b3_indices"
+                                                          / "json"))
+    found = {}
+    for path in sorted(folder.glob("GetStockIndex_*.json")):
+        update = json.loads(path.read_bytes())["header"]["update"]
+        found[str(update)] = path
+    return found

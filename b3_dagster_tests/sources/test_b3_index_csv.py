@@ -11,7 +11,7 @@ import pytest
 
 from b3_dagster.model import EVENT_FLAG, INDEX_CODE, INDEX_PORTFOLIO_COLUMNS, LISTING_SEGMENT, SHARE_CLASS
 from b3_dagster.sources.b3_csv import B3CsvError, parse_ibov_csv
-from b3_dagster.sources.b3_index_csv import parse_index_csv, split_type
+from b3_dagster.sources.b3_index_csv import parse_index_csv, recorded_csvs, split_type
 
 RECORDED = Path(str(resources.files("b3_dagster") / "recordings" / "b3_indices" / "csv"))
 IBOV_CSV = Path(__file__).parents[1] / "fixtures" / "b3_csv" / "csv"
@@ -36,6 +36,7 @@ def read(name: str) -> bytes:
 
 def test_every_shipped_file_is_covered():
     assert {path.name for path in RECORDED.glob("*.csv")} == set(AS_SERVED) | set(ALTERED)
+    assert [path.name for path in recorded_csvs()] == sorted(set(AS_SERVED) | set(ALTERED))
 
 
 @pytest.mark.parametrize("name", sorted(AS_SERVED))

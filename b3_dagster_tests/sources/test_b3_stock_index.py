@@ -137,3 +137,11 @@ def test_a_security_in_no_index_is_counted_not_lost():
     first = json.loads((RECORDED / "GetStockIndex_2025-04-07_from_rb3_cassette.json").read_bytes())["results"][0]
     assert parsed.without_index == (first["code"],) and parsed.securities == 537
     assert first["code"] not in set(parsed.membership["cod"])
+
+
+def test_recorded_answers_are_listed_by_their_update_date():
+    from b3_dagster.sources.b3_stock_index import recorded_answers
+
+    found = recorded_answers()
+    assert sorted(found) == ["2022-05-13", "2022-12-08", "2025-04-07"]
+    assert all(answer(path.name).update.isoformat() == day for day, path in found.items())
