@@ -31,7 +31,7 @@ def definitions():
     multi = dg.MultiPartitionsDefinition({"dia": daily, "indice": dg.StaticPartitionsDefinition(INDICES)})
 
     @dg.asset(partitions_def=multi, backfill_policy=dg.BackfillPolicy.single_run())
-    def portfolio_all_indices(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    def portfolio_all_indices(context):
         return dg.MaterializeResult(metadata={"keys": len(context.partition_keys)})
 
     assets, jobs = [portfolio_all_indices], [dg.define_asset_job("multi", selection=["portfolio_all_indices"])]
@@ -39,7 +39,7 @@ def definitions():
         name = f"portfolio_{index.lower()}"
 
         @dg.asset(name=name, partitions_def=daily, backfill_policy=dg.BackfillPolicy.single_run())
-        def _one(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        def _one(context):
             return dg.MaterializeResult(metadata={"keys": len(context.partition_keys)})
 
         assets.append(_one)
