@@ -167,7 +167,11 @@ def parse_index_csv(data: bytes, name: str, *, allow_altered: bool = False) -> I
         alterations.append("no title line: index and date taken from the file name")
         index, first_header = from_name["index"], 1
         day = dt.datetime.strptime(from_name["date"], "%d-%m-%y").date()
-    if not is_session(day):
+    try:
+        session = is_session(day)
+    except ValueError as error:  # outside the calendar's range
+        raise B3CsvError(name, 1, str(error)) from error
+    if not session:
         raise B3CsvError(name, 1, f"the portfolio date {day} ({day:%A}) is not a B3 session")
     if len(lines) <= first_header:
         raise B3CsvError(name, first_header, "the file ends before the header line (truncated?)")

@@ -516,8 +516,7 @@ def year_sessions(year: int, through: dt.date | None = None) -> list[dt.date] | 
     try:
         project = b3_calendar()
         calendar = project if dt.date(year, 1, 1) >= project.first_session.date() else _calendar_from(year)
-    except (ValueError, xcals.errors.DateOutOfBounds) as error:  # pragma: no cover - depends on the library's bounds
-        del error
+    except (ValueError, xcals.errors.DateOutOfBounds):  # the library's bounds (e.g. a start before its data)
         return None
     if pd.Timestamp(end) > calendar.last_session:
         return None
