@@ -5,7 +5,8 @@ index, with single-run backfills. Trivial asset bodies: the figures are Dagster'
     .venv/bin/python benchmarks/index_partitions.py --layout multi
 
 Prints wall-clock seconds; nothing is asserted. Measured on the shared 2-core machine (2026-11-30, Dagster 1.13.27):
-multi 97 s, per-index 115 s for 5 single runs of 250 keys; noisy (other sessions were running).
+multi 97 s and 117 s, per-index 115 s and 133 s (two rounds) for 5 single runs of 250 keys; noisy (other
+sessions were running).
 """
 
 from __future__ import annotations
