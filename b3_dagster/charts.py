@@ -151,3 +151,51 @@ def _palette(count: int) -> list:
 
 def render_sector_weights_chart(frame: pd.DataFrame) -> bytes:
     return png_bytes(sector_weights_figure(frame))
+
+
+# ---- anomaly score (issue 14): the IsolationForest's anomalous days beside the volatility z-score spikes ----------
+def anomaly_chart_figure(refined: pd.DataFrame, scores: pd.DataFrame,
+                         title: str = "IBOVESPA: anomalias (Isolation Forest) e picos de volatilidade") -> Figure:
+    """Above: the close, with the anomalous days (``anomalia`` = 1) marked by a cross and the volatility spikes
+    (``volatilidade_pico`` = 1) by a triangle. Below: the z-score bars (spikes in red) and the anomaly score.
+    ``scores`` holds ``data``, ``anomalia_score`` and ``anomalia`` (transforms/anomaly.py); days it lacks are
+    drawn without a score."""
+    from b3_dagster.model import ANOMALY_FLAG, ANOMALY_SCORE  # appended section: keeps the module's head untouched
+
+    if refined.empty:
+        raise ValueError("no rows to chart")
+    rows = refined.sort_values(DATA).merge(scores[[DATA, ANOMALY_SCORE, ANOMALY_FLAG]], on=DATA, how="left")
+    dates = pd.to_datetime(rows[DATA])
+    anomalous = rows[ANOMALY_FLAG].fillna(0).astype(int) == 1
+    spikes = rows[VOLATILITY_SPIKE] == 1
+    figure = Figure(figsize=(11, 7), dpi=DPI)
+    FigureCanvasAgg(figure)
+    prices, zscores = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2.2, 1.3]})
+    prices.plot(dates, rows[CLOSE], color="#1f3b73", linewidth=1.3, label="Fechamento")
+    prices.scatter(dates[spikes], rows.loc[spikes, CLOSE], color="#f28e2b", marker="^", s=45, zorder=3,
+                   label=f"Pico de volatilidade (z > {SPIKE_THRESHOLD})")
+    prices.scatter(dates[anomalous], rows.loc[anomalous, CLOSE], color="#d62728", marker="X", s=60, zorder=4,
+                   label="Anomalia (Isolation Forest)")
+    prices.set_title(f"{title} ({dates.min():%d/%m/%Y} a {dates.max():%d/%m/%Y})", fontsize=12)
+    prices.set_ylabel("Pontos")
+    prices.yaxis.set_major_formatter(FuncFormatter(_thousands))
+    prices.grid(alpha=0.3)
+    prices.legend(loc="upper left", fontsize=8)
+    zscores.bar(dates, rows[VOL_ZSCORE].fillna(0), color=["#d62728" if s else "#8da0cb" for s in spikes], width=0.8,
+                label="z-score vol.")
+    zscores.axhline(SPIKE_THRESHOLD, color="#d62728", linestyle="--", linewidth=0.8)
+    zscores.scatter(dates[anomalous], rows.loc[anomalous, VOL_ZSCORE].fillna(0), color="#d62728", marker="X", s=40,
+                    zorder=3, label="Anomalia")
+    zscores.set_ylabel("z-score vol.")
+    zscores.grid(alpha=0.3)
+    score_axis = zscores.twinx()
+    score_axis.plot(dates, rows[ANOMALY_SCORE], color="#59a14f", linewidth=0.9, label="Score de anomalia")
+    score_axis.set_ylabel("score")
+    zscores.legend(loc="upper left", fontsize=7)
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    return figure
+
+
+def render_anomaly_chart(refined: pd.DataFrame, scores: pd.DataFrame) -> bytes:
+    return png_bytes(anomaly_chart_figure(refined, scores))

@@ -157,3 +157,75 @@ SECTOR_MAPPING_SCHEMA = pa.schema(
     ]
 )
 SECTOR_MAPPING_COLUMNS = SECTOR_MAPPING_SCHEMA.names
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Every B3 index (issue 14): portfolios of any index, index membership, B3's official index closes, anomaly score.
+# ---------------------------------------------------------------------------------------------------------------------
+INDEX_CODE = "indice"  # B3's index code (IBOV, IBXX, SMLL, ...), a dimension of every all-indices table
+DEFAULT_INDEX = "IBOV"
+
+# A "Carteira do Dia" portfolio of any index (sources/b3_index_csv.py): B3's own field names, plus the index and the
+# parts of `type` (share class, corporate-event flag, listing segment) that B3 packs into one padded field.
+SHARE_CLASS = "classe"
+EVENT_FLAG = "evento"  # ex-event marker B3 puts between class and segment: ED, EJ, EB, ES ... (null when none)
+LISTING_SEGMENT = "segmento_listagem"  # NM, N1, N2, MA, ... (null when none)
+INDEX_PORTFOLIO_SCHEMA = pa.schema(
+    [
+        pa.field(INDEX_CODE, pa.string(), nullable=False),
+        pa.field("cod", pa.string(), nullable=False),
+        pa.field("asset", pa.string(), nullable=False),
+        pa.field("type", pa.string(), nullable=True),  # null when the file lost its Tipo column (re-saved IDIV)
+        pa.field(SHARE_CLASS, pa.string(), nullable=True),
+        pa.field(EVENT_FLAG, pa.string(), nullable=True),
+        pa.field(LISTING_SEGMENT, pa.string(), nullable=True),
+        pa.field("part", pa.float64(), nullable=False),
+        pa.field("theoricalQty", pa.int64(), nullable=False),
+        pa.field(RAW_DATE_COLUMN, pa.date32(), nullable=False),
+    ]
+)
+INDEX_PORTFOLIO_COLUMNS = INDEX_PORTFOLIO_SCHEMA.names
+
+# Index membership from B3's GetStockIndex (sources/b3_stock_index.py): one row per (security, index it belongs to).
+MEMBERSHIP_DATE = "data_atualizacao"  # header.update: the day B3 last updated the membership list
+MEMBERSHIP_SCHEMA = pa.schema(
+    [
+        pa.field(MEMBERSHIP_DATE, pa.date32(), nullable=False),
+        pa.field("cod", pa.string(), nullable=False),  # B3's `code`
+        pa.field("company", pa.string(), nullable=False),
+        pa.field("spotlight", pa.string(), nullable=False),  # B3's share type, padding inside kept (like `type`)
+        pa.field(INDEX_CODE, pa.string(), nullable=False),
+    ]
+)
+MEMBERSHIP_COLUMNS = MEMBERSHIP_SCHEMA.names
+
+# B3's official daily index closes (sources/b3_index_history.py) -> table b3_refined_db.index_closes.
+CLOSE_DATE = "data"
+OFFICIAL_CLOSE = "fechamento"  # as B3 publishes it: never back-adjusted for re-denominations (IBOV ÷10 on 1997-03-03)
+INDEX_CLOSES_TABLE = "index_closes"
+INDEX_CLOSES_SCHEMA = pa.schema(
+    [
+        pa.field(CLOSE_DATE, pa.date32(), nullable=False),
+        pa.field(INDEX_CODE, pa.string(), nullable=False),
+        pa.field(OFFICIAL_CLOSE, pa.float64(), nullable=False),
+    ]
+)
+INDEX_CLOSES_COLUMNS = INDEX_CLOSES_SCHEMA.names
+# B3's monthly figures: the published minimum and maximum close of each month (grid footers), and the month's last
+# close (the "Evolução Mensal" download).
+YEAR_COLUMN = "ano"
+MONTH_COLUMN = "mes"
+MONTH_MIN = "minimo"
+MONTH_MAX = "maximo"
+MONTH_LAST_CLOSE = "fechamento_mes"
+MONTHLY_MIN_MAX_COLUMNS = [INDEX_CODE, YEAR_COLUMN, MONTH_COLUMN, MONTH_MIN, MONTH_MAX]
+MONTHLY_CLOSE_COLUMNS = [INDEX_CODE, YEAR_COLUMN, MONTH_COLUMN, MONTH_LAST_CLOSE]
+# Reconciliation of the official close with Yahoo's ^BVSP close, one row per day present in either source.
+YAHOO_CLOSE = "fechamento_yahoo"
+CLOSE_DIFFERENCE = "diferenca"  # Yahoo minus B3, in index points, on B3's current scale
+WITHIN_TOLERANCE = "dentro_tolerancia"
+CLOSE_SOURCE = "fonte_fechamento"  # which source a close came from: "b3" (official) or "yahoo"
+
+# Anomaly score of the refined index features (transforms/anomaly.py) -> one row per session.
+ANOMALY_SCORE = "anomalia_score"  # higher = more anomalous (the negated IsolationForest score_samples)
+ANOMALY_FLAG = "anomalia"  # 1 when the forest labels the day an outlier

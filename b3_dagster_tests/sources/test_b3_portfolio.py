@@ -185,3 +185,28 @@ def test_malformed_documents_are_refused(httpserver, recordings, change, message
     base = _serve_body(httpserver, json.dumps(document).encode())
     with pytest.raises(B3ResponseError, match=message):
         client(base).fetch()
+
+
+@pytest.mark.parametrize("index", ["IBOV", "IBXX", "SMLL"])
+def test_the_index_code_travels_in_the_payload(index):
+    payload = decode_payload(B3PortfolioClient("http://x", index=index).page_url(1).rsplit("/", 1)[1])
+    assert payload["index"] == index
+
+
+def test_the_index_parameter_is_sent_and_answered_with_the_real_ibov_recording(serve_recording, recordings,
+                                                                                httpserver):
+    """The client's ``index`` against the replay of a real answer. No recorded GetPortfolioDay answer for an index
+    other than IBOV exists anywhere we could find (see ../shared/data/b3_indices/SOURCES.md), so the real IBOV
+    answer is what is served: asked for IBOV, the replay answers it; asked for IBXX, the replay (which holds only
+    IBOV) refuses, and the client reports that error; in both cases the request carried the index code asked for."""
+    recording = recordings["2025-04-07"]
+    base = serve_recording(recording)
+    snapshot = B3PortfolioClient(base, page_size=9999, timeout=5, language="en-us", index="IBOV",
+                                 session=retrying_session(retries=0, backoff_factor=0)).fetch()
+    assert len(snapshot.rows) == len(recorded_rows(recording))
+    assert '"index": "IBOV"' in snapshot.source
+    with pytest.raises(B3ResponseError, match=r"HTTP 404.*IBOV segment 2.*asked for.*IBXX"):
+        B3PortfolioClient(base, page_size=9999, timeout=5, language="en-us", index="IBXX",
+                          session=retrying_session(retries=0, backoff_factor=0)).fetch()
+    sent = [decode_payload(request.path.rsplit("/", 1)[1])["index"] for request, _ in httpserver.log]
+    assert sent == ["IBOV", "IBXX"]

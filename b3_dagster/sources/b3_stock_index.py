@@ -1,0 +1,216 @@
+"""B3's ``GetStockIndex``: for every listed security, the indices it belongs to (index membership).
+
+    GET /indexProxy/indexCall/GetStockIndex/<base64 {"pageNumber":1,"pageSize":9999}>
+    {"page": {"pageNumber": 1, "pageSize": 9999, "totalRecords": 537, "totalPages": 1},
+     "header": {"update": "2025-04-07", "startMonth": 1, "endMonth": 4, "year": 2025},
+     "results": [{"company": "3TENTOS", "spotlight": "ON   NM", "code": "TTEN3",
+                  "indexes": "AGFS,IBRA,ICO2,ICON,IGCT,IGCX,IGNM,ITAG,SMLL"}, ...]}
+
+``indexes`` is one comma-joined string (empty for a security in no index); ``spotlight`` is the padded share type;
+``header.update`` is the day of the list and ``startMonth``/``endMonth`` the four-month validity window of the
+portfolios. ``membership_frame`` makes it one row per (security, index): the long shape that a table and a join with
+an index's portfolio need. ``compare_with_portfolio`` checks the members of one index against that index's
+portfolio of the same day (real answers: the IBOV members equal the IBOV GetPortfolioDay portfolio exactly).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import pandas as pd
+import pyarrow as pa
+import requests
+import yaml
+
+from b3_dagster.model import INDEX_CODE, MEMBERSHIP_COLUMNS, MEMBERSHIP_DATE, MEMBERSHIP_SCHEMA
+from b3_dagster.quality import CheckOutcome
+from b3_dagster.sources.b3_format import clean_text
+from b3_dagster.sources.http import retrying_session
+
+DEFAULT_BASE_URL = "https://sistemaswebb3-listados.b3.com.br"
+ENDPOINT_PATH = "/indexProxy/indexCall/GetStockIndex/"
+PAGE_SIZE = 9999  # B3 lists ~520-660 securities: one page (rb3 asks the same)
+INDEX_CODE_PATTERN = re.compile(r"^[A-Z0-9]{3,5}$")
+RESULT_FIELDS = ("company", "spotlight", "code", "indexes")
+
+
+class B3StockIndexError(ValueError):
+    """A GetStockIndex answer that does not follow B3's format. Nothing is kept when this is raised."""
+
+    def __init__(self, source: str, message: str, *, row: int | None = None, field: str | None = None):
+        where = [source] + ([f"result #{row}"] if row is not None else []) + ([f"field {field!r}"] if field else [])
+        super().__init__(f"{', '.join(where)}: {message}")
+        self.source = source
+        self.row = row
+        self.field = field
+
+
+def stock_index_url(base_url: str = DEFAULT_BASE_URL, page_number: int = 1, page_size: int = PAGE_SIZE) -> str:
+    payload = {"pageNumber": page_number, "pageSize": page_size}
+    token = base64.b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
+    return f"{base_url.rstrip('/')}{ENDPOINT_PATH}{token}"
+
+
+@dataclass(frozen=True)
+class StockIndexAnswer:
+    update: dt.date  # header.update
+    start_month: int | None
+    end_month: int | None
+    membership: pd.DataFrame  # MEMBERSHIP_COLUMNS, one row per (security, index)
+    securities: int  # rows in B3's answer, including securities in no index
+    without_index: tuple[str, ...]  # codes of securities that belong to no index
+    source: str
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    def members(self, index: str) -> set[str]:
+        return set(self.membership.loc[self.membership[INDEX_CODE] == index, "cod"])
+
+    def indices(self) -> list[str]:
+        return sorted(set(self.membership[INDEX_CODE]))
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_stock_index(body: bytes | str, source: str = "B3 GetStockIndex") -> StockIndexAnswer:
+    """Parse one answer; every row must have a code and a (possibly empty) comma-joined list of index codes."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        snippet = body[:80] if isinstance(body, (bytes, str)) else b""
+        raise B3StockIndexError(source, f"the body is not valid JSON (truncated, or an error page?): {error}; starts "
+                                        f"with {snippet!r}") from error
+    if not isinstance(document, dict):
+        raise B3StockIndexError(source, f"expected a JSON object, got {type(document).__name__}")
+    header, results = document.get("header"), document.get("results")
+    if not isinstance(header, dict):
+        raise B3StockIndexError(source, "the answer has no 'header' object (schema change?)", field="header")
+    if not isinstance(results, list) or not results:
+        raise B3StockIndexError(source, "'results' is missing, not a list, or empty", field="results")
+    try:
+        update = dt.date.fromisoformat(str(header.get("update")))
+    except ValueError as error:
+        raise B3StockIndexError(source, f"header.update {header.get('update')!r} is not a YYYY-MM-DD date",
+                                field="header.update") from error
+    page = document.get("page") if isinstance(document.get("page"), dict) else {}
+    total = _int_or_none(page.get("totalRecords"))
+    if total is not None and total != len(results):
+        raise B3StockIndexError(source, f"page.totalRecords announces {total} securities but 'results' holds "
+                                        f"{len(results)} (more pages? ask pageSize {PAGE_SIZE})",
+                                field="page.totalRecords")
+
+    rows: list[dict[str, Any]] = []
+    without: list[str] = []
+    seen: dict[str, int] = {}
+    for position, item in enumerate(results, start=1):
+        if not isinstance(item, dict):
+            raise B3StockIndexError(source, "is not an object", row=position)
+        for name in RESULT_FIELDS:
+            if name not in item:
+                raise B3StockIndexError(source, "is missing (schema change?)", row=position, field=name)
+        code = item["code"].strip() if isinstance(item["code"], str) else ""
+        if not code:
+            raise B3StockIndexError(source, f"empty security code {item['code']!r}", row=position, field="code")
+        if code in seen:
+            raise B3StockIndexError(source, f"{code} already listed as result #{seen[code]}", row=position,
+                                    field="code")
+        seen[code] = position
+        indexes = item["indexes"] if item["indexes"] is not None else ""
+        if not isinstance(indexes, str):
+            raise B3StockIndexError(source, f"{indexes!r} is not a comma-joined string", row=position,
+                                    field="indexes")
+        codes = [part.strip() for part in indexes.split(",") if part.strip()]
+        bad = [part for part in codes if not INDEX_CODE_PATTERN.match(part)]
+        if bad:
+            raise B3StockIndexError(source, f"{code}: {bad} are not index codes", row=position, field="indexes")
+        if len(set(codes)) != len(codes):
+            raise B3StockIndexError(source, f"{code}: an index is repeated in {indexes!r}", row=position,
+                                    field="indexes")
+        if not codes:
+            without.append(code)
+        for index in codes:
+            rows.append({MEMBERSHIP_DATE: update, "cod": code, "company": clean_text(item["company"] or ""),
+                         "spotlight": clean_text(item["spotlight"] or ""), INDEX_CODE: index})
+    table = pa.Table.from_pylist(rows, schema=MEMBERSHIP_SCHEMA) if rows else MEMBERSHIP_SCHEMA.empty_table()
+    return StockIndexAnswer(update, _int_or_none(header.get("startMonth")), _int_or_none(header.get("endMonth")),
+                            table.to_pandas(date_as_object=True)[MEMBERSHIP_COLUMNS], len(results), tuple(without),
+                            source)
+
+
+def body_from_cassette(text: str | bytes, source: str = "cassette") -> bytes:
+    """The response body of the (single) interaction in a VCR cassette, as UTF-8 bytes. The body string is
+    YAML-folded across lines, so it is read with a YAML parser."""
+    document = yaml.safe_load(text)
+    try:
+        interactions = document["http_interactions"]
+        (interaction,) = interactions
+        return interaction["response"]["body"]["string"].encode("utf-8")
+    except (KeyError, TypeError, ValueError) as error:
+        raise B3StockIndexError(source, f"not a one-interaction VCR cassette: {error!r}") from error
+
+
+class B3StockIndexClient:
+    """One GET for the whole list (pageSize 9999)."""
+
+    def __init__(self, base_url: str = DEFAULT_BASE_URL, timeout: float = 30.0,
+                 session: requests.Session | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = session or retrying_session()
+
+    def fetch(self) -> tuple[bytes, StockIndexAnswer]:
+        url = stock_index_url(self.base_url)
+        source = f"B3 GetStockIndex [url {url}]"
+        try:
+            response = self.session.get(url, timeout=self.timeout)
+        except requests.RequestException as error:
+            raise B3StockIndexError(source, f"request failed after retries: {error}") from error
+        if response.status_code != 200:
+            raise B3StockIndexError(source, f"HTTP {response.status_code} after retries: {response.text[:200]!r}")
+        return response.content, parse_stock_index(response.content, source)
+
+
+def compare_with_portfolio(answer: StockIndexAnswer, index: str, portfolio_codes: Iterable[str],
+                           portfolio_date: dt.date) -> CheckOutcome:
+    """The securities GetStockIndex lists in ``index`` equal ``index``'s portfolio of the same day.
+
+    A portfolio of another day is refused (membership changes at every rebalance): compare same-day data only.
+    """
+    if portfolio_date != answer.update:
+        raise ValueError(f"the membership list is of {answer.update} but the {index} portfolio is of "
+                         f"{portfolio_date}: compare the same day")
+    members, portfolio = answer.members(index), set(portfolio_codes)
+    only_members, only_portfolio = sorted(members - portfolio), sorted(portfolio - members)
+    passed = bool(portfolio) and not only_members and not only_portfolio
+    text = (f"{index} {answer.update}: the {len(members)} members GetStockIndex lists equal the {len(portfolio)} "
+            "codes of the portfolio" if passed else
+            f"{index} {answer.update}: the portfolio is empty" if not portfolio else
+            f"{index} {answer.update}: members not in the portfolio {only_members[:10]}; portfolio codes not listed "
+            f"as members {only_portfolio[:10]}")
+    return CheckOutcome(passed, text, {"index": index, "date": answer.update.isoformat(), "members": len(members),
+                                       "portfolio": len(portfolio), "only_members": only_members,
+                                       "only_portfolio": only_portfolio})
+
+
+def recorded_answers(directory=None) -> dict[str, "Path"]:
+    """The shipped GetStockIndex answers (b3_dagster/recordings/b3_indices/json), by their ``header.update`` date.
+    B3 serves only the current list, so a replay serves one of them at a time (like the portfolio replay)."""
+    from importlib import resources
+    from pathlib import Path
+
+    folder = Path(directory) if directory else Path(str(resources.files("b3_dagster") / "recordings" / "b3_indices"
+                                                          / "json"))
+    found = {}
+    for path in sorted(folder.glob("GetStockIndex_*.json")):
+        update = json.loads(path.read_bytes())["header"]["update"]
+        found[str(update)] = path
+    return found
