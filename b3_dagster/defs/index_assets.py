@@ -27,8 +27,8 @@ from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.resources import CatalogResource, LakeResource
 from b3_dagster.model import CATALOG_DATABASE, DATE, PART_SUM, PORTFOLIO_TABLE, SECTOR
 from b3_dagster.quality import CheckOutcome
-from b3_dagster.sources.http import retrying_session
-from b3_dagster.sources.yahoo_chart import DEFAULT_BASE_URL, IBOV_SYMBOL, YahooChartClient
+from b3_dagster.sources.http import HttpPolicy, http_session
+from b3_dagster.sources.yahoo_chart import DEFAULT_BASE_URL, DEFAULT_MAX_CHART_BYTES, IBOV_SYMBOL, YahooChartClient
 from b3_dagster.storage.index_store import (
     INDEX_DATABASE,
     INDEX_TABLE,
@@ -79,17 +79,24 @@ class YahooChartResource(dg.ConfigurableResource):
 
     base_url: str = Field(default=DEFAULT_BASE_URL, description="Chart API host; a local replay in demos/tests.")
     symbol: str = Field(default=IBOV_SYMBOL, description="Yahoo symbol of the IBOVESPA index.")
-    timeout_seconds: float = Field(default=30.0, gt=0, description="Per-request timeout.")
-    retries: int = Field(default=4, ge=0, le=10, description="Retries on connection errors, 429 and 5xx.")
+    timeout_seconds: float = Field(default=30.0, gt=0, description="Time limit of one request: connect, headers "
+                                                                    "and the whole body.")
+    fetch_deadline_seconds: float = Field(
+        default=120.0, gt=0, description="Time limit of one whole fetch, retries included. A Retry-After longer "
+                                         "than what is left ends the fetch.")
+    retries: int = Field(default=4, ge=0, le=10, description="Retries on connection errors, timeouts, 429 and 5xx.")
     backoff_seconds: float = Field(default=0.5, ge=0, description="Exponential backoff factor between retries.")
+    max_body_bytes: int = Field(default=DEFAULT_MAX_CHART_BYTES, gt=0,
+                                description="Largest answer accepted (the whole ^BVSP history is about 1 MB).")
     user_agent: Optional[str] = Field(default=None, description="User-Agent header (Yahoo rejects some agents).")
 
     def client(self) -> YahooChartClient:
-        session = retrying_session(self.retries, self.backoff_seconds)
+        session = http_session()
         if self.user_agent:
             session.headers["User-Agent"] = self.user_agent
-        return YahooChartClient(base_url=self.base_url, symbol=self.symbol, timeout=self.timeout_seconds,
-                                session=session)
+        policy = HttpPolicy(request_timeout=self.timeout_seconds, fetch_deadline=self.fetch_deadline_seconds,
+                            retries=self.retries, backoff=self.backoff_seconds, max_bytes=self.max_body_bytes)
+        return YahooChartClient(base_url=self.base_url, symbol=self.symbol, policy=policy, session=session)
 
 
 class IndexRawConfig(dg.Config):

@@ -28,7 +28,7 @@ from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
 from b3_dagster.model import DATE, PART_SUM, PORTFOLIO_TABLE, SECTOR, TICKER_COUNT
 from b3_dagster.quality import CheckOutcome, raw_outcomes, refined_matches_raw
-from b3_dagster.sources.b3_portfolio import B3ResponseError
+from b3_dagster.sources.b3_portfolio import B3ResponseError, B3Unreachable
 from b3_dagster.storage.layout import raw_prefix, refined_day_prefix
 from b3_dagster.storage.portfolio_store import RawPartitionConflict, publish_portfolio_days
 from b3_dagster.storage.glue_job import GlueRefineError
@@ -72,6 +72,9 @@ def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConf
         f"B3 page {number}{f'/{total}' if total else ''} received"))
     try:
         snapshot = client.fetch()
+    except B3Unreachable as error:  # nothing (usable) answered: not a fault of B3's data
+        raise dg.Failure(description=str(error),
+                         metadata={"host": error.host, "attempts": error.attempts or 0}) from error
     except B3ResponseError as error:
         raise dg.Failure(description=f"B3 returned an unusable answer; nothing was written. {error}") from error
     for warning in snapshot.warnings:

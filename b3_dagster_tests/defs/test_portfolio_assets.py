@@ -200,3 +200,20 @@ def test_refined_checks_compare_with_raw(lake_root, serve_recording, recordings)
     outcomes = dict(refined_matches_raw(store.read_raw(day).rows, store.read_refined(day)))
     assert not outcomes["ticker_count_matches_raw"].passed
     assert not outcomes["sector_part_matches_b3_subtotal"].passed
+
+
+def test_an_unreachable_b3_fails_with_a_network_error_not_an_unusable_answer(lake_root, recordings):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # closed when the block ends: the port refuses
+        port = listener.getsockname()[1]
+    result = run(lake_root, f"http://127.0.0.1:{port}", recordings["2025-04-07"], [ibov_raw_snapshot])
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data
+    first_line = failure.error.message.strip().splitlines()[0]
+    assert "unusable answer" not in failure.error.message
+    assert f"127.0.0.1:{port} could not be reached: connection refused (2 attempts: 1 + 1 retries)" in first_line
+    assert "B3_BASE_URL" in first_line and "nothing was written" in first_line
+    assert "GetPortfolioDay" not in first_line
+    assert failure.user_failure_data.metadata["host"].value == f"127.0.0.1:{port}"
+    assert not (lake_root / "raw").exists()
