@@ -155,7 +155,20 @@ def import_csv(args: argparse.Namespace) -> int:
                             sector_source=args.sector_source)
     for outcome in outcomes:
         print(format_outcome(outcome))
+        if outcome.conflict:
+            print(f"          to replace it on purpose: b3-dagster import-csv --allow-overwrite {outcome.path} "
+                  "(the stored file is archived, not deleted)")
     return exit_code(outcomes)
+
+
+def _sector_source(text: str):
+    """argparse type of --sector-source: a bad value is one line of usage error, not a traceback."""
+    from b3_dagster.history_import import _check_sector_source
+
+    try:
+        return _check_sector_source(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def query(args: argparse.Namespace) -> int:
@@ -180,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     run_import.add_argument("files", nargs="+", type=Path)
     run_import.add_argument("--allow-overwrite", action="store_true",
                             help="replace a raw partition holding different data (the old file is archived)")
-    run_import.add_argument("--sector-source", default="nearest-snapshot",
+    run_import.add_argument("--sector-source", default="nearest-snapshot", type=_sector_source,
                             help="nearest-snapshot (default), none, or YYYY-MM-DD of a raw partition")
     run_import.set_defaults(handler=import_csv)
 
