@@ -13,7 +13,7 @@ IO manager).
 
 
 import datetime as dt
-from typing import Optional
+from typing import Iterator, Optional
 
 import dagster as dg
 import pandas as pd
@@ -21,7 +21,7 @@ from pydantic import Field
 
 from b3_dagster.calendar import B3_TIMEZONE, sessions
 from b3_dagster.charts import markdown_image, render_close_chart, render_sector_chart
-from b3_dagster.defs.checks import result
+from b3_dagster.defs.checks import asset_with_checks, check_results, result, skipped_metadata
 from b3_dagster.defs.metadata import days_in_run, path, preview
 from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.resources import CatalogResource, LakeResource
@@ -172,7 +172,7 @@ def _lookback_days(first_day: dt.date, raw_days: list[dt.date]) -> list[dt.date]
     return needed
 
 
-@dg.asset(
+@asset_with_checks(  # not @dg.asset: a skipped check must be left out (defs/checks.py)
     key=REFINED_INDEX_ASSET,
     group_name=GROUP,
     partitions_def=ibov_month_partitions,
@@ -185,7 +185,7 @@ def _lookback_days(first_day: dt.date, raw_days: list[dt.date]) -> list[dt.date]
                 "moving averages, 20-session volatility z-score, volatilidade_pico) per month under "
                 "refined/ibov_index/year=YYYY/month=M/. Windows at a month's start use the previous month's sessions.",
 )
-def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[dg.MaterializeResult]:
     months = _months_in_run(context)
     store = IndexStore(lake.lake())
     raw_days = store.raw_days()
@@ -201,8 +201,8 @@ def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource) ->
     for year, month in months:
         keys += store.write_refined_month(year, month, refined[(refined[YEAR] == year) & (refined[MONTH] == month)])
     stored = store.read_refined(months)  # the checks judge what is in storage, not what was meant to be written
-    checks = [result(REFINED_INDEX_ASSET, name, check(stored)) for name, (check, _) in INDEX_CHECKS.items()]
-    return dg.MaterializeResult(
+    verdicts = [(name, check(stored)) for name, (check, _) in INDEX_CHECKS.items()]
+    yield dg.MaterializeResult(  # yielded so that a skipped check can be left out (defs/checks.py)
         metadata={
             "months": ", ".join(f"{y}-{m:02d}" for y, m in months),
             "sessions": len(stored),
@@ -213,8 +213,9 @@ def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource) ->
             "dagster/row_count": len(stored),
             "preview": preview(stored[[DATA, CLOSE, MA_SHORT, MA_LONG, VOLATILITY_PCT, VOL_ZSCORE,
                                        VOLATILITY_SPIKE]].tail(10)),
+            **skipped_metadata(verdicts),
         },
-        check_results=checks,
+        check_results=check_results(REFINED_INDEX_ASSET, verdicts),
     )
 
 
