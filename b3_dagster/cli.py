@@ -13,13 +13,6 @@ import os
 import sys
 from pathlib import Path
 
-# Settings the definitions read at run time; the demo and the commands default them to the local home.
-LOCAL_DEFAULTS = {
-    "B3_LAKE_ROOT": "data",
-    "B3_CATALOG": "duckdb",
-    "B3_BASE_URL": "https://sistemaswebb3-listados.b3.com.br",
-    "B3_YAHOO_BASE_URL": "https://query1.finance.yahoo.com",
-}
 SEED_000_QUERIES = {
     "10 primeiros registros": "SELECT * FROM default.tb_ibov_refined LIMIT 10",
     "Soma total de participação": "SELECT SUM(soma_part) AS total_participacao FROM default.tb_ibov_refined",
@@ -33,6 +26,8 @@ EXPECTED_DEMO_FAILURES = {
 
 
 def _apply_defaults(lake: str | None) -> None:
+    from b3_dagster.defs.resources import LOCAL_DEFAULTS  # settings are declared once, with the resources
+
     for name, value in LOCAL_DEFAULTS.items():
         os.environ.setdefault(name, value)
     if lake:

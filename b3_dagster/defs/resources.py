@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal, Optional  # noqa: F401
 
 import dagster as dg
@@ -14,12 +15,26 @@ from pydantic import Field
 
 from b3_dagster.sources.b3_portfolio import DEFAULT_BASE_URL, DEFAULT_MAX_PAGE_BYTES, B3PortfolioClient
 from b3_dagster.sources.http import HttpPolicy
+from b3_dagster.sources.yahoo_chart import DEFAULT_BASE_URL as YAHOO_BASE_URL
 from b3_dagster.storage.catalog import DUCKDB_FILE_NAME, Catalog, DuckDBCatalog
 from b3_dagster.storage.lake import Lake, LocalLake, lake_from_uri
 from b3_dagster.storage.portfolio_store import PortfolioStore
 
 
 CATALOG_KINDS = ("duckdb", "glue")
+# The local home's settings, used when the variable is not exported (no .env is shipped: the dagster CLI would
+# load ./.env over exported variables, and an exported B3_LAKE_ROOT=s3://... must win).
+LOCAL_DEFAULTS = {
+    "B3_LAKE_ROOT": "data",
+    "B3_CATALOG": "duckdb",
+    "B3_BASE_URL": DEFAULT_BASE_URL,
+    "B3_YAHOO_BASE_URL": YAHOO_BASE_URL,
+}
+
+
+def setting(name: str):
+    """``dg.EnvVar(name)`` (read at run time) when the variable is exported, else its local default."""
+    return dg.EnvVar(name) if os.environ.get(name) else LOCAL_DEFAULTS[name]
 
 
 class LakeResource(dg.ConfigurableResource):
