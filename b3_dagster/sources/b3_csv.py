@@ -14,10 +14,10 @@ Two layouts exist, both latin-1, ``;``-separated, pt-BR numbers (see ``../shared
 * by sector ("consulta por setor de atuação"): a leading ``Setor`` column and a trailing ``Part. (%)Acum.`` column
   (B3's subtotal of the row's sector, repeated on each of its rows), and one more empty field in the footers.
 
-Data rows end with ``;``, the title, header and footers do not; CRLF and LF both occur (CR alone is read too). The portfolio date is the
-session in the title line, never the file name. Every rule is checked and a violation raises ``B3CsvError`` naming
-the file and the 1-based line. The standard layout has no sector: its rows come back with ``segment`` and
-``partAcum`` null, for the importer to place (see ``b3_dagster.history_import``).
+Data rows end with ``;``, the title, header and footers do not; CRLF and LF both occur (CR alone is read too). The
+portfolio date is the session in the title line, never the file name. Every rule is checked and a violation raises
+``B3CsvError`` naming the file and the 1-based line. The standard layout has no sector: its rows come back with
+``segment`` and ``partAcum`` null, for the importer to place (see ``b3_dagster.history_import``).
 """
 
 from __future__ import annotations
