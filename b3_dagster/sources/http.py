@@ -180,7 +180,7 @@ def _retry_wait(response_headers: dict[str, str] | None, policy: HttpPolicy, ret
             return float(Retry().parse_retry_after(value)), f"the server's Retry-After: {value}"
         except urllib3.exceptions.InvalidHeader:
             pass
-    return policy.backoff * 2 ** (retry_number - 1), "backoff"
+    return policy.backoff * 2 ** (retry_number - 1), "the backoff"
 
 
 def get(session: requests.Session, url: str, policy: HttpPolicy, deadline: Deadline | None = None) -> HttpAnswer:
@@ -223,7 +223,7 @@ def get(session: requests.Session, url: str, policy: HttpPolicy, deadline: Deadl
                 raise expired(reason) from None
             if attempts > policy.retries:
                 raise FetchDeadlineExceeded(
-                    f"the request timeout of {policy.request_timeout:g} s ended each of {_attempts_text(attempts)}: "
+                    f"the request timeout of {policy.request_timeout:g} s ended each of {attempts} attempt(s): "
                     f"{reason}", url=url, attempts=attempts) from None
         except (requests.ConnectionError, urllib3.exceptions.ProtocolError, OSError) as error:
             network_error = error
