@@ -177,3 +177,21 @@ def test_yahoo_network_error_names_the_host_and_its_setting():
     with pytest.raises(YahooUnreachable, match=rf"127\.0\.0\.1:{port} could not be reached: connection refused "
                                                r"\(2 attempts: 1 \+ 1 retries\).*B3_YAHOO_BASE_URL"):
         fetch_yahoo(f"http://127.0.0.1:{port}", retries=1)
+
+
+def test_a_request_that_times_out_is_retried_within_the_deadline(raw_server):
+    from b3_dagster.sources.http import get, http_session
+
+    answered = []
+
+    def silent_once(connection, stop):
+        if not answered:  # the first request gets nothing: its request timeout ends it
+            answered.append("silent")
+            stop.wait(3)
+            return
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+    server = raw_server(silent_once)
+    answer = get(http_session(), server.base_url + "/x",
+                 HttpPolicy(request_timeout=0.5, fetch_deadline=10, retries=1, backoff=0))
+    assert (answer.status, answer.body, answer.attempts) == (200, b"ok", 2)
