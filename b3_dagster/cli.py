@@ -13,13 +13,6 @@ import os
 import sys
 from pathlib import Path
 
-# Settings the definitions read at run time; the demo and the commands default them to the local home.
-LOCAL_DEFAULTS = {
-    "B3_LAKE_ROOT": "data",
-    "B3_CATALOG": "duckdb",
-    "B3_BASE_URL": "https://sistemaswebb3-listados.b3.com.br",
-    "B3_YAHOO_BASE_URL": "https://query1.finance.yahoo.com",
-}
 SEED_000_QUERIES = {
     "10 primeiros registros": "SELECT * FROM default.tb_ibov_refined LIMIT 10",
     "Soma total de participação": "SELECT SUM(soma_part) AS total_participacao FROM default.tb_ibov_refined",
@@ -33,6 +26,8 @@ EXPECTED_DEMO_FAILURES = {
 
 
 def _apply_defaults(lake: str | None) -> None:
+    from b3_dagster.defs.resources import LOCAL_DEFAULTS  # settings are declared once, with the resources
+
     for name, value in LOCAL_DEFAULTS.items():
         os.environ.setdefault(name, value)
     if lake:
@@ -155,7 +150,20 @@ def import_csv(args: argparse.Namespace) -> int:
                             sector_source=args.sector_source)
     for outcome in outcomes:
         print(format_outcome(outcome))
+        if outcome.conflict:
+            print(f"          to replace it on purpose: b3-dagster import-csv --allow-overwrite {outcome.path} "
+                  "(the stored file is archived, not deleted)")
     return exit_code(outcomes)
+
+
+def _sector_source(text: str):
+    """argparse type of --sector-source: a bad value is one line of usage error, not a traceback."""
+    from b3_dagster.history_import import _check_sector_source
+
+    try:
+        return _check_sector_source(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def query(args: argparse.Namespace) -> int:
@@ -180,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     run_import.add_argument("files", nargs="+", type=Path)
     run_import.add_argument("--allow-overwrite", action="store_true",
                             help="replace a raw partition holding different data (the old file is archived)")
-    run_import.add_argument("--sector-source", default="nearest-snapshot",
+    run_import.add_argument("--sector-source", default="nearest-snapshot", type=_sector_source,
                             help="nearest-snapshot (default), none, or YYYY-MM-DD of a raw partition")
     run_import.set_defaults(handler=import_csv)
 

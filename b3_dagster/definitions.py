@@ -1,7 +1,8 @@
 """The code location: one ``Definitions`` object, built from ``b3_dagster.defs``.
 
-Settings are read at run time from the environment (``dg.EnvVar``); ``.env`` in the project root holds the local
-defaults that ``dagster dev`` loads. Switching homes (local folder + DuckDB, or S3 + Glue + Athena) is a change of
+Settings are read at run time from the environment (``dg.EnvVar``) when exported; otherwise the local defaults of
+``defs/resources.py`` (``LOCAL_DEFAULTS``) apply. No ``.env`` is shipped: the dagster CLI would load it over the
+exported variables. Switching homes (local folder + DuckDB, or S3 + Glue + Athena) is a change of
 environment, never of code. ``build_definitions(resources)`` lets the CLI and the tests supply concrete resources
 (e.g. a local replay of B3) to the very same assets, jobs, schedules and sensors.
 """
@@ -21,7 +22,7 @@ from b3_dagster.defs.index_assets import (
 )
 from b3_dagster.defs.glue_refine import RefineEngineResource
 from b3_dagster.defs.portfolio_assets import portfolio_assets, portfolio_job, refine_job
-from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
+from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource, setting
 
 
 def aws_settings() -> dict[str, Optional[str]]:
@@ -49,14 +50,14 @@ def environment_resources() -> dict[str, dg.ConfigurableResource]:
     """Resources configured from the environment: the lake, catalog and API hosts at run time (dg.EnvVar)."""
     # S3 endpoint and credentials come from boto3's own environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).
     aws = aws_settings()
-    lake = LakeResource(root=dg.EnvVar("B3_LAKE_ROOT"), s3_region=aws["region"])
+    lake = LakeResource(root=setting("B3_LAKE_ROOT"), s3_region=aws["region"])
     return {
         "lake": lake,
-        "catalog": catalog_resource(lake, dg.EnvVar("B3_CATALOG")),
+        "catalog": catalog_resource(lake, setting("B3_CATALOG")),
         "refine_engine": RefineEngineResource(kind=aws["refine_engine"], glue_job_name=aws["glue_job"],
                                               pipes_bucket=aws["pipes_bucket"], region_name=aws["region"]),
-        "b3": B3PortfolioResource(base_url=dg.EnvVar("B3_BASE_URL")),
-        "yahoo": YahooChartResource(base_url=dg.EnvVar("B3_YAHOO_BASE_URL")),
+        "b3": B3PortfolioResource(base_url=setting("B3_BASE_URL")),
+        "yahoo": YahooChartResource(base_url=setting("B3_YAHOO_BASE_URL")),
     }
 
 

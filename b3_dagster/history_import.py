@@ -51,7 +51,7 @@ from typing import Callable, Iterable, Union
 import pandas as pd
 
 from b3_dagster.model import PortfolioSnapshot
-from b3_dagster.sources.b3_csv import B3CsvError, IbovCsv, parse_ibov_csv
+from b3_dagster.sources.b3_csv import B3CsvError, IbovCsv, parse_ibov_csv, read_file
 from b3_dagster.storage.portfolio_store import (
     PortfolioStore,
     RawPartitionConflict,
@@ -93,6 +93,7 @@ class ImportOutcome:
     uri: str | None = None
     reason: str | None = None  # why it was refused (or what was archived when replaced)
     sector_snapshot: dt.date | None = None  # the raw partition whose labels placed a standard file's rows
+    conflict: bool = False  # refused because the partition holds different data (allow_overwrite replaces it)
     warnings: tuple[str, ...] = field(default_factory=tuple)
     placed_by: dict[str, int] = field(default_factory=dict)  # how many tickers each kind of source placed
 
@@ -296,7 +297,7 @@ def _import_parsed(path: str, parsed: IbovCsv, reader: _SnapshotReader, allow_ov
     except UnplaceableTickers as error:
         outcome = replace(base, reason=str(error))
     except RawPartitionConflict as error:
-        outcome = replace(base, reason=f"{path}: {error}")
+        outcome = replace(base, reason=f"{path}: {error}", conflict=True)
     else:
         reader.forget(parsed.portfolio_date)
         reason = f"previous data archived at {written.archived_key}" if written.archived_key else None
@@ -329,8 +330,7 @@ def import_files(paths: Iterable[str | os.PathLike], store: PortfolioStore, allo
     parsed_files: dict[int, IbovCsv] = {}
     for position, path in enumerate(paths):
         try:
-            with open(path, "rb") as handle:
-                parsed_files[position] = parse_ibov_csv(handle.read(), path)
+            parsed_files[position] = parse_ibov_csv(read_file(path), path)
         except B3CsvError as error:
             outcomes[position] = ImportOutcome(path, REFUSED, reason=str(error))
         except OSError as error:

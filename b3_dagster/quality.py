@@ -15,13 +15,28 @@ from b3_dagster.model import DATE, PART_SUM, SECTOR, TICKER_COUNT, PortfolioSnap
 
 WEIGHT_TOTAL_TOLERANCE = 0.01  # percentage points, for the day's total of 100
 SECTOR_SUBTOTAL_TOLERANCE = 0.005  # percentage points, per sector
+NO_SUBTOTAL_REASON = ("B3 published no sector subtotal (partAcum) for these rows (a standard CSV download, whose "
+                      "sectors were placed from another snapshot): nothing to compare with")
+NO_ROWS_REASON = "there are no rows to check"
 
 
 @dataclass(frozen=True)
 class CheckOutcome:
+    """A rule's verdict. ``skipped`` holds the reason when the rule had nothing to compare: such an outcome is neither
+    passed nor failed (``failed`` is False), and is reported as skipped, never as passed."""
+
     passed: bool
     description: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    skipped: str | None = None
+
+    @classmethod
+    def skip(cls, reason: str, metadata: dict[str, Any] | None = None) -> "CheckOutcome":
+        return cls(False, f"skipped: {reason}", dict(metadata or {}), skipped=reason)
+
+    @property
+    def failed(self) -> bool:
+        return not self.passed and self.skipped is None
 
 
 def weights_sum_to_100(raw: pd.DataFrame, tolerance: float = WEIGHT_TOTAL_TOLERANCE) -> CheckOutcome:
@@ -40,7 +55,7 @@ def sector_subtotals_match_b3(raw: pd.DataFrame, tolerance: float = SECTOR_SUBTO
     """Each sector's sum of ``part`` equals B3's own subtotal ``partAcum`` (on the sector's last row)."""
     with_subtotal = raw[raw["partAcum"].notna()]
     if with_subtotal.empty:
-        return CheckOutcome(True, "no B3 subtotals (partAcum) to compare with", {"sectors_compared": 0})
+        return CheckOutcome.skip(NO_SUBTOTAL_REASON, {"sectors_compared": 0})
     grouped = with_subtotal.groupby(["DataCarteira", "segment"], sort=True)
     comparison = pd.DataFrame({"sum_part": grouped["part"].sum(), "partAcum": grouped["partAcum"].last()})
     comparison["difference"] = (comparison["sum_part"] - comparison["partAcum"]).abs()
@@ -54,7 +69,21 @@ def sector_subtotals_match_b3(raw: pd.DataFrame, tolerance: float = SECTOR_SUBTO
     )
 
 
+def positive_weights_and_quantities(raw: pd.DataFrame) -> CheckOutcome:
+    """Every ``part`` and ``theoricalQty`` is greater than 0: a position of zero or less is no position."""
+    if raw.empty:
+        return CheckOutcome.skip(NO_ROWS_REASON, {"rows": 0})
+    bad = raw[(raw["part"] <= 0) | (raw["theoricalQty"] <= 0) | raw["part"].isna()]
+    listed = [f"{row.DataCarteira} {row.cod} (part {row.part}, theoricalQty {row.theoricalQty})"
+              for row in bad.head(10).itertuples()]
+    return CheckOutcome(bad.empty, f"all {len(raw)} weights and theoretical quantities are greater than 0"
+                        if bad.empty else f"{len(bad)} ticker(s) with a weight or quantity of zero or less: {listed}",
+                        {"rows": len(raw), "not_positive": [str(cod) for cod in bad["cod"].head(20)]})
+
+
 def no_duplicate_tickers(raw: pd.DataFrame) -> CheckOutcome:
+    if raw.empty:
+        return CheckOutcome.skip(NO_ROWS_REASON, {"duplicated_tickers": []})
     duplicated = raw[raw.duplicated(["DataCarteira", "cod"], keep=False)]
     tickers = sorted(set(duplicated["cod"]))
     return CheckOutcome(not tickers, "no ticker appears twice in a day" if not tickers
@@ -62,6 +91,8 @@ def no_duplicate_tickers(raw: pd.DataFrame) -> CheckOutcome:
 
 
 def no_empty_sectors(raw: pd.DataFrame) -> CheckOutcome:
+    if raw.empty:
+        return CheckOutcome.skip(NO_ROWS_REASON, {"tickers": []})
     empty = raw[raw["segment"].isna() | (raw["segment"].astype(str).str.strip() == "")]
     return CheckOutcome(empty.empty, "every ticker has a sector" if empty.empty
                         else f"{len(empty)} ticker(s) without a sector", {"tickers": sorted(empty["cod"])[:20]})
@@ -71,7 +102,8 @@ def theoretical_quantity_matches_header(snapshot: PortfolioSnapshot) -> CheckOut
     total = int(snapshot.rows["theoricalQty"].sum())
     header = snapshot.theoretical_qty_total
     if header is None:
-        return CheckOutcome(True, "no header total to compare with", {"sum_theoretical_qty": total})
+        return CheckOutcome.skip("the answer carries no header total (theoricalQty) to compare with",
+                                 {"sum_theoretical_qty": total})
     return CheckOutcome(total == header, "theoretical quantities add up to B3's header total" if total == header
                         else f"theoretical quantities sum to {total:,} but B3's header says {header:,}",
                         {"sum_theoretical_qty": total, "header_total": header})
@@ -94,19 +126,30 @@ def refined_matches_raw(raw: pd.DataFrame, refined: pd.DataFrame,
     comparable = joined.dropna()
     missing = joined[joined[PART_SUM].isna()]
     bad = comparable[(comparable[PART_SUM] - comparable["partAcum"]).abs() > tolerance]
-    outcomes.append(("sector_part_matches_b3_subtotal", CheckOutcome(
-        bad.empty and missing.empty,
-        "each sector's soma_part equals B3's partAcum" if bad.empty and missing.empty
-        else f"{len(bad)} sector(s) off B3's partAcum; {len(missing)} raw sector(s) missing from refined",
-        {"sectors_compared": len(comparable),
-         "max_difference": round(float((comparable[PART_SUM] - comparable["partAcum"]).abs().max()), 6)
-         if not comparable.empty else None,
-         "disagreeing": [f"{day} {sector}" for day, sector in bad.index[:10]]})))
+    without_subtotal = sorted({str(day) for day, _ in subtotals[subtotals.isna()].index})
+    if comparable.empty and missing.empty:  # e.g. a standard CSV day: B3 published no partAcum to compare with
+        outcomes.append(("sector_part_matches_b3_subtotal", CheckOutcome.skip(
+            NO_SUBTOTAL_REASON, {"sectors_compared": 0, "days_without_subtotal": without_subtotal})))
+    else:
+        outcomes.append(("sector_part_matches_b3_subtotal", CheckOutcome(
+            bad.empty and missing.empty,
+            "each sector's soma_part equals B3's partAcum" if bad.empty and missing.empty
+            else f"{len(bad)} sector(s) off B3's partAcum; {len(missing)} raw sector(s) missing from refined",
+            {"sectors_compared": len(comparable),
+             "max_difference": round(float((comparable[PART_SUM] - comparable["partAcum"]).abs().max()), 6)
+             if not comparable.empty else None,
+             "disagreeing": [f"{day} {sector}" for day, sector in bad.index[:10]],
+             # days of the run whose sectors B3 gave no subtotal for (standard CSV days) are left out of the comparison
+             "days_without_subtotal": without_subtotal})))
 
-    duplicated = refined[refined.duplicated([DATE, SECTOR], keep=False)]
-    outcomes.append(("one_row_per_sector_and_day", CheckOutcome(
-        duplicated.empty, "one row per (Data, Setor)" if duplicated.empty
-        else f"{len(duplicated)} rows repeat a (Data, Setor)", {"rows": len(refined)})))
+    if refined.empty:
+        outcomes.append(("one_row_per_sector_and_day", CheckOutcome.skip("there are no refined rows to check",
+                                                                         {"rows": 0})))
+    else:
+        duplicated = refined[refined.duplicated([DATE, SECTOR], keep=False)]
+        outcomes.append(("one_row_per_sector_and_day", CheckOutcome(
+            duplicated.empty, "one row per (Data, Setor)" if duplicated.empty
+            else f"{len(duplicated)} rows repeat a (Data, Setor)", {"rows": len(refined)})))
     return outcomes
 
 
@@ -114,10 +157,12 @@ def raw_outcomes(snapshots: list[PortfolioSnapshot]) -> list[tuple[str, CheckOut
     """Every raw rule, over one or more days."""
     rows = pd.concat([s.rows for s in snapshots], ignore_index=True)
     quantities = [theoretical_quantity_matches_header(s) for s in snapshots]
-    failing = [o for o in quantities if not o.passed]
-    quantity = failing[0] if failing else quantities[0]
+    failing = [o for o in quantities if o.failed]
+    compared = [o for o in quantities if not o.skipped]
+    quantity = failing[0] if failing else compared[0] if compared else quantities[0]
     return [
         ("weights_sum_to_100", weights_sum_to_100(rows)),
+        ("positive_weights_and_quantities", positive_weights_and_quantities(rows)),
         ("sector_subtotals_match_b3", sector_subtotals_match_b3(rows)),
         ("no_duplicate_tickers", no_duplicate_tickers(rows)),
         ("no_empty_sectors", no_empty_sectors(rows)),

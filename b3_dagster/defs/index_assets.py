@@ -13,7 +13,7 @@ IO manager).
 
 
 import datetime as dt
-from typing import Optional
+from typing import Iterator, Optional
 
 import dagster as dg
 import pandas as pd
@@ -21,14 +21,14 @@ from pydantic import Field
 
 from b3_dagster.calendar import B3_TIMEZONE, sessions
 from b3_dagster.charts import markdown_image, render_close_chart, render_sector_chart
-from b3_dagster.defs.checks import result
+from b3_dagster.defs.checks import asset_with_checks, check_results, result, skipped_metadata
 from b3_dagster.defs.metadata import days_in_run, path, preview
 from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.resources import CatalogResource, LakeResource
 from b3_dagster.model import CATALOG_DATABASE, DATE, PART_SUM, PORTFOLIO_TABLE, SECTOR
 from b3_dagster.quality import CheckOutcome
-from b3_dagster.sources.http import retrying_session
-from b3_dagster.sources.yahoo_chart import DEFAULT_BASE_URL, IBOV_SYMBOL, YahooChartClient
+from b3_dagster.sources.http import HttpPolicy, http_session
+from b3_dagster.sources.yahoo_chart import DEFAULT_BASE_URL, DEFAULT_MAX_CHART_BYTES, IBOV_SYMBOL, YahooChartClient
 from b3_dagster.storage.index_store import (
     INDEX_DATABASE,
     INDEX_TABLE,
@@ -79,17 +79,24 @@ class YahooChartResource(dg.ConfigurableResource):
 
     base_url: str = Field(default=DEFAULT_BASE_URL, description="Chart API host; a local replay in demos/tests.")
     symbol: str = Field(default=IBOV_SYMBOL, description="Yahoo symbol of the IBOVESPA index.")
-    timeout_seconds: float = Field(default=30.0, gt=0, description="Per-request timeout.")
-    retries: int = Field(default=4, ge=0, le=10, description="Retries on connection errors, 429 and 5xx.")
+    timeout_seconds: float = Field(default=30.0, gt=0, description="Time limit of one request: connect, headers "
+                                                                    "and the whole body.")
+    fetch_deadline_seconds: float = Field(
+        default=120.0, gt=0, description="Time limit of one whole fetch, retries included. A Retry-After longer "
+                                         "than what is left ends the fetch.")
+    retries: int = Field(default=4, ge=0, le=10, description="Retries on connection errors, timeouts, 429 and 5xx.")
     backoff_seconds: float = Field(default=0.5, ge=0, description="Exponential backoff factor between retries.")
+    max_body_bytes: int = Field(default=DEFAULT_MAX_CHART_BYTES, gt=0,
+                                description="Largest answer accepted (the whole ^BVSP history is about 1 MB).")
     user_agent: Optional[str] = Field(default=None, description="User-Agent header (Yahoo rejects some agents).")
 
     def client(self) -> YahooChartClient:
-        session = retrying_session(self.retries, self.backoff_seconds)
+        session = http_session()
         if self.user_agent:
             session.headers["User-Agent"] = self.user_agent
-        return YahooChartClient(base_url=self.base_url, symbol=self.symbol, timeout=self.timeout_seconds,
-                                session=session)
+        policy = HttpPolicy(request_timeout=self.timeout_seconds, fetch_deadline=self.fetch_deadline_seconds,
+                            retries=self.retries, backoff=self.backoff_seconds, max_bytes=self.max_body_bytes)
+        return YahooChartClient(base_url=self.base_url, symbol=self.symbol, policy=policy, session=session)
 
 
 class IndexRawConfig(dg.Config):
@@ -165,7 +172,7 @@ def _lookback_days(first_day: dt.date, raw_days: list[dt.date]) -> list[dt.date]
     return needed
 
 
-@dg.asset(
+@asset_with_checks(  # not @dg.asset: a skipped check must be left out (defs/checks.py)
     key=REFINED_INDEX_ASSET,
     group_name=GROUP,
     partitions_def=ibov_month_partitions,
@@ -178,7 +185,7 @@ def _lookback_days(first_day: dt.date, raw_days: list[dt.date]) -> list[dt.date]
                 "moving averages, 20-session volatility z-score, volatilidade_pico) per month under "
                 "refined/ibov_index/year=YYYY/month=M/. Windows at a month's start use the previous month's sessions.",
 )
-def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[dg.MaterializeResult]:
     months = _months_in_run(context)
     store = IndexStore(lake.lake())
     raw_days = store.raw_days()
@@ -194,8 +201,8 @@ def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource) ->
     for year, month in months:
         keys += store.write_refined_month(year, month, refined[(refined[YEAR] == year) & (refined[MONTH] == month)])
     stored = store.read_refined(months)  # the checks judge what is in storage, not what was meant to be written
-    checks = [result(REFINED_INDEX_ASSET, name, check(stored)) for name, (check, _) in INDEX_CHECKS.items()]
-    return dg.MaterializeResult(
+    verdicts = [(name, check(stored)) for name, (check, _) in INDEX_CHECKS.items()]
+    yield dg.MaterializeResult(  # yielded so that a skipped check can be left out (defs/checks.py)
         metadata={
             "months": ", ".join(f"{y}-{m:02d}" for y, m in months),
             "sessions": len(stored),
@@ -206,8 +213,9 @@ def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource) ->
             "dagster/row_count": len(stored),
             "preview": preview(stored[[DATA, CLOSE, MA_SHORT, MA_LONG, VOLATILITY_PCT, VOL_ZSCORE,
                                        VOLATILITY_SPIKE]].tail(10)),
+            **skipped_metadata(verdicts),
         },
-        check_results=checks,
+        check_results=check_results(REFINED_INDEX_ASSET, verdicts),
     )
 
 

@@ -5,7 +5,7 @@ Thin assets: each calls the B3 client, a pure transform and the storage layer, a
 
 
 import datetime as dt
-from typing import Optional
+from typing import Iterator, Optional
 
 import dagster as dg
 import pandas as pd
@@ -20,7 +20,10 @@ from b3_dagster.defs.checks import (
     REFINED_CHECKS,
     TABLE_ASSET,
     TABLE_CHECKS,
+    asset_with_checks,
+    check_results,
     result,
+    skipped_metadata,
     specs,
 )
 from b3_dagster.defs.metadata import days_in_run, path, preview
@@ -28,7 +31,7 @@ from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
 from b3_dagster.model import DATE, PART_SUM, PORTFOLIO_TABLE, SECTOR, TICKER_COUNT
 from b3_dagster.quality import CheckOutcome, raw_outcomes, refined_matches_raw
-from b3_dagster.sources.b3_portfolio import B3ResponseError
+from b3_dagster.sources.b3_portfolio import B3ResponseError, B3Unreachable
 from b3_dagster.storage.layout import raw_prefix, refined_day_prefix
 from b3_dagster.storage.portfolio_store import RawPartitionConflict, publish_portfolio_days
 from b3_dagster.storage.glue_job import GlueRefineError
@@ -56,7 +59,7 @@ def _today_in_sao_paulo() -> dt.date:
     return pd.Timestamp.now(tz=B3_TIMEZONE).date()
 
 
-@dg.asset(
+@asset_with_checks(  # not @dg.asset: a skipped check must be left out (defs/checks.py)
     key=RAW_ASSET,
     group_name=GROUP,
     partitions_def=trading_day_partitions,
@@ -66,12 +69,17 @@ def _today_in_sao_paulo() -> dt.date:
                 "under raw/date=YYYY-MM-DD/. B3 serves only the current portfolio: a day must be taken that day.",
 )
 def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConfig, b3: B3PortfolioResource,
-                      lake: LakeResource) -> dg.MaterializeResult:
+                      lake: LakeResource) -> Iterator[dg.MaterializeResult]:
+    # yielded, not returned: a returned MaterializeResult must carry every declared check, a yielded one may leave a
+    # skipped check out (see defs/checks.py)
     day = dt.date.fromisoformat(context.partition_key)
     client = b3.client(on_page=lambda number, total: context.log.info(
         f"B3 page {number}{f'/{total}' if total else ''} received"))
     try:
         snapshot = client.fetch()
+    except B3Unreachable as error:  # nothing (usable) answered: not a fault of B3's data
+        raise dg.Failure(description=str(error),
+                         metadata={"host": error.host, "attempts": error.attempts or 0}) from error
     except B3ResponseError as error:
         raise dg.Failure(description=f"B3 returned an unusable answer; nothing was written. {error}") from error
     for warning in snapshot.warnings:
@@ -89,17 +97,18 @@ def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConf
 
     store = lake.portfolio_store()
     verdicts = raw_outcomes([snapshot])
-    broken = [name for name, outcome in verdicts if not outcome.passed]
+    broken = [name for name, outcome in verdicts if outcome.failed]
     if broken:  # kept out of raw/ (nothing refines it), kept on disk (nothing is lost); the blocking checks fail
         key = store.quarantine_raw(snapshot)
         context.log.error(f"B3's portfolio of {day} breaks {broken}: quarantined at {store.lake.uri(key)}, "
                           "not written to raw/")
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata={"portfolio_date": str(day), "write_status": "quarantined", "failed_rules": ", ".join(broken),
                       "path": path(store.lake.uri(key)), "dagster/row_count": len(snapshot.rows),
-                      "preview": preview(snapshot.rows)},
-            check_results=[result(RAW_ASSET, name, o) for name, o in verdicts],
+                      "preview": preview(snapshot.rows), **skipped_metadata(verdicts)},
+            check_results=check_results(RAW_ASSET, verdicts),
         )
+        return
     try:
         outcome = store.write_raw(snapshot, allow_overwrite=config.allow_overwrite)
     except RawPartitionConflict as error:
@@ -107,8 +116,9 @@ def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConf
     context.log.info(f"raw partition {day}: {outcome.status} ({outcome.rows} rows) at {outcome.uri}")
 
     stored = store.read_raw(day)  # the checks judge what was written, not what was meant to be
+    stored_verdicts = raw_outcomes([stored])
     written = store.lake.list(outcome.key)
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "portfolio_date": str(day),
             "write_status": outcome.status,
@@ -122,12 +132,13 @@ def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConf
             "theoretical_qty_total": stored.theoretical_qty_total or 0,
             "archived_previous": outcome.archived_key or "",
             "preview": preview(stored.rows),
+            **skipped_metadata(stored_verdicts),
         },
-        check_results=[result(RAW_ASSET, name, o) for name, o in raw_outcomes([stored])],
+        check_results=check_results(RAW_ASSET, stored_verdicts),
     )
 
 
-@dg.asset(
+@asset_with_checks(  # not @dg.asset: a skipped check must be left out (defs/checks.py)
     key=REFINED_ASSET,
     group_name=GROUP,
     partitions_def=trading_day_partitions,
@@ -139,13 +150,13 @@ def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConf
                 "theoretical quantity per Setor and Data, written under refined/Data=.../Setor=.../.",
 )
 def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig, lake: LakeResource,
-                        refine_engine: RefineEngineResource) -> dg.MaterializeResult:
+                        refine_engine: RefineEngineResource) -> Iterator[dg.MaterializeResult]:
     processing_date = (dt.date.fromisoformat(config.processing_date) if config.processing_date
                        else _today_in_sao_paulo())
     store = lake.portfolio_store()
     days = [dt.date.fromisoformat(key) for key in days_in_run(context)]
     snapshots = [store.read_raw(day) for day in days]
-    broken = {str(s.portfolio_date): [name for name, o in raw_outcomes([s]) if not o.passed] for s in snapshots}
+    broken = {str(s.portfolio_date): [name for name, o in raw_outcomes([s]) if o.failed] for s in snapshots}
     broken = {day: names for day, names in broken.items() if names}
     if broken:  # e.g. a file dropped into raw/ from outside that B3's own totals contradict
         raise dg.Failure(description=f"raw partitions break the data-quality rules ({broken}); nothing was refined. "
@@ -160,8 +171,9 @@ def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig,
     # the checks judge what was written, read back from the lake
     refined_frames = [store.read_refined(day) for day in days]
     refined_rows = pd.concat(refined_frames, ignore_index=True)
+    verdicts = refined_matches_raw(raw_rows, refined_rows)
     first = days[0]
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(  # yielded so that a skipped check can be left out (defs/checks.py)
         metadata={
             "days": len(days),
             "first_day": str(first),
@@ -173,8 +185,9 @@ def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig,
             "path": path(store.lake.uri(refined_day_prefix(first))),
             "raw_path": path(store.lake.uri(raw_prefix(first))),
             "preview": preview(refined_rows.sort_values(PART_SUM, ascending=False)),
+            **skipped_metadata(verdicts),
         },
-        check_results=[result(REFINED_ASSET, name, o) for name, o in refined_matches_raw(raw_rows, refined_rows)],
+        check_results=check_results(REFINED_ASSET, verdicts),
     )
 
 

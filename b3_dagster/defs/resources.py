@@ -2,24 +2,39 @@
 
 - ``LakeResource``: where the layers live: a folder (default ``./data``) or ``s3://bucket/prefix``.
 - ``CatalogResource``: the SQL catalog: ``duckdb`` (a file under the lake root) or ``glue`` (Glue + Athena).
-- ``B3PortfolioResource``: the B3 API client settings (base URL, page size, timeout, retries).
+- ``B3PortfolioResource``: the B3 API client settings (base URL, page size, deadlines, retries, size cap).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Literal, Optional  # noqa: F401
 
 import dagster as dg
 from pydantic import Field
 
-from b3_dagster.sources.b3_portfolio import DEFAULT_BASE_URL, B3PortfolioClient
-from b3_dagster.sources.http import retrying_session
+from b3_dagster.sources.b3_portfolio import DEFAULT_BASE_URL, DEFAULT_MAX_PAGE_BYTES, B3PortfolioClient
+from b3_dagster.sources.http import HttpPolicy
+from b3_dagster.sources.yahoo_chart import DEFAULT_BASE_URL as YAHOO_BASE_URL
 from b3_dagster.storage.catalog import DUCKDB_FILE_NAME, Catalog, DuckDBCatalog
 from b3_dagster.storage.lake import Lake, LocalLake, lake_from_uri
 from b3_dagster.storage.portfolio_store import PortfolioStore
 
 
 CATALOG_KINDS = ("duckdb", "glue")
+# The local home's settings, used when the variable is not exported (no .env is shipped: the dagster CLI would
+# load ./.env over exported variables, and an exported B3_LAKE_ROOT=s3://... must win).
+LOCAL_DEFAULTS = {
+    "B3_LAKE_ROOT": "data",
+    "B3_CATALOG": "duckdb",
+    "B3_BASE_URL": DEFAULT_BASE_URL,
+    "B3_YAHOO_BASE_URL": YAHOO_BASE_URL,
+}
+
+
+def setting(name: str):
+    """``dg.EnvVar(name)`` (read at run time) when the variable is exported, else its local default."""
+    return dg.EnvVar(name) if os.environ.get(name) else LOCAL_DEFAULTS[name]
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -69,12 +84,19 @@ class B3PortfolioResource(dg.ConfigurableResource):
 
     base_url: str = Field(default=DEFAULT_BASE_URL, description="B3 host (tests and the replay point elsewhere).")
     page_size: int = Field(default=120, ge=1, le=9999, description="Rows per page; pagination follows.")
-    timeout_seconds: float = Field(default=30.0, gt=0, description="Per-request timeout.")
-    retries: int = Field(default=4, ge=0, le=10, description="Retries on connection errors, 429 and 5xx.")
+    timeout_seconds: float = Field(default=30.0, gt=0, description="Time limit of one request: connect, headers "
+                                                                    "and the whole body.")
+    fetch_deadline_seconds: float = Field(
+        default=120.0, gt=0, description="Time limit of one whole fetch: every page and every retry. A Retry-After "
+                                         "longer than what is left ends the fetch.")
+    retries: int = Field(default=4, ge=0, le=10, description="Retries on connection errors, timeouts, 429 and 5xx.")
     backoff_seconds: float = Field(default=0.5, ge=0, description="Exponential backoff factor between retries.")
+    max_page_bytes: int = Field(default=DEFAULT_MAX_PAGE_BYTES, gt=0,
+                                description="Largest page accepted (a page of ~90 rows is about 30 KB).")
     language: Literal["pt-br", "en-us"] = Field(default="pt-br", description="Answer language (dates, numbers).")
 
     def client(self, on_page=None) -> B3PortfolioClient:
-        return B3PortfolioClient(base_url=self.base_url, page_size=self.page_size, timeout=self.timeout_seconds,
-                                 language=self.language,
-                                 session=retrying_session(self.retries, self.backoff_seconds), on_page=on_page)
+        policy = HttpPolicy(request_timeout=self.timeout_seconds, fetch_deadline=self.fetch_deadline_seconds,
+                            retries=self.retries, backoff=self.backoff_seconds, max_bytes=self.max_page_bytes)
+        return B3PortfolioClient(base_url=self.base_url, page_size=self.page_size, policy=policy,
+                                 language=self.language, on_page=on_page)

@@ -14,10 +14,10 @@ Two layouts exist, both latin-1, ``;``-separated, pt-BR numbers (see ``../shared
 * by sector ("consulta por setor de atuação"): a leading ``Setor`` column and a trailing ``Part. (%)Acum.`` column
   (B3's subtotal of the row's sector, repeated on each of its rows), and one more empty field in the footers.
 
-Data rows end with ``;``, the title, header and footers do not; CRLF and LF both occur. The portfolio date is the
-session in the title line, never the file name. Every rule is checked and a violation raises ``B3CsvError`` naming
-the file and the 1-based line. The standard layout has no sector: its rows come back with ``segment`` and
-``partAcum`` null, for the importer to place (see ``b3_dagster.history_import``).
+Data rows end with ``;``, the title, header and footers do not; CRLF and LF both occur (CR alone is read too). The
+portfolio date is the session in the title line, never the file name. Every rule is checked and a violation raises
+``B3CsvError`` naming the file and the 1-based line. The standard layout has no sector: its rows come back with
+``segment`` and ``partAcum`` null, for the importer to place (see ``b3_dagster.history_import``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import datetime as dt
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -50,6 +51,9 @@ PART_TOTAL_THOUSANDTHS = 100_000  # Part. (%) is written with 3 decimals and sum
 # Part. (%)Acum. equals the sum of its sector's Part. (%) exactly in the real files; B3's API rounds them apart by up
 # to 0.002, so a few thousandths are allowed.
 SECTOR_SUBTOTAL_TOLERANCE = 0.005
+# A real file is about 8 KB (90 rows); 4 MiB is far above any index B3 publishes and still refuses a runaway input.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+FILE_NAME_PATTERN = re.compile(r"^IBOVDia_(?P<date>\d{2}-\d{2}-\d{2})(?:\D.*)?\.csv$", re.IGNORECASE)
 
 
 class B3CsvError(ValueError):
@@ -88,16 +92,57 @@ class IbovCsv:
         return f"B3 IBOVDia CSV ({layout}) {os.path.basename(self.name)} sha256:{self.sha256[:16]}"
 
 
+def read_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of one download, refusing what is not a regular file (a named pipe would block forever, a device
+    such as /dev/zero never ends) and anything larger than ``max_bytes``. Raises ``B3CsvError``."""
+    name = os.fspath(path)
+    try:
+        # O_NONBLOCK: opening a named pipe for reading must not wait for a writer; fstat then tells what it is
+        descriptor = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as error:
+        raise B3CsvError(name, None, f"cannot read the file: {error.strerror or error}") from error
+    with os.fdopen(descriptor, "rb") as handle:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode)
+                    else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+                    else "not a file")
+            raise B3CsvError(name, None, f"is {kind}, not a regular file: give the path of a downloaded "
+                                         "IBOVDia_DD-MM-YY.csv file")
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise B3CsvError(name, None, f"is larger than {max_bytes:,} bytes (a Carteira do Dia file is about 8 KB): "
+                                     "not a Carteira do Dia download")
+    return data
+
+
 def _split_lines(data: bytes, name: str) -> list[str]:
     if not data:
         raise B3CsvError(name, None, "the file is empty")
     if data.startswith(b"\xef\xbb\xbf"):
         raise B3CsvError(name, 1, "starts with a UTF-8 byte-order mark: B3 writes latin-1; this file was re-encoded")
     text = data.decode(ENCODING)  # every byte is a latin-1 character: this cannot fail
-    lines = text.split("\n")
+    # CRLF and LF occur in B3's downloads; CR alone (old Mac editors) is read too. Not str.splitlines(): it would
+    # also break at latin-1 control characters such as 0x85.
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if lines[-1] == "":
         lines.pop()  # the newline that ends the last line
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+    return lines
+
+
+def _file_name_date_warning(name: str, day: dt.date) -> list[str]:
+    """A warning when the file name's date (``IBOVDia_DD-MM-YY.csv``) is not the title's: the title wins."""
+    match = FILE_NAME_PATTERN.match(os.path.basename(name))
+    if not match:
+        return []
+    try:
+        named = dt.datetime.strptime(match["date"], "%d-%m-%y").date()
+    except ValueError:
+        return [f"{name}: the file name's date {match['date']!r} is not a date; imported under the title's date {day}"]
+    if named == day:
+        return []
+    return [f"{name}: the file name says {named} but the title line says {day}; imported under the title's date "
+            f"{day} (rename the file, or check that it is the download you meant)"]
 
 
 def _parse_title(line: str, name: str) -> dt.date:
@@ -163,14 +208,19 @@ def _parse_row(line: str, number: int, name: str, has_sectors: bool, day: dt.dat
         if not segment:
             raise B3CsvError(name, number, f"column 'Setor' is empty for {cod}")
         part_acum = _weight(values["Part. (%)Acum."], name, number, "Part. (%)Acum.")
+    part = _weight(values["Part. (%)"], name, number, "Part. (%)")
+    quantity = _number(parse_integer, values["Qtde. Teórica"], name, number, "Qtde. Teórica")
+    for column, value in (("Part. (%)", part), ("Qtde. Teórica", quantity)):
+        if value <= 0:  # a position of zero or less is no position: B3 leaves such tickers out
+            raise B3CsvError(name, number, f"column {column!r} of {cod} is {value}; it must be greater than 0")
     return {
         "segment": segment,
         "cod": cod,
         "asset": clean_text(values["Ação"]),
         "type": tipo,
-        "part": _weight(values["Part. (%)"], name, number, "Part. (%)"),
+        "part": part,
         "partAcum": part_acum,
-        "theoricalQty": _number(parse_integer, values["Qtde. Teórica"], name, number, "Qtde. Teórica"),
+        "theoricalQty": quantity,
         RAW_DATE_COLUMN: day,
     }
 
@@ -261,7 +311,7 @@ def parse_ibov_csv(data: bytes, name: str) -> IbovCsv:
     if lines[reductor_line - 1].split(SEPARATOR)[0] != REDUCTOR_LABEL:
         raise B3CsvError(name, reductor_line, f"expected the {REDUCTOR_LABEL!r} footer after the total, found "
                                               f"{lines[reductor_line - 1][:80]!r}")
-    warnings: list[str] = []
+    warnings: list[str] = _file_name_date_warning(name, day)
     reductor = _parse_reductor(lines[reductor_line - 1], _figure_index(has_sectors), name, reductor_line, warnings)
     if len(lines) > reductor_line:
         raise B3CsvError(name, reductor_line + 1, f"unexpected content after the {REDUCTOR_LABEL!r} footer: "

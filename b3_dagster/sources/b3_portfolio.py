@@ -13,7 +13,15 @@ import requests
 
 from b3_dagster.model import RAW_COLUMNS, RAW_DATE_COLUMN, RAW_SCHEMA, PortfolioSnapshot
 from b3_dagster.sources.b3_format import B3FormatError, clean_text, parse_date, parse_decimal, parse_integer
-from b3_dagster.sources.http import retrying_session
+from b3_dagster.sources.http import (
+    BodyTooLarge,
+    Deadline,
+    FetchDeadlineExceeded,
+    HttpPolicy,
+    NetworkError,
+    get,
+    http_session,
+)
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +29,10 @@ DEFAULT_BASE_URL = "https://sistemaswebb3-listados.b3.com.br"
 ENDPOINT_PATH = "/indexProxy/indexCall/GetPortfolioDay/"
 RESULT_FIELDS = ("segment", "cod", "asset", "type", "part", "partAcum", "theoricalQty")
 MAX_PAGES = 1000  # a safety stop: IBOV has about 90 rows
+# A page of ~90 rows is about 30 KB; 4 MiB leaves room for any index B3 publishes and still stops a runaway body.
+DEFAULT_MAX_PAGE_BYTES = 4 * 1024 * 1024
+NEXT_STEP = ("Check the network (or B3_BASE_URL), then run again before B3 replaces this session's portfolio: "
+             "B3 serves only the current one.")
 
 
 class B3ResponseError(Exception):
@@ -37,6 +49,29 @@ class B3ResponseError(Exception):
         self.page = page
         self.field = field
         self.url = url
+
+
+class B3Unreachable(Exception):
+    """Nothing usable came back from B3 in time: DNS failure, refused connection, no answer within the deadline, or
+    an oversized body. Unlike ``B3ResponseError`` this is not about what B3 said; nothing is written.
+
+    The first line names the host, what happened and whether retries were made, and the next step; the request URL
+    (base64 of base64 JSON, unreadable) is on a line of its own after it.
+    """
+
+    def __init__(self, error: Exception, *, page: int):
+        host = getattr(error, "host", "B3")
+        if isinstance(error, NetworkError):
+            what = f"B3 could not be reached ({error}, page {page})"
+        elif isinstance(error, FetchDeadlineExceeded):
+            what = f"B3 at {host} did not answer in time: {error} (page {page})"
+        else:
+            what = f"B3 at {host} sent page {page} too large: {error}"
+        super().__init__(f"{what}; nothing was written. {NEXT_STEP}\nrequest: {getattr(error, 'url', '')}")
+        self.page = page
+        self.host = host
+        self.attempts = getattr(error, "attempts", None)
+        self.url = getattr(error, "url", None)
 
 
 def portfolio_payload(page_number: int, page_size: int, language: str = "pt-br", index: str = "IBOV",
@@ -136,6 +171,10 @@ def parse_page(body: bytes | str, *, page: int, language: str = "pt-br") -> Pars
             row["theoricalQty"] = parse_integer(_field(item, "theoricalQty", page=page, where=where), language)
         except B3FormatError as error:
             raise B3ResponseError(f"{where} ({row.get('cod')}): {error}", page=page) from error
+        for name in ("part", "theoricalQty"):  # a weight or quantity of zero or less is no portfolio position
+            if row[name] <= 0:
+                raise B3ResponseError(f"{where} ({row['cod']}): {name} is {row[name]}, it must be greater than 0",
+                                      page=page, field=name)
         row[RAW_DATE_COLUMN] = portfolio_date
         rows.append(row)
 
@@ -166,41 +205,44 @@ def rows_to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 class B3PortfolioClient:
     """Fetches the IBOV portfolio that B3 publishes *now* (B3 serves only the current portfolio)."""
 
-    def __init__(self, base_url: str = DEFAULT_BASE_URL, page_size: int = 120, timeout: float = 30.0,
+    def __init__(self, base_url: str = DEFAULT_BASE_URL, page_size: int = 120, policy: HttpPolicy | None = None,
                  language: str = "pt-br", index: str = "IBOV", segment: str = "2",
                  session: requests.Session | None = None, on_page: Callable[[int, int | None], None] | None = None):
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         self.base_url = base_url.rstrip("/")
         self.page_size = page_size
-        self.timeout = timeout
+        # deadlines, retries and the size cap; one fetch (all its pages and retries) shares one deadline
+        self.policy = policy or HttpPolicy(max_bytes=DEFAULT_MAX_PAGE_BYTES)
         self.language = language
         self.index = index
         self.segment = segment
-        self.session = session or retrying_session()
+        self.session = session or http_session()
         self.on_page = on_page
 
     def page_url(self, page_number: int) -> str:
         payload = portfolio_payload(page_number, self.page_size, self.language, self.index, self.segment)
         return f"{self.base_url}{ENDPOINT_PATH}{encode_payload(payload)}"
 
-    def fetch_page(self, page_number: int) -> ParsedPage:
+    def fetch_page(self, page_number: int, deadline: Deadline | None = None) -> ParsedPage:
         url = self.page_url(page_number)
         try:
-            response = self.session.get(url, timeout=self.timeout)
-        except requests.RequestException as error:
-            raise B3ResponseError(f"request failed after retries: {error}", page=page_number, url=url) from error
-        if response.status_code != 200:
-            raise B3ResponseError(f"HTTP {response.status_code} after retries: {response.text[:200]!r}",
-                                  page=page_number, url=url)
-        return parse_page(response.content, page=page_number, language=self.language)
+            answer = get(self.session, url, self.policy, deadline)
+        except (NetworkError, FetchDeadlineExceeded, BodyTooLarge) as error:
+            raise B3Unreachable(error, page=page_number) from error
+        if answer.status != 200:
+            retried = f" after {answer.attempts} attempts" if answer.attempts > 1 else ""
+            raise B3ResponseError(f"HTTP {answer.status}{retried}: {answer.text[:200]!r}", page=page_number, url=url)
+        return parse_page(answer.body, page=page_number, language=self.language)
 
     def fetch(self) -> PortfolioSnapshot:
-        """All pages of the current portfolio: follows pagination until a short page or the last page."""
+        """All pages of the current portfolio: follows pagination until a short page or the last page, all within
+        one deadline (``policy.fetch_deadline``)."""
         pages: list[ParsedPage] = []
         page_number = 1
+        deadline = Deadline(self.policy.fetch_deadline)
         while True:
-            parsed = self.fetch_page(page_number)
+            parsed = self.fetch_page(page_number, deadline)
             if pages and parsed.portfolio_date != pages[0].portfolio_date:
                 raise B3ResponseError(f"page {page_number} is for {parsed.portfolio_date} but page 1 was for "
                                       f"{pages[0].portfolio_date}: B3 published a new portfolio mid-download; "

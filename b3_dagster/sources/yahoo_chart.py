@@ -36,11 +36,20 @@ import pyarrow as pa
 import requests
 
 from b3_dagster.calendar import B3_TIMEZONE, is_session
-from b3_dagster.sources.http import retrying_session
+from b3_dagster.sources.http import (
+    BodyTooLarge,
+    FetchDeadlineExceeded,
+    HttpPolicy,
+    NetworkError,
+    get,
+    http_session,
+)
 
 DEFAULT_BASE_URL = "https://query1.finance.yahoo.com"
 CHART_PATH = "/v8/finance/chart/"
 IBOV_SYMBOL = "^BVSP"
+# The whole ^BVSP history since 1993 is about 1 MB of chart JSON; 32 MiB still stops a runaway body.
+DEFAULT_MAX_CHART_BYTES = 32 * 1024 * 1024
 PRICE_FIELDS = ("open", "high", "low", "close")
 QUOTE_FIELDS = (*PRICE_FIELDS, "volume")
 
@@ -71,6 +80,10 @@ class YahooChartError(Exception):
         prefix = f"Yahoo chart ({', '.join(where)}): " if where else "Yahoo chart: "
         super().__init__(prefix + message + (f" [url {url}]" if url else ""))
         self.symbol, self.url, self.day, self.field = symbol, url, day, field
+
+
+class YahooUnreachable(YahooChartError):
+    """Nothing usable came back in time: DNS failure, refused connection, the deadline, or an oversized body."""
 
 
 class ProvisionalBarError(YahooChartError):
@@ -300,12 +313,12 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 class YahooChartClient:
     """Daily bars of one symbol for a range of sessions: one GET for the whole range."""
 
-    def __init__(self, base_url: str = DEFAULT_BASE_URL, symbol: str = IBOV_SYMBOL, timeout: float = 30.0,
+    def __init__(self, base_url: str = DEFAULT_BASE_URL, symbol: str = IBOV_SYMBOL, policy: HttpPolicy | None = None,
                  session: requests.Session | None = None):
         self.base_url = base_url.rstrip("/")
         self.symbol = symbol
-        self.timeout = timeout
-        self.session = session or retrying_session()
+        self.policy = policy or HttpPolicy(max_bytes=DEFAULT_MAX_CHART_BYTES)
+        self.session = session or http_session()
 
     def url(self, start: dt.date, end: dt.date) -> str:
         return chart_url(self.base_url, self.symbol, start, end)
@@ -313,18 +326,20 @@ class YahooChartClient:
     def fetch_daily(self, start: dt.date, end: dt.date) -> ChartHistory:
         url = self.url(start, end)
         try:
-            response = self.session.get(url, timeout=self.timeout)
-        except requests.RequestException as error:
-            raise YahooChartError(f"request failed after retries: {error}", symbol=self.symbol, url=url) from error
-        if response.status_code != 200:
+            answer = get(self.session, url, self.policy)
+        except (NetworkError, FetchDeadlineExceeded, BodyTooLarge) as error:
+            hint = " Check the network (or B3_YAHOO_BASE_URL) and run again." if isinstance(error, NetworkError) else ""
+            raise YahooUnreachable(f"{error}; nothing was written.{hint}", symbol=self.symbol, url=url) from error
+        if answer.status != 200:
             error = None
             try:
-                error = _yahoo_error(response.json())
+                error = _yahoo_error(json.loads(answer.body))
             except ValueError:
                 pass
-            detail = f"{error[0]}: {error[1]}" if error else repr(response.text[:200])
-            raise YahooChartError(f"HTTP {response.status_code} after retries: {detail}", symbol=self.symbol, url=url)
-        history = parse_chart(response.content, symbol=self.symbol, url=url)
+            detail = f"{error[0]}: {error[1]}" if error else repr(answer.text[:200])
+            retried = f" after {answer.attempts} attempts" if answer.attempts > 1 else ""
+            raise YahooChartError(f"HTTP {answer.status}{retried}: {detail}", symbol=self.symbol, url=url)
+        history = parse_chart(answer.body, symbol=self.symbol, url=url)
         period1, period2 = chart_window(start, end)
         outside = [day for day, stamp in zip(history.bars[BAR_DATE], history.bars["timestamp"])
                    if not period1 <= stamp < period2]

@@ -58,3 +58,52 @@ def test_production_cloudformation_template_passes_cfn_lint():
     result = subprocess.run(["cfn-lint", str(template)], capture_output=True, text=True,
                             env={"PATH": str(Path(__import__("sys").executable).parent) + ":/usr/bin:/bin"})
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags: ``!Ref x`` -> ``{"Ref": x}``, ``!Equals [...]`` ->
+    ``{"Fn::Equals": [...]}``."""
+
+
+def _short_tag(loader, suffix, node):
+    value = (loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode) else
+             loader.construct_sequence(node, deep=True) if isinstance(node, yaml.SequenceNode) else
+             loader.construct_mapping(node, deep=True))
+    return {"Ref" if suffix == "Ref" else f"Fn::{suffix}": value}
+
+
+_CloudFormationLoader.add_multi_constructor("!", _short_tag)
+
+
+def _evaluate(expression, parameters: dict):
+    """The rule functions the template uses (Fn::Or, Fn::Not, Fn::Equals, Ref), on given parameter values."""
+    if not isinstance(expression, dict):
+        return expression
+    [(function, argument)] = expression.items()
+    if function == "Ref":
+        return parameters[argument]
+    values = [_evaluate(item, parameters) for item in argument]
+    return {"Fn::Or": lambda: any(values), "Fn::Not": lambda: not values[0],
+            "Fn::Equals": lambda: values[0] == values[1]}[function]()
+
+
+@pytest.mark.parametrize(("ui_parameters", "allowed"), [
+    ({}, False),  # neither: the UI, which has no login, would be opened to a default range
+    ({"UiAllowedCidr": "0.0.0.0/0"}, False),
+    ({"UiAllowedCidr": "10.20.0.0/16"}, True),
+    ({"UiLoadBalancerSecurityGroupId": "sg-0123abcd"}, True),
+], ids=["nothing", "internet", "cidr", "load-balancer"])
+def test_production_stack_opens_the_ui_only_when_told_whom_to(ui_parameters, allowed):
+    template = yaml.load((REPO / "deploy" / "aws" / "production.yaml").read_text(), Loader=_CloudFormationLoader)
+    parameters = {name: spec.get("Default") for name, spec in template["Parameters"].items()}
+    assert parameters["UiAllowedCidr"] == "" and parameters["UiLoadBalancerSecurityGroupId"] == ""
+    parameters.update(ui_parameters)
+    assertions = [a["Assert"] for rule in template.get("Rules", {}).values() for a in rule["Assertions"]]
+    assert assertions, "the template has rules on the UI parameters"
+    assert all(_evaluate(assertion, parameters) for assertion in assertions) == allowed
+    # no ingress to the webserver is unconditional
+    resources = template["Resources"]
+    assert "SecurityGroupIngress" not in resources["TaskSecurityGroup"]["Properties"]
+    for name, resource in resources.items():
+        if resource["Type"] == "AWS::EC2::SecurityGroupIngress" and resource["Properties"].get("FromPort") == 3000:
+            assert resource.get("Condition") in template["Conditions"], name

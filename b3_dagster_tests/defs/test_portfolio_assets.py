@@ -40,7 +40,7 @@ def test_raw_to_refined_to_table(lake_root, serve_recording, recordings, date):
     result = run(lake_root, serve_recording(recording), recording)
     assert result.success
     assert checks(result) and all(checks(result).values()), checks(result)
-    assert len(checks(result)) == 9
+    assert len(checks(result)) == 10
 
     store = PortfolioStore(LocalLake(lake_root))
     day = dt.date.fromisoformat(date)
@@ -152,7 +152,7 @@ def test_checks_fail_on_a_corrupted_snapshot_and_block_the_refine(lake_root, ser
 
     result = run(lake_root, serve_recording(recording, mutate=corrupted), recording)
     outcome = checks(result)
-    assert len(outcome) == 5, "every raw check ran"
+    assert len(outcome) == 6, "every raw check ran"
     assert {name for name, passed in outcome.items() if not passed} == failing_checks
     # the bad day is kept out of raw/ (so nothing refines it) but not lost; the blocking checks stop the run
     assert not (lake_root / "raw").exists()
@@ -200,3 +200,62 @@ def test_refined_checks_compare_with_raw(lake_root, serve_recording, recordings)
     outcomes = dict(refined_matches_raw(store.read_raw(day).rows, store.read_refined(day)))
     assert not outcomes["ticker_count_matches_raw"].passed
     assert not outcomes["sector_part_matches_b3_subtotal"].passed
+
+
+def test_an_unreachable_b3_fails_with_a_network_error_not_an_unusable_answer(lake_root, recordings):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # closed when the block ends: the port refuses
+        port = listener.getsockname()[1]
+    result = run(lake_root, f"http://127.0.0.1:{port}", recordings["2025-04-07"], [ibov_raw_snapshot])
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data
+    first_line = failure.error.message.strip().splitlines()[0]
+    assert "unusable answer" not in failure.error.message
+    assert f"127.0.0.1:{port} could not be reached: connection refused (2 attempts: 1 + 1 retries)" in first_line
+    assert "B3_BASE_URL" in first_line and "nothing was written" in first_line
+    assert "GetPortfolioDay" not in first_line
+    assert failure.user_failure_data.metadata["host"].value == f"127.0.0.1:{port}"
+    assert not (lake_root / "raw").exists()
+
+
+def test_on_a_standard_csv_day_the_subtotal_check_is_skipped_with_its_reason(lake_root, serve_recording, recordings):
+    """A standard CSV carries no partAcum: the refined check that compares with it has nothing to compare. It is not
+    reported as passed: Dagster shows it as skipped, and the materialisation lists it with the reason."""
+    import asyncio
+    from pathlib import Path
+
+    from dagster._core.loader import LoadingContextForTest
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecordStatus,
+        AssetCheckExecutionResolvedStatus,
+    )
+
+    from b3_dagster.history_import import import_files
+    from b3_dagster.quality import NO_SUBTOTAL_REASON
+
+    recording = recordings["2025-04-07"]  # the API snapshot whose sectors place the standard file's rows
+    assert run(lake_root, serve_recording(recording), recording, [ibov_raw_snapshot]).success
+    standard = Path(__file__).resolve().parents[1] / "fixtures" / "b3_csv" / "csv" / "IBOVDia_28-04-25.csv"
+    [imported] = import_files([standard], PortfolioStore(LocalLake(lake_root)))
+    assert imported.status == "written" and imported.sector_snapshot == dt.date(2025, 4, 7)
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([ibov_sector_refined, tb_ibov_refined], partition_key="2025-04-28",
+                                resources=resources(lake_root, "http://unused", "en-us"), run_config=PROCESSING,
+                                instance=instance)
+        assert result.success
+        evaluated = checks(result)
+        assert evaluated == {"ticker_count_matches_raw": True, "one_row_per_sector_and_day": True,
+                             "table_answers_query": True}, "the subtotal check is not reported as passed"
+        metadata = {m.asset_key.to_user_string(): m.materialization.metadata
+                    for m in result.get_asset_materialization_events()}
+        assert (metadata["ibov_sector_refined"]["skipped_checks"].value
+                == f"- **sector_part_matches_b3_subtotal**: {NO_SUBTOTAL_REASON}")
+        assert metadata["tb_ibov_refined"].get("skipped_checks") is None
+
+        key = dg.AssetCheckKey(dg.AssetKey("ibov_sector_refined"), "sector_part_matches_b3_subtotal")
+        record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+        assert record.run_id == result.run_id and record.status == AssetCheckExecutionRecordStatus.PLANNED
+        status = asyncio.run(record.resolve_status(LoadingContextForTest(instance)))
+        assert status == AssetCheckExecutionResolvedStatus.SKIPPED  # what the UI shows

@@ -3,7 +3,8 @@ as a non-root user), the B3 replay, an alert receiver, and the three Dagster pro
 ``deploy/start.sh`` and the shipped ``deploy/dagster.yaml`` / ``deploy/workspace.yaml`` (templated only by the
 environment).
 
-The fixtures are module-scoped: one deployment serves the tests of a module, in file order, like a real one.
+The fixtures are module-scoped: one deployment serves a module, like a real one (test_production.py runs it as one
+scenario of named steps, so no test depends on another having run first).
 """
 
 import json

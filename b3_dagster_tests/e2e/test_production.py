@@ -2,13 +2,16 @@
 daemon and the webserver started by deploy/start.sh with the shipped deploy/dagster.yaml, the B3 replay, an alert
 receiver, and headless Chromium on the webserver.
 
-The tests share one deployment and run in file order, as a day in production would:
+One test, ``test_a_day_in_production``, runs these named steps in order on one deployment, as a day in production
+would; each step builds on what the earlier ones left (runs, the sensor's cursor, the days in the lake), so they are
+steps of one scenario, not separate tests that could be selected alone or reordered. A failure names its step.
 1. a raw partition dropped into the lake is refined by the daemon's sensor, and the table answers;
 2. a run SIGKILLed (with its code server) half-way through B3's answer leaves nothing half-written, is ended by
    run monitoring instead of staying STARTED, and the automatic retry writes the day whole, equal to a clean run;
 3. alerts: exactly one message for a failed run and one for a missed session, none for a retried run;
 4. a restart of webserver and daemon keeps the run history and the sensor cursor (PostgreSQL);
-5. the raw asset's partitions page in a real browser (screenshot, committed under docs/ on request).
+5. the raw asset's partitions page in a real browser (screenshot, committed under docs/ on request);
+6. no run is left unfinished.
 """
 
 import datetime as dt
@@ -16,6 +19,7 @@ import os
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -161,7 +165,7 @@ def files_mentioning(lake: Path, day: str) -> list[str]:
 
 
 # ---- 1. the sensor ----------------------------------------------------------------------------------------------
-def test_the_daemon_sensor_refines_a_raw_partition_dropped_into_the_lake(deployment, recordings):
+def the_daemon_sensor_refines_a_raw_partition_dropped_into_the_lake(deployment, recordings):
     started = deployment.graphql(START_SENSOR, sensor_selector(RAW_SENSOR))["startSensor"]
     assert started["__typename"] == "Sensor" and started["sensorState"]["status"] == "RUNNING", started
 
@@ -197,7 +201,7 @@ def clean_run(tmp_path: Path, recording) -> Path:
     return lake
 
 
-def test_a_killed_run_leaves_nothing_half_written_is_ended_by_monitoring_and_retried_whole(
+def a_killed_run_leaves_nothing_half_written_is_ended_by_monitoring_and_retried_whole(
         deployment, recordings, tmp_path):
     replay = deployment.replay
     replay.stall_next()
@@ -248,7 +252,7 @@ def test_a_killed_run_leaves_nothing_half_written_is_ended_by_monitoring_and_ret
 
 
 # ---- 3. alerts --------------------------------------------------------------------------------------------------
-def test_one_alert_for_a_failed_run_and_one_for_the_missed_day_none_for_the_retried_run(deployment):
+def one_alert_for_a_failed_run_and_one_for_the_missed_day_none_for_the_retried_run(deployment):
     run_id = launch(deployment, "ibov_snapshot_job", FAILING_DAY)
     wait_for("the snapshot run of a day B3 does not serve to fail",
              lambda: run_status(deployment, run_id) == "FAILURE", timeout=150)
@@ -270,7 +274,7 @@ def test_one_alert_for_a_failed_run_and_one_for_the_missed_day_none_for_the_retr
 
 
 # ---- 4. restarts -------------------------------------------------------------------------------------------------
-def test_run_history_and_sensor_cursor_survive_a_restart_of_webserver_and_daemon(deployment):
+def run_history_and_sensor_cursor_survive_a_restart_of_webserver_and_daemon(deployment):
     before = {run["runId"]: run["status"] for run in runs(deployment)}
     refine_runs = len(runs(deployment, pipelineName="ibov_refine_job"))
     cursor = sensor_state(deployment, RAW_SENSOR)["typeSpecificData"]["lastCursor"]
@@ -293,7 +297,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 
-def test_the_webserver_shows_the_raw_partitions_in_a_real_browser(deployment, tmp_path):
+def the_webserver_shows_the_raw_partitions_in_a_real_browser(deployment, tmp_path):
     from playwright.sync_api import sync_playwright
 
     def partition_page(day: str) -> str:
@@ -326,7 +330,7 @@ def test_the_webserver_shows_the_raw_partitions_in_a_real_browser(deployment, tm
         shutil.copyfile(shot, deployment.home.parent / SCREENSHOT.name)
 
 
-def test_no_run_is_left_unfinished(deployment):
+def no_run_is_left_unfinished(deployment):
     """Runs end (succeed, fail or are ended by run monitoring): none stays queued or started. Prints the timeline."""
     unfinished_states = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
     deadline = time.monotonic() + 120
@@ -337,3 +341,35 @@ def test_no_run_is_left_unfinished(deployment):
         time.sleep(2)
     print("\n" + timeline(deployment))
     assert not unfinished, timeline(deployment)
+
+
+# ---- the scenario ------------------------------------------------------------------------------------------------
+@contextmanager
+def named_step(name: str):
+    """Run one step; a failure says which step failed. Prints each step's duration (pytest -s)."""
+    started = time.monotonic()
+    try:
+        yield
+    except (AssertionError, pytest.fail.Exception) as error:
+        raise AssertionError(f"step {name!r} failed: {error}") from error
+    print(f"\nstep {name}: ok in {time.monotonic() - started:.1f}s")
+
+
+def test_a_day_in_production(deployment, recordings, tmp_path):
+    steps = [
+        ("1. the daemon's sensor refines a raw partition dropped into the lake",
+         lambda: the_daemon_sensor_refines_a_raw_partition_dropped_into_the_lake(deployment, recordings)),
+        ("2. a killed run leaves nothing half-written, is ended by run monitoring and retried whole",
+         lambda: a_killed_run_leaves_nothing_half_written_is_ended_by_monitoring_and_retried_whole(
+             deployment, recordings, tmp_path)),
+        ("3. one alert for a failed run and one for the missed day, none for the retried run",
+         lambda: one_alert_for_a_failed_run_and_one_for_the_missed_day_none_for_the_retried_run(deployment)),
+        ("4. run history and the sensor cursor survive a restart of webserver and daemon",
+         lambda: run_history_and_sensor_cursor_survive_a_restart_of_webserver_and_daemon(deployment)),
+        ("5. the webserver shows the raw partitions in a real browser",
+         lambda: the_webserver_shows_the_raw_partitions_in_a_real_browser(deployment, tmp_path)),
+        ("6. no run is left unfinished", lambda: no_run_is_left_unfinished(deployment)),
+    ]
+    for name, step in steps:
+        with named_step(name):
+            step()

@@ -11,7 +11,7 @@ import pytest
 
 from b3_dagster.calendar import is_session
 from b3_dagster.model import RAW_COLUMNS, PortfolioSnapshot
-from b3_dagster.sources.b3_csv import B3CsvError, parse_ibov_csv
+from b3_dagster.sources.b3_csv import B3CsvError, parse_ibov_csv, read_file
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "b3_csv"
 STANDARD_FILES = sorted((FIXTURES / "csv").glob("IBOVDia_*.csv"))
@@ -81,8 +81,10 @@ def test_padded_tipo_is_stripped_but_keeps_its_inner_spaces():
 
 
 @pytest.mark.parametrize("path, convert", [(CRLF_FILE, lambda d: d.replace(b"\r\n", b"\n")),
-                                           (LF_FILE, lambda d: d.replace(b"\n", b"\r\n"))],
-                         ids=["crlf-to-lf", "lf-to-crlf"])
+                                           (LF_FILE, lambda d: d.replace(b"\n", b"\r\n")),
+                                           (CRLF_FILE, lambda d: d.replace(b"\r\n", b"\r")),
+                                           (SECTOR_FILE, lambda d: d.replace(b"\r\n", b"\n").replace(b"\n", b"\r"))],
+                         ids=["crlf-to-lf", "lf-to-crlf", "crlf-to-cr", "sector-to-cr"])
 def test_line_endings_do_not_matter(path, convert):
     original = path.read_bytes()
     converted = convert(original)
@@ -94,6 +96,35 @@ def test_line_endings_do_not_matter(path, convert):
 def test_the_date_comes_from_the_title_not_the_file_name():
     parsed = parse_ibov_csv(LF_FILE.read_bytes(), "IBOVDia_01-01-20.csv")
     assert parsed.portfolio_date == dt.date(2026, 3, 16)
+    assert parsed.warnings == ("IBOVDia_01-01-20.csv: the file name says 2020-01-01 but the title line says "
+                               "2026-03-16; imported under the title's date 2026-03-16 (rename the file, or check "
+                               "that it is the download you meant)",)
+
+
+@pytest.mark.parametrize("name", ["IBOVDia_16-03-26.csv", "IBOVDia_16-03-26 (1).csv", "carteira.csv"])
+def test_a_file_name_that_agrees_or_has_no_date_gives_no_warning(name):
+    assert parse_ibov_csv(LF_FILE.read_bytes(), name).warnings == ()
+
+
+def test_a_file_larger_than_the_cap_is_refused_unread(tmp_path):
+    big = tmp_path / "IBOVDia_16-03-26.csv"
+    big.write_bytes(LF_FILE.read_bytes() + b" " * 5000)
+    with pytest.raises(B3CsvError, match=r"is larger than 4,096 bytes \(a Carteira do Dia file is about 8 KB\)"):
+        read_file(big, max_bytes=4096)
+    assert read_file(LF_FILE) == LF_FILE.read_bytes()
+
+
+@pytest.mark.parametrize(("column", "value", "shown"),
+                         [(3, b"-234.689.601", "-234689601"), (3, b"0", "0"), (4, b"0,000", "0.0")],
+                         ids=["negative-quantity", "zero-quantity", "zero-weight"])
+def test_a_position_of_zero_or_less_is_refused_naming_the_ticker(column, value, shown):
+    data = LF_FILE.read_bytes()
+    fields = line(data, 10).split(b";")
+    ticker = fields[0].decode()
+    fields[column] = value
+    name = ["Qtde. Teórica", "Part. (%)"][column - 3]
+    assert_error(replace_line(data, 10, b";".join(fields)), LF_FILE.name, 10,
+                 f"column {name!r} of {ticker} is {shown}; it must be greater than 0")
 
 
 # ---- fault cases: real files broken on purpose ------------------------------------------------------------------

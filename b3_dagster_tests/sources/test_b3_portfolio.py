@@ -16,13 +16,13 @@ from b3_dagster.sources.b3_portfolio import (
     encode_payload,
     portfolio_payload,
 )
-from b3_dagster.sources.http import retrying_session
+from b3_dagster.sources.http import HttpPolicy
 from b3_dagster_tests.conftest import ENDPOINT
 
 
 def client(base_url, language="pt-br", page_size=9999, retries=3):
-    return B3PortfolioClient(base_url, page_size=page_size, timeout=5, language=language,
-                             session=retrying_session(retries=retries, backoff_factor=0))
+    return B3PortfolioClient(base_url, page_size=page_size, language=language,
+                             policy=HttpPolicy(request_timeout=5, fetch_deadline=20, retries=retries, backoff=0))
 
 
 def recorded_rows(recording):
@@ -126,9 +126,14 @@ def _mutated(recording, change):
         (lambda d: d["header"].pop("date"), r"lacks 'date'"),
         (lambda d: d["results"][5].update(part="abc"), r"result #6 \(.+\): 'abc' is not a pt-br number"),
         (lambda d: d["results"][0].update(segment=""), r"empty sector"),
+        (lambda d: d["results"][3].update(part="-0,250"), r"result #4 \(\w+\): part is -0.25, it must be greater"),
+        (lambda d: d["results"][3].update(part="0,000"), r"result #4 \(\w+\): part is 0.0, it must be greater"),
+        (lambda d: d["results"][7].update(theoricalQty="-1.000"),
+         r"result #8 \(\w+\): theoricalQty is -1000, it must be greater"),
+        (lambda d: d["results"][7].update(theoricalQty="0"), r"result #8 \(\w+\): theoricalQty is 0, it must be"),
     ],
     ids=["renamed-column", "empty-results", "no-header", "malformed-date", "missing-date", "bad-number",
-         "empty-sector"],
+         "empty-sector", "negative-weight", "zero-weight", "negative-quantity", "zero-quantity"],
 )
 def test_bad_answers_raise_one_clear_error_naming_page_and_field(serve_recording, recordings, change, message):
     recording = recordings["2022-12-08"]

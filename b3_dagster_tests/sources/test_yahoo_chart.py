@@ -16,7 +16,7 @@ import pytest
 from werkzeug import Response
 
 from b3_dagster.calendar import is_session, sessions
-from b3_dagster.sources.http import retrying_session
+from b3_dagster.sources.http import HttpPolicy
 from b3_dagster.sources.yahoo_chart import (
     CHART_PATH,
     ProvisionalBarError,
@@ -53,7 +53,8 @@ def serve_chart(httpserver, body: bytes | dict | str, status: int = 200, symbol:
 
 
 def client(base_url: str, symbol: str = "^BVSP", retries: int = 0) -> YahooChartClient:
-    return YahooChartClient(base_url=base_url, symbol=symbol, session=retrying_session(retries, 0.0), timeout=5)
+    return YahooChartClient(base_url=base_url, symbol=symbol,
+                            policy=HttpPolicy(request_timeout=5, fetch_deadline=20, retries=retries, backoff=0))
 
 
 def quote(document: dict) -> dict:

@@ -229,3 +229,13 @@ def test_checks_pass_on_real_rows_and_fail_on_each_fault(check, mutate):
 def test_every_check_fails_on_no_rows(name):
     check, _ = features.INDEX_CHECKS[name]
     assert not check(refined_2025().iloc[0:0]).passed
+
+
+def test_zscore_check_is_skipped_when_no_row_has_a_full_window():
+    """The first sessions of the history have no 20-session window: no z-score exists to recompute, so the check
+    says so instead of passing after comparing nulls with nulls."""
+    first_rows = refined_2025()
+    first_rows = first_rows[first_rows[features.VOL_ZSCORE].isna()].head(5)
+    assert len(first_rows) == 5
+    outcome = features.check_zscore_recomputable(first_rows)
+    assert outcome.skipped and "full 20-session window" in outcome.skipped and not outcome.passed
