@@ -188,8 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     run_import.add_argument("files", nargs="+", type=Path)
     run_import.add_argument("--allow-overwrite", action="store_true",
                             help="replace a raw partition holding different data (the old file is archived)")
-    run_import.add_argument("--sector-source", default="nearest-snapshot", type=_sector_source,
-                            help="nearest-snapshot (default), none, or YYYY-MM-DD of a raw partition")
+    run_import.add_argument("--sector-source", default="classification", type=_sector_source,
+                            help="classification (default: B3's Classificação Setorial valid on the file's date, "
+                                 "then B3-published snapshots), nearest-snapshot, none, or YYYY-MM-DD of a raw "
+                                 "partition")
     run_import.set_defaults(handler=import_csv)
 
     run_query = commands.add_parser("query", help="run Athena-style SQL on the catalog")

@@ -376,17 +376,17 @@ class Download:
 
 
 def fetch_classification(day: dt.date, base_url: str = DEFAULT_BASE_URL, session=None,
-                         timeout: float = 30.0) -> Download:
+                         policy=None) -> Download:
     """Download and parse the current classification; ``day`` (the download day) becomes its vintage date."""
-    from b3_dagster.sources.http import retrying_session
+    from b3_dagster.sources.http import HttpFetchError, HttpPolicy, get, http_session
 
-    session = session or retrying_session()
     url = download_url(base_url)
-    response = session.get(url, timeout=timeout, headers={"Accept": "*/*"})
-    if response.status_code != 200:
-        raise ClassificationError(url, f"B3 answered HTTP {response.status_code}: {response.text[:200]!r}")
-    if len(response.content) > MAX_DOWNLOAD_BYTES:
-        raise ClassificationError(url, f"the answer has {len(response.content):,} bytes, more than the "
-                                       f"{MAX_DOWNLOAD_BYTES:,} a classification workbook can be")
+    try:
+        answer = get(session or http_session(), url, policy or HttpPolicy(max_bytes=MAX_DOWNLOAD_BYTES))
+    except HttpFetchError as error:
+        raise ClassificationError(url, str(error)) from error
+    if answer.status != 200:
+        raise ClassificationError(url, f"B3 answered HTTP {answer.status}: {answer.text[:200]!r}")
+    response_content = answer.body
     name = f"GetDownloadIndustryClassification_{day.isoformat()}.xlsx"
-    return Download(url, response.content, parse_classification(response.content, name, valid_from=day))
+    return Download(url, response_content, parse_classification(response_content, name, valid_from=day))

@@ -59,7 +59,7 @@ from b3_dagster.model import (
 )
 from b3_dagster.quality import CheckOutcome
 from b3_dagster.sources.b3_format import B3FormatError, parse_decimal
-from b3_dagster.sources.http import retrying_session
+from b3_dagster.sources.http import HttpFetchError, HttpPolicy, get, http_session
 
 DEFAULT_BASE_URL = "https://sistemaswebb3-listados.b3.com.br"
 ENDPOINT_PATH = "/indexStatisticsProxy/IndexCall/GetPortfolioDay/"
@@ -273,12 +273,12 @@ def parse_wrapped_answer(body: bytes | str, source: str) -> IndexYear:
 class B3IndexHistoryClient:
     """One GET per (index, year), on the project's retrying session."""
 
-    def __init__(self, base_url: str = DEFAULT_BASE_URL, language: str = "pt-br", timeout: float = 30.0,
+    def __init__(self, base_url: str = DEFAULT_BASE_URL, language: str = "pt-br", policy: HttpPolicy | None = None,
                  session: requests.Session | None = None):
         self.base_url = base_url.rstrip("/")
         self.language = language
-        self.timeout = timeout
-        self.session = session or retrying_session()
+        self.policy = policy or HttpPolicy()
+        self.session = session or http_session()
 
     def url(self, index: str, year: int) -> str:
         return history_url(index, year, self.language, self.base_url)
@@ -288,12 +288,12 @@ class B3IndexHistoryClient:
         url = self.url(index, year)
         source = f"B3 index history {index} {year} ({self.language}) [url {url}]"
         try:
-            response = self.session.get(url, timeout=self.timeout)
-        except requests.RequestException as error:
-            raise B3IndexHistoryError(source, f"request failed after retries: {error}") from error
-        if response.status_code != 200:
-            raise B3IndexHistoryError(source, f"HTTP {response.status_code} after retries: {response.text[:200]!r}")
-        return response.content, parse_year_grid(response.content, index=index, year=year, language=self.language,
+            answer = get(self.session, url, self.policy)
+        except HttpFetchError as error:
+            raise B3IndexHistoryError(source, str(error)) from error
+        if answer.status != 200:
+            raise B3IndexHistoryError(source, f"HTTP {answer.status} after {answer.attempts} attempt(s): {answer.text[:200]!r}")
+        return answer.body, parse_year_grid(answer.body, index=index, year=year, language=self.language,
                                                  source=source)
 
 

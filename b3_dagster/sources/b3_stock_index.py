@@ -30,7 +30,7 @@ import yaml
 from b3_dagster.model import INDEX_CODE, MEMBERSHIP_COLUMNS, MEMBERSHIP_DATE, MEMBERSHIP_SCHEMA
 from b3_dagster.quality import CheckOutcome
 from b3_dagster.sources.b3_format import clean_text
-from b3_dagster.sources.http import retrying_session
+from b3_dagster.sources.http import HttpFetchError, HttpPolicy, get, http_session
 
 DEFAULT_BASE_URL = "https://sistemaswebb3-listados.b3.com.br"
 ENDPOINT_PATH = "/indexProxy/indexCall/GetStockIndex/"
@@ -161,22 +161,22 @@ def body_from_cassette(text: str | bytes, source: str = "cassette") -> bytes:
 class B3StockIndexClient:
     """One GET for the whole list (pageSize 9999)."""
 
-    def __init__(self, base_url: str = DEFAULT_BASE_URL, timeout: float = 30.0,
+    def __init__(self, base_url: str = DEFAULT_BASE_URL, policy: HttpPolicy | None = None,
                  session: requests.Session | None = None):
         self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.session = session or retrying_session()
+        self.policy = policy or HttpPolicy()
+        self.session = session or http_session()
 
     def fetch(self) -> tuple[bytes, StockIndexAnswer]:
         url = stock_index_url(self.base_url)
         source = f"B3 GetStockIndex [url {url}]"
         try:
-            response = self.session.get(url, timeout=self.timeout)
-        except requests.RequestException as error:
-            raise B3StockIndexError(source, f"request failed after retries: {error}") from error
-        if response.status_code != 200:
-            raise B3StockIndexError(source, f"HTTP {response.status_code} after retries: {response.text[:200]!r}")
-        return response.content, parse_stock_index(response.content, source)
+            answer = get(self.session, url, self.policy)
+        except HttpFetchError as error:
+            raise B3StockIndexError(source, str(error)) from error
+        if answer.status != 200:
+            raise B3StockIndexError(source, f"HTTP {answer.status} after {answer.attempts} attempt(s): {answer.text[:200]!r}")
+        return answer.body, parse_stock_index(answer.body, source)
 
 
 def compare_with_portfolio(answer: StockIndexAnswer, index: str, portfolio_codes: Iterable[str],

@@ -237,7 +237,7 @@ def test_on_a_standard_csv_day_the_subtotal_check_is_skipped_with_its_reason(lak
     recording = recordings["2025-04-07"]  # the API snapshot whose sectors place the standard file's rows
     assert run(lake_root, serve_recording(recording), recording, [ibov_raw_snapshot]).success
     standard = Path(__file__).resolve().parents[1] / "fixtures" / "b3_csv" / "csv" / "IBOVDia_28-04-25.csv"
-    [imported] = import_files([standard], PortfolioStore(LocalLake(lake_root)))
+    [imported] = import_files([standard], PortfolioStore(LocalLake(lake_root)), sector_source="nearest-snapshot")
     assert imported.status == "written" and imported.sector_snapshot == dt.date(2025, 4, 7)
 
     with dg.instance_for_test() as instance:

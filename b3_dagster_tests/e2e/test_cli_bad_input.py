@@ -53,7 +53,7 @@ def test_a_bad_sector_source_is_one_line_and_a_non_zero_exit(lake):
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if "error:" in line]
     assert errors == ["b3-dagster import-csv: error: argument --sector-source: sector_source must be "
-                      "'nearest-snapshot', 'none' or a YYYY-MM-DD date, not 'yesterday'"]
+                      "'classification', 'nearest-snapshot', 'none' or a YYYY-MM-DD date, not 'yesterday'"]
     assert not (lake / "raw").exists()
 
 

@@ -34,7 +34,7 @@ from b3_dagster.sources.b3_index_history import (
     parse_year_grid,
     reconcile_with_yahoo,
 )
-from b3_dagster.sources.http import retrying_session
+from b3_dagster.sources.http import HttpPolicy
 
 RECORDED = Path(str(resources.files("b3_dagster") / "recordings" / "b3_index_history"))
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -113,7 +113,7 @@ def test_client_fetches_and_parses_a_real_answer_over_http(httpserver):
         {"index": "IBOV", "language": "en-us", "year": "2022"}, separators=(",", ":")).encode()).decode()
     ).respond_with_data(body, content_type="application/json")
     client = B3IndexHistoryClient(httpserver.url_for("").rstrip("/"), language="en-us",
-                                  session=retrying_session(retries=0))
+                                  policy=HttpPolicy(retries=0))
     raw, year = client.fetch_year("IBOV", 2022)
     assert raw == body
     assert year.closes.equals(grid(name).closes)
@@ -123,7 +123,7 @@ def test_client_fetches_and_parses_a_real_answer_over_http(httpserver):
 
 def test_client_names_the_request_on_http_errors(httpserver):
     httpserver.expect_request(ENDPOINT_PATH + "x", method="GET").respond_with_data("no")  # never matched
-    client = B3IndexHistoryClient(httpserver.url_for("").rstrip("/"), session=retrying_session(retries=0))
+    client = B3IndexHistoryClient(httpserver.url_for("").rstrip("/"), policy=HttpPolicy(retries=0))
     with pytest.raises(B3IndexHistoryError, match=r"IBXX 2024 \(pt-br\).*HTTP 500"):
         client.fetch_year("IBXX", 2024)
 
@@ -377,9 +377,9 @@ def test_every_recorded_grid_is_replayed_over_http_to_the_real_client(httpserver
     httpserver.expect_request(re.compile("^" + re.escape(ENDPOINT_PATH) + ".+")).respond_with_handler(handler)
     base = httpserver.url_for("").rstrip("/")
     for recorded in grids:
-        client = B3IndexHistoryClient(base, language=recorded.language, session=retrying_session(retries=0))
+        client = B3IndexHistoryClient(base, language=recorded.language, policy=HttpPolicy(retries=0))
         _, fetched = client.fetch_year(recorded.index, recorded.year)
         assert fetched.closes.equals(recorded.parse().closes), recorded.path.name
         assert check_published_min_max(fetched).passed
     with pytest.raises(B3IndexHistoryError, match=r"HTTP 404.*no recorded answer for.*IBOV.*2024"):
-        B3IndexHistoryClient(base, session=retrying_session(retries=0)).fetch_year("IBOV", 2024)
+        B3IndexHistoryClient(base, policy=HttpPolicy(retries=0)).fetch_year("IBOV", 2024)

@@ -206,12 +206,12 @@ def test_the_index_parameter_is_sent_and_answered_with_the_real_ibov_recording(s
     IBOV) refuses, and the client reports that error; in both cases the request carried the index code asked for."""
     recording = recordings["2025-04-07"]
     base = serve_recording(recording)
-    snapshot = B3PortfolioClient(base, page_size=9999, timeout=5, language="en-us", index="IBOV",
-                                 session=retrying_session(retries=0, backoff_factor=0)).fetch()
+    snapshot = B3PortfolioClient(base, page_size=9999, language="en-us", index="IBOV",
+                                 policy=HttpPolicy(request_timeout=5, retries=0)).fetch()
     assert len(snapshot.rows) == len(recorded_rows(recording))
     assert '"index": "IBOV"' in snapshot.source
     with pytest.raises(B3ResponseError, match=r"HTTP 404.*IBOV segment 2.*asked for.*IBXX"):
-        B3PortfolioClient(base, page_size=9999, timeout=5, language="en-us", index="IBXX",
-                          session=retrying_session(retries=0, backoff_factor=0)).fetch()
+        B3PortfolioClient(base, page_size=9999, language="en-us", index="IBXX",
+                          policy=HttpPolicy(request_timeout=5, retries=0)).fetch()
     sent = [decode_payload(request.path.rsplit("/", 1)[1])["index"] for request, _ in httpserver.log]
     assert sent == ["IBOV", "IBXX"]

@@ -22,7 +22,7 @@ from b3_dagster.sources.b3_stock_index import (
     parse_stock_index,
     stock_index_url,
 )
-from b3_dagster.sources.http import retrying_session
+from b3_dagster.sources.http import HttpPolicy
 
 RECORDED = Path(str(resources.files("b3_dagster") / "recordings" / "b3_indices" / "json"))
 CASSETTES = Path(__file__).parents[1] / "fixtures" / "b3_indices" / "cassettes"
@@ -103,7 +103,7 @@ def test_client_fetches_one_page_of_9999_over_http(httpserver):
     body = (RECORDED / "GetStockIndex_2025-04-07_from_rb3_cassette.json").read_bytes()
     httpserver.expect_request(stock_index_url("")).respond_with_data(
         body, content_type="application/json")
-    raw, parsed = B3StockIndexClient(httpserver.url_for("").rstrip("/"), session=retrying_session(retries=0)).fetch()
+    raw, parsed = B3StockIndexClient(httpserver.url_for("").rstrip("/"), policy=HttpPolicy(retries=0)).fetch()
     assert raw == body and parsed.update == dt.date(2025, 4, 7)
     (request, _), = httpserver.log
     assert request.path.startswith(ENDPOINT_PATH)
