@@ -109,19 +109,21 @@ def _slack(title: str, fields: dict[str, str], link_label: str, link: str) -> di
     }
 
 
-IMPLICIT_ASSET_JOB_PREFIX = "__ASSET_JOB"  # Dagster's name for a run launched from an asset, not from a job
+# Dagster's hidden job names start with "__": __ASSET_JOB (a run launched from the asset graph or a backfill in the
+# UI), __ephemeral_asset_job__ (dg.materialize).
+IMPLICIT_ASSET_JOB_PREFIX = "__"
 
 
 def job_label(job_name: str, assets: list[str] | None = None) -> str:
-    """What to call the run's job in a message: Dagster's hidden ``__ASSET_JOB`` (a *Materialize* click or a
-    backfill in the UI) means nothing to a reader, so such a run is named by the assets it materialised."""
+    """What to call the run's job in a message: Dagster's hidden jobs (``__ASSET_JOB`` for a *Materialize* click or
+    a backfill in the UI) mean nothing to a reader, so such a run is named by the assets it materialised."""
     if not job_name.startswith(IMPLICIT_ASSET_JOB_PREFIX):
         return job_name
     names = sorted(assets or [])
     if not names:
-        return "an asset materialisation"
+        return "assets (launched from the asset graph)"
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    return f"materialisation of {shown}"
+    return f"{'asset' if len(names) == 1 else 'assets'} {shown}"
 
 
 def run_failure_message(*, job: str, run_id: str, partition: str | None, reason: str, links: UiLinks) -> dict:

@@ -227,7 +227,9 @@ def run_failure_notifier(context: dg.RunFailureSensorContext, alerts: AlertSetti
     if run.tags.get(WILL_RETRY_TAG) == "true":
         context.log.info(f"run {run.run_id} failed and will be retried: no alert")
         return
-    assets = [key.to_user_string() for key in (run.asset_selection or [])]
+    # a run over the whole of a hidden asset job has no asset selection: its failed steps name the assets
+    assets = ([key.to_user_string() for key in run.asset_selection] if run.asset_selection
+              else sorted({event.step_key for event in context.get_step_failure_events() if event.step_key}))
     alerts.deliver(context.log, run_failure_message(job=job_label(run.job_name, assets), run_id=run.run_id,
                                                     partition=_partition_of(run.tags),
                                                     reason=_failure_reason(context), links=alerts.links()))
