@@ -285,7 +285,7 @@ def _save_chart(lake: LakeResource, name: str, png: bytes) -> str:
     description="Chart: IBOVESPA close with its 5- and 20-session moving averages and the volatility spikes "
                 "marked, from ibov_refined. **To see it:** in this asset's latest materialisation, the first "
                 "metadata row `chart` -> *[Show Markdown]* (one click; Dagster has no inline image type). The PNG "
-                "is also saved as <lake>/charts/ibov_close_moving_averages.png (the `file` row).",
+                "is also saved in the lake as charts/ibov_close_moving_averages.png (the `file` row).",
 )
 def ibov_index_chart(config: ChartConfig, lake: LakeResource, catalog: CatalogResource) -> dg.MaterializeResult:
     sql = index_chart_sql(config.sessions)
@@ -310,8 +310,8 @@ def ibov_index_chart(config: ChartConfig, lake: LakeResource, catalog: CatalogRe
     kinds={"matplotlib"},
     description="Chart: participation of each sector in the IBOV portfolio on the latest day of tb_ibov_refined. "
                 "**To see it:** in this asset's latest materialisation, the first metadata row `chart` -> "
-                "*[Show Markdown]* (one click; Dagster has no inline image type). The PNG is also saved as "
-                "<lake>/charts/ibov_sector_participation.png (the `file` row).",
+                "*[Show Markdown]* (one click; Dagster has no inline image type). The PNG is also saved in the lake "
+                "as charts/ibov_sector_participation.png (the `file` row).",
 )
 def ibov_sector_chart(lake: LakeResource, catalog: CatalogResource) -> dg.MaterializeResult:
     rows = catalog.catalog().query(SECTOR_CHART_SQL)
