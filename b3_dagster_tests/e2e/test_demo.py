@@ -82,6 +82,14 @@ def assert_clean(output: str) -> None:
         assert bad not in output, f"{bad!r} in the output:\n{output[:3000]}"
 
 
+def test_the_definitions_are_loadable():
+    """The quick, in-process half of the check below (the subprocess costs ~10 s: it runs with the slow tests)."""
+    from b3_dagster.definitions import defs
+
+    dg.Definitions.validate_loadable(defs)
+
+
+@pytest.mark.slow
 def test_the_code_location_loads_as_dagster_dev_loads_it():
     dagster = Path(sys.executable).parent / "dagster"
     done = subprocess.run([str(dagster), "definitions", "validate", "-w", str(PROJECT / "workspace.yaml")],
