@@ -78,12 +78,16 @@ def ui(tmp_path_factory):
         print((root / "dagster_dev.log").read_text(errors="replace")[-5000:])
         raise
     finally:
+        process.send_signal(signal.SIGINT)  # Ctrl-C: dagster dev stops its webserver, daemon and code server
         try:
-            os.killpg(process.pid, signal.SIGTERM)  # dagster dev and its webserver, daemon and code server
             process.wait(60)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(30)
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # whatever of its session is left
+        except ProcessLookupError:
+            pass
+        process.wait(30)
 
 
 SENSORS = """query Sensors($selector: RepositorySelector!) { sensorsOrError(repositorySelector: $selector) {
