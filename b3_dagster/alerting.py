@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import Mapping
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -60,6 +61,22 @@ def due_sessions(now: dt.datetime, deadline: dt.time, lookback_sessions: int,
     return due[-lookback_sessions:]
 
 
+# Where the UI is when B3_DAGSTER_UI_URL is not set: the port given to `dagster dev` through the environment
+# (click reads DAGSTER_CLI_DEV_PORT for `dagster dev -p`, and the code location inherits it; a `-p` on the command
+# line is not visible to the code location), or dagster-webserver's own DAGSTER_WEBSERVER_PORT.
+UI_PORT_VARIABLES = ("DAGSTER_CLI_DEV_PORT", "DAGSTER_WEBSERVER_PORT")
+DEFAULT_UI_PORT = "3000"
+
+
+def ui_base_url(environ: Mapping[str, str]) -> str:
+    """The Dagster UI as users reach it, for links in alerts: B3_DAGSTER_UI_URL, else localhost on the chosen port."""
+    if environ.get("B3_DAGSTER_UI_URL"):
+        return environ["B3_DAGSTER_UI_URL"]
+    port = next((environ[name] for name in UI_PORT_VARIABLES if environ.get(name, "").strip().isdigit()),
+                DEFAULT_UI_PORT)
+    return f"http://localhost:{port.strip()}"
+
+
 @dataclass(frozen=True)
 class UiLinks:
     """Links into the Dagster UI (``base_url`` as users reach it, e.g. https://dagster.example.com)."""
@@ -90,6 +107,23 @@ def _slack(title: str, fields: dict[str, str], link_label: str, link: str) -> di
             {"type": "section", "text": {"type": "mrkdwn", "text": f"<{link}|{link_label}>"}},
         ],
     }
+
+
+# Dagster's hidden job names start with "__": __ASSET_JOB (a run launched from the asset graph or a backfill in the
+# UI), __ephemeral_asset_job__ (dg.materialize).
+IMPLICIT_ASSET_JOB_PREFIX = "__"
+
+
+def job_label(job_name: str, assets: list[str] | None = None) -> str:
+    """What to call the run's job in a message: Dagster's hidden jobs (``__ASSET_JOB`` for a *Materialize* click or
+    a backfill in the UI) mean nothing to a reader, so such a run is named by the assets it materialised."""
+    if not job_name.startswith(IMPLICIT_ASSET_JOB_PREFIX):
+        return job_name
+    names = sorted(assets or [])
+    if not names:
+        return "assets (launched from the asset graph)"
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f"{'asset' if len(names) == 1 else 'assets'} {shown}"
 
 
 def run_failure_message(*, job: str, run_id: str, partition: str | None, reason: str, links: UiLinks) -> dict:

@@ -1,8 +1,9 @@
 """What the schedule and the raw-partition sensor decide, as pure functions (the Dagster side is in defs/automation).
 
 The sensor replaces seed 000's S3-event -> trigger-Lambda -> Glue chain: it lists the raw layer, compares each
-object's version (ETag on S3, mtime+size locally) with what its cursor has seen, and asks for one refine run per
-group of consecutive new or changed days.
+object's version (ETag on S3, mtime+size locally) with the version whose day was refined (recorded in the Dagster
+instance), and asks for one refine run per group of consecutive new or changed days. Its cursor stays small: a
+digest of the last listing and a high-water mark, not one entry per object.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import Mapping
 
 from b3_dagster.calendar import is_session
 from b3_dagster.storage.lake import ObjectInfo
@@ -21,9 +23,21 @@ OTHER_RAW_DATASETS = ("raw/ibov_index/",)  # raw layers of other assets, watched
 
 @dataclass
 class RawCursor:
-    """Object versions already handled (refined, or ignored with a logged reason)."""
+    """What the sensor keeps between ticks, small enough to read on its page in the UI.
 
-    seen: dict[str, str] = field(default_factory=dict)
+    ``digest`` fingerprints the last listing (every key@version): an unchanged lake costs one listing and no look-up.
+    ``objects`` and ``newest_day`` (the high-water mark) say what that listing held. The per-object detail (which
+    object version of a day was refined) is not kept here: it is recomputed from the Dagster instance, where every
+    raw write is recorded with its ``object_key``/``object_version``. Only what the instance cannot know is kept:
+    ``ignored`` (objects outside the layout, whose reason is logged once per version) and ``requested`` (run keys
+    asked for and not refined yet, so a run in flight is not requested twice).
+    """
+
+    digest: str = ""
+    objects: int = 0
+    newest_day: str = ""
+    ignored: dict[str, str] = field(default_factory=dict)
+    requested: list[str] = field(default_factory=list)
 
     @classmethod
     def parse(cls, text: str | None) -> "RawCursor":
@@ -31,12 +45,21 @@ class RawCursor:
             return cls()
         try:
             data = json.loads(text)
-            return cls(seen=dict(data.get("seen", {})))
-        except (ValueError, AttributeError):
-            return cls()  # an unreadable cursor starts over: run keys still prevent duplicate runs
+            return cls(digest=str(data.get("digest", "")), objects=int(data.get("objects", 0)),
+                       newest_day=str(data.get("newest_day", "")), ignored=dict(data.get("ignored", {})),
+                       requested=list(data.get("requested", [])))
+        except (ValueError, AttributeError, TypeError):
+            return cls()  # an unreadable cursor starts over: the instance and run keys still prevent duplicates
 
     def serialize(self) -> str:
-        return json.dumps({"seen": self.seen}, sort_keys=True, separators=(",", ":"))
+        return json.dumps({"digest": self.digest, "objects": self.objects, "newest_day": self.newest_day,
+                           "ignored": self.ignored, "requested": self.requested}, separators=(",", ":"))
+
+
+def listing_digest(objects: list[ObjectInfo]) -> str:
+    """Fingerprint of a listing: changes when any object appears, disappears or changes version."""
+    lines = sorted(f"{info.key}@{info.version}" for info in objects)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -48,33 +71,69 @@ class RawChange:
 
 @dataclass(frozen=True)
 class SensorDecision:
-    changes: list[RawChange]  # new or changed raw objects with a valid partition
+    changes: list[RawChange]  # new or changed raw objects with a valid partition, not refined or requested yet
     ignored: list[tuple[str, str]]  # (key, reason), each reported once per version
     cursor: RawCursor
 
 
-def decide(objects: list[ObjectInfo], cursor: RawCursor, valid_days: set[str]) -> SensorDecision:
-    """Compare a listing of ``raw/`` with the cursor. ``valid_days`` are the partition keys that exist."""
-    seen = dict(cursor.seen)
-    changes, ignored = [], []
+def decide(objects: list[ObjectInfo], cursor: RawCursor, valid_days: set[str],
+           refined: Mapping[str, str] | None = None) -> SensorDecision:
+    """Compare a listing of ``raw/`` with what is already refined and what the cursor holds.
+
+    ``valid_days`` are the partition keys that exist; ``refined`` maps an object key to the version whose day has
+    been refined since (from the instance). Groups requested by an earlier tick (run keys in the cursor) are not
+    requested again while their run is in flight."""
+    refined = refined or {}
+    ignored_seen = dict(cursor.ignored)
+    changes, ignored, still_ignored = [], [], {}
+    newest = cursor.newest_day
     for info in objects:
-        if seen.get(info.key) == info.version:
-            continue
-        seen[info.key] = info.version
         if info.key.startswith(OTHER_RAW_DATASETS):
             continue
         try:
             day = parse_raw_key(info.key)
         except NotARawPartition as error:
-            ignored.append((info.key, str(error)))
+            still_ignored[info.key] = info.version
+            if ignored_seen.get(info.key) != info.version:
+                ignored.append((info.key, str(error)))
             continue
         if day.isoformat() not in valid_days:
-            reason = ("not a B3 session (weekend or holiday)" if not _safe_is_session(day)
-                      else "outside the partitions' range (before the start date or after today)")
-            ignored.append((info.key, f"{day} is {reason}"))
+            still_ignored[info.key] = info.version
+            if ignored_seen.get(info.key) != info.version:
+                reason = ("not a B3 session (weekend or holiday)" if not _safe_is_session(day)
+                          else "outside the partitions' range (before the start date or after today)")
+                ignored.append((info.key, f"{day} is {reason}"))
+            continue
+        newest = max(newest, day.isoformat())
+        if refined.get(info.key) == info.version:
             continue
         changes.append(RawChange(day, info.key, info.version))
-    return SensorDecision(changes, ignored, RawCursor(seen))
+    pending, requested = _already_requested(changes, cursor.requested)
+    changes = [change for change in changes if change not in pending]
+    next_cursor = RawCursor(digest=listing_digest(objects), objects=len(objects), newest_day=newest,
+                            ignored=still_ignored, requested=requested)
+    return SensorDecision(changes, ignored, next_cursor)
+
+
+def _already_requested(changes: list[RawChange], requested: list[str]) -> tuple[set[RawChange], list[str]]:
+    """The changes that an earlier tick already requested (the run key over their days is in the cursor), and the
+    run keys still pending. A run key that no longer matches (refined since, or changed again) is dropped."""
+    pending: set[RawChange] = set()
+    still: list[str] = []
+    for key in requested:
+        subset = [change for change in changes if _in_range(change.day, key)]
+        if subset and run_key(subset) == key:
+            pending.update(subset)
+            still.append(key)
+    return pending, still
+
+
+def _in_range(day: dt.date, key: str) -> bool:
+    try:
+        first, last = key.split(":")[1].split("..")
+        return first <= day.isoformat() <= last
+    except (IndexError, ValueError):
+        return False
 
 
 def _safe_is_session(day: dt.date) -> bool:
@@ -102,6 +161,14 @@ def group_consecutive(changes: list[RawChange], partition_keys: list[str]) -> li
     return groups
 
 
+def contiguous_ranges(days: list[dt.date], partition_keys: list[str]) -> list[tuple[str, str]]:
+    """(first, last) of each run of consecutive partitions among ``days`` (a holiday between two sessions does not
+    split them): Dagster single-runs a backfill only over such a contiguous range."""
+    changes = [RawChange(day, "", "") for day in sorted(set(days))]
+    return [(group[0].day.isoformat(), group[-1].day.isoformat())
+            for group in group_consecutive(changes, partition_keys)]
+
+
 def run_key(group: list[RawChange]) -> str:
     """Stable for the same objects at the same versions, different as soon as one changes."""
     digest = hashlib.sha256("\n".join(f"{c.key}@{c.version}" for c in sorted(group, key=lambda c: c.key)).encode())
@@ -119,5 +186,5 @@ def schedule_decision(now_in_sao_paulo: dt.datetime) -> tuple[str | None, str]:
     return day.isoformat(), f"B3 session {day}: taking the day's IBOV portfolio"
 
 
-__all__ = ["RAW_PREFIX", "RawCursor", "RawChange", "SensorDecision", "decide", "group_consecutive", "run_key",
-           "schedule_decision"]
+__all__ = ["RAW_PREFIX", "RawCursor", "RawChange", "SensorDecision", "contiguous_ranges", "decide",
+           "group_consecutive", "listing_digest", "run_key", "schedule_decision"]

@@ -28,6 +28,9 @@ from b3_dagster.transforms.index_features import (
 )
 
 DPI = 110
+# Widths in inches at DPI: both charts are 880 px wide, so they fit Dagster's Markdown dialog (about 900 px of
+# content) unclipped; 11 in (1210 px) lost its right edge there.
+WIDTH_INCHES = 8.0
 
 
 def _thousands(value: float, _position: int) -> str:
@@ -41,7 +44,7 @@ def close_chart_figure(frame: pd.DataFrame, title: str = "IBOVESPA: fechamento e
         raise ValueError("no rows to chart")
     rows = frame.sort_values(DATA)
     dates = pd.to_datetime(rows[DATA])
-    figure = Figure(figsize=(11, 6.5), dpi=DPI)
+    figure = Figure(figsize=(WIDTH_INCHES, 5.2), dpi=DPI)
     FigureCanvasAgg(figure)
     prices, zscores = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     prices.plot(dates, rows[CLOSE], color="#1f3b73", linewidth=1.6, label="Fechamento")
@@ -69,7 +72,7 @@ def sector_chart_figure(frame: pd.DataFrame, day: dt.date | str) -> Figure:
     if frame.empty:
         raise ValueError(f"no sectors to chart for {day}")
     rows = frame.sort_values(PART_SUM, ascending=True)
-    figure = Figure(figsize=(10, max(3.0, 0.32 * len(rows) + 1.2)), dpi=DPI)
+    figure = Figure(figsize=(WIDTH_INCHES, max(3.0, 0.3 * len(rows) + 1.2)), dpi=DPI)
     FigureCanvasAgg(figure)
     axes = figure.subplots()
     bars = axes.barh(rows[SECTOR], rows[PART_SUM], color="#4e79a7")

@@ -3,7 +3,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from b3_dagster.automation_rules import RawCursor, decide, group_consecutive, run_key, schedule_decision
+from b3_dagster.automation_rules import (
+    RawCursor,
+    contiguous_ranges,
+    decide,
+    group_consecutive,
+    listing_digest,
+    run_key,
+    schedule_decision,
+)
 from b3_dagster.storage.lake import ObjectInfo
 
 WHEN = dt.datetime(2025, 4, 7, tzinfo=dt.timezone.utc)
@@ -15,16 +23,40 @@ def obj(key, version="v1"):
     return ObjectInfo(key=key, size=10, version=version, modified=WHEN)
 
 
-def test_new_then_same_then_changed():
-    listing = [obj("raw/date=2025-04-07/ibov_setor.parquet")]
+def test_new_then_requested_then_refined_then_changed():
+    key = "raw/date=2025-04-07/ibov_setor.parquet"
+    listing = [obj(key)]
     first = decide(listing, RawCursor(), VALID)
     assert [c.day for c in first.changes] == [dt.date(2025, 4, 7)]
-    again = decide(listing, RawCursor.parse(first.cursor.serialize()), VALID)
-    assert again.changes == [] and again.ignored == []
-    changed = decide([obj("raw/date=2025-04-07/ibov_setor.parquet", "v2")], again.cursor, VALID)
+    requested = RawCursor.parse(first.cursor.serialize())
+    requested.requested.append(run_key(first.changes))  # what the sensor does with the run it asks for
+    in_flight = decide(listing, RawCursor.parse(requested.serialize()), VALID)
+    assert in_flight.changes == [] and in_flight.ignored == [], "a run in flight is not requested twice"
+    refined = decide(listing, in_flight.cursor, VALID, refined={key: "v1"})
+    assert refined.changes == [] and refined.cursor.requested == [], "refined: the run key is forgotten"
+    changed = decide([obj(key, "v2")], refined.cursor, VALID, refined={key: "v1"})
     assert [c.version for c in changed.changes] == ["v2"]
     assert run_key(changed.changes) != run_key(first.changes)
     assert run_key(first.changes) == run_key(decide(listing, RawCursor(), VALID).changes)
+
+
+def test_days_already_refined_are_not_changes_even_on_a_fresh_cursor():
+    """The first `dagster dev` after the demo: the instance says every day was refined at its current version."""
+    listing = [obj(f"raw/date={day}/ibov_setor.parquet") for day in KEYS]
+    decision = decide(listing, RawCursor(), VALID, refined={o.key: o.version for o in listing})
+    assert decision.changes == [] and decision.cursor.newest_day == "2025-11-21"
+
+
+def test_the_cursor_stays_compact_for_hundreds_of_objects():
+    days = [dt.date(2024, 1, 1) + dt.timedelta(days=n) for n in range(450)]
+    valid = {day.isoformat() for day in days if day.weekday() < 5}
+    listing = [obj(f"raw/date={day}/ibov_setor.parquet") for day in sorted(valid)]
+    assert len(listing) > 300
+    decision = decide(listing, RawCursor(), valid, refined={o.key: o.version for o in listing})
+    text = decision.cursor.serialize()
+    assert len(text) < 200 and decision.cursor.newest_day in text and str(len(listing)) in text
+    assert decision.cursor.digest == listing_digest(list(reversed(listing))), "the digest ignores listing order"
+    assert decision.cursor.digest != listing_digest(listing[:-1])
 
 
 @pytest.mark.parametrize(
@@ -59,7 +91,14 @@ def test_consecutive_sessions_make_one_group_across_weekends():
 
 
 def test_unreadable_cursor_starts_over():
-    assert RawCursor.parse("not json").seen == {}
+    assert RawCursor.parse("not json") == RawCursor()
+
+
+def test_contiguous_ranges_follow_the_sessions():
+    days = [dt.date.fromisoformat(d) for d in ["2025-04-03", "2025-04-04", "2025-04-07", "2025-11-19", "2025-11-21",
+                                               "2025-04-03"]]
+    assert contiguous_ranges(days, KEYS) == [("2025-04-03", "2025-04-07"),
+                                             ("2025-11-19", "2025-11-21")]
 
 
 SP = ZoneInfo("America/Sao_Paulo")

@@ -8,6 +8,8 @@
 #   B3_CODE_SERVER_PORT    code server port (default 4000)
 #   B3_WEBSERVER_HOST/PORT webserver address (default 127.0.0.1:3000)
 #   B3_WEBSERVER_PATH_PREFIX  optional, e.g. /dagster behind a reverse proxy
+#   B3_AUTOMATION_DEFAULT  running (default here: this is production) | stopped: do the schedule and sensors start
+#                          on their own (the code location's default, for `dagster dev` on a laptop, is stopped)
 #   plus the code location's own settings (B3_LAKE_ROOT, B3_CATALOG, B3_BASE_URL, alerts: see README).
 set -euo pipefail
 
@@ -16,6 +18,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [ -f "$DAGSTER_HOME/dagster.yaml" ] || { echo "no dagster.yaml in DAGSTER_HOME=$DAGSTER_HOME" >&2; exit 2; }
 export B3_CODE_SERVER_HOST="${B3_CODE_SERVER_HOST:-127.0.0.1}"
 export B3_CODE_SERVER_PORT="${B3_CODE_SERVER_PORT:-4000}"
+export B3_AUTOMATION_DEFAULT="${B3_AUTOMATION_DEFAULT:-running}"
 workspace="${B3_WORKSPACE:-$here/workspace.yaml}"
 
 

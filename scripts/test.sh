@@ -7,4 +7,5 @@ if [ "$(id -u)" -eq 0 ]; then
     bash scripts/install_system_deps.sh
 fi
 bash scripts/setup.sh --dev
-exec .venv/bin/python -m pytest "$@"
+# --durations: every run (CI included) ends with its 15 slowest tests; a later --durations=N overrides it.
+exec .venv/bin/python -m pytest --durations=15 "$@"

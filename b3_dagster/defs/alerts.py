@@ -24,12 +24,15 @@ from pydantic import Field
 from b3_dagster.alerting import (
     UiLinks,
     due_sessions,
+    job_label,
     missed_day_message,
     parse_deadline,
     post_message,
     run_failure_message,
+    ui_base_url,
 )
 from b3_dagster.calendar import B3_TIMEZONE
+from b3_dagster.defs.automation import default_sensor_status
 from b3_dagster.defs.checks import RAW_ASSET
 from b3_dagster.defs.resources import LakeResource
 from b3_dagster.storage.layout import raw_prefix
@@ -79,6 +82,7 @@ def alert_settings_from_env() -> AlertSettings:
     for name, variable in ALERT_ENV.items():
         if os.environ.get(variable):
             fields[name] = dg.EnvVar.int(variable) if name == "lookback_sessions" else dg.EnvVar(variable)
+    fields.setdefault("ui_base_url", ui_base_url(os.environ))  # the port the user chose for `dagster dev`
     return AlertSettings(**fields)
 
 
@@ -114,14 +118,44 @@ def _check_evaluation(due: list[dt.date], missing: list[dt.date], settings: Aler
     return passed, description, metadata
 
 
-@dg.asset_check(asset=RAW_ASSET, name=FRESHNESS_CHECK,
-                description="Every B3 session whose deadline has passed (B3_FRESHNESS_DEADLINE, São Paulo time, on "
-                            "that trading day) has its raw snapshot. Weekends and holidays are never expected.")
-def raw_snapshot_on_time(alerts: AlertSettings, lake: LakeResource) -> dg.AssetCheckResult:
+# Written at the lake's root by `b3-dagster demo`: its lake holds recorded past days, so "is the last session's
+# snapshot there?" has nothing to compare with. The check and the missed-day sensor skip on such a lake, with this
+# reason, instead of failing forever on the user's first `dagster dev`.
+DEMO_LAKE_MARKER = "DEMO_LAKE.txt"
+DEMO_LAKE_REASON = "demo lake: recorded past days, not the last B3 sessions"
+
+
+def demo_lake_reason(lake: LakeResource) -> Optional[str]:
+    return DEMO_LAKE_REASON if lake.lake().exists(DEMO_LAKE_MARKER) else None
+
+
+def mark_demo_lake(lake: LakeResource) -> None:
+    lake.lake().write_bytes(DEMO_LAKE_MARKER, (
+        "Written by `b3-dagster demo`: this lake holds recorded past B3 days, replayed offline.\n"
+        f"The {FRESHNESS_CHECK} check and ibov_missed_day_sensor skip here ({DEMO_LAKE_REASON}).\n"
+        "Delete this file to watch the last B3 sessions in this lake.\n").encode())
+
+
+# A multi-asset check that may emit nothing (can_subset): on a demo lake it yields no result, so Dagster records the
+# check as skipped (the reason is in the run's log), never as passed.
+@dg.multi_asset_check(
+    name=FRESHNESS_CHECK,
+    specs=[dg.AssetCheckSpec(
+        name=FRESHNESS_CHECK, asset=RAW_ASSET,
+        description="Every B3 session whose deadline has passed (B3_FRESHNESS_DEADLINE, São Paulo time, on that "
+                    "trading day) has its raw snapshot. Weekends and holidays are never expected. Skipped on the "
+                    f"demo's lake ({DEMO_LAKE_MARKER} at its root).")],
+    can_subset=True,
+)
+def raw_snapshot_on_time(context: dg.AssetCheckExecutionContext, alerts: AlertSettings, lake: LakeResource):
+    skip = demo_lake_reason(lake)
+    if skip:
+        context.log.info(f"{FRESHNESS_CHECK} skipped: {skip}")
+        return
     due, missing = missing_days(alerts, lake, _now())
     passed, description, metadata = _check_evaluation(due, missing, alerts)
-    return dg.AssetCheckResult(passed=passed, description=description, metadata=metadata,
-                               severity=dg.AssetCheckSeverity.ERROR)
+    yield dg.AssetCheckResult(asset_key=dg.AssetKey(RAW_ASSET), check_name=FRESHNESS_CHECK, passed=passed,
+                              description=description, metadata=metadata, severity=dg.AssetCheckSeverity.ERROR)
 
 
 def _missed_reason(instance, day: dt.date, settings: AlertSettings, lake: LakeResource):
@@ -130,14 +164,18 @@ def _missed_reason(instance, day: dt.date, settings: AlertSettings, lake: LakeRe
     base = f"no raw snapshot at {where} by {settings.freshness_deadline} {B3_TIMEZONE}"
     if run is None:
         return f"{base}; no run was launched for this day (is the daemon running, the schedule on?)", None
-    return f"{base}; the last run for this day ({run.job_name}) is {run.status.value}", run.run_id
+    label = job_label(run.job_name, [key.to_user_string() for key in (run.asset_selection or [])])
+    return f"{base}; the last run for this day ({label}) is {run.status.value}", run.run_id
 
 
 @dg.sensor(name="ibov_missed_day_sensor", minimum_interval_seconds=ALERT_INTERVAL_SECONDS,
-           default_status=dg.DefaultSensorStatus.RUNNING,
+           default_status=default_sensor_status(),
            description="Posts one alert per B3 session whose raw snapshot is missing after the freshness deadline; "
                        "records the raw_snapshot_on_time check when its verdict changes.")
 def missed_day_sensor(context: dg.SensorEvaluationContext, alerts: AlertSettings, lake: LakeResource):
+    skip = demo_lake_reason(lake)
+    if skip:
+        return dg.SkipReason(skip)
     state = json.loads(context.cursor) if context.cursor else {"alerted": [], "passed": None}
     due, missing = missing_days(alerts, lake, _now())
     alerted = set(state["alerted"])
@@ -181,7 +219,7 @@ def _partition_of(tags) -> Optional[str]:
 
 
 @dg.run_failure_sensor(name="ibov_run_failure_notifier", minimum_interval_seconds=ALERT_INTERVAL_SECONDS,
-                       default_status=dg.DefaultSensorStatus.RUNNING,
+                       default_status=default_sensor_status(),
                        description="Posts one alert per failed run (partition, reason, link to the run); runs that "
                                    "run retries will re-execute are left to their retry.")
 def run_failure_notifier(context: dg.RunFailureSensorContext, alerts: AlertSettings):
@@ -189,7 +227,10 @@ def run_failure_notifier(context: dg.RunFailureSensorContext, alerts: AlertSetti
     if run.tags.get(WILL_RETRY_TAG) == "true":
         context.log.info(f"run {run.run_id} failed and will be retried: no alert")
         return
-    alerts.deliver(context.log, run_failure_message(job=run.job_name, run_id=run.run_id,
+    # a run over the whole of a hidden asset job has no asset selection: its failed steps name the assets
+    assets = ([key.to_user_string() for key in run.asset_selection] if run.asset_selection
+              else sorted({event.step_key for event in context.get_step_failure_events() if event.step_key}))
+    alerts.deliver(context.log, run_failure_message(job=job_label(run.job_name, assets), run_id=run.run_id,
                                                     partition=_partition_of(run.tags),
                                                     reason=_failure_reason(context), links=alerts.links()))
 

@@ -291,7 +291,9 @@ def _save_chart(lake: LakeResource, name: str, png: bytes) -> str:
     deps=[INDEX_TABLE_ASSET],
     kinds={"matplotlib"},
     description="Chart: IBOVESPA close with its 5- and 20-session moving averages and the volatility spikes "
-                "marked, from ibov_refined. Shown here and saved as <lake>/charts/ibov_close_moving_averages.png.",
+                "marked, from ibov_refined. **To see it:** in this asset's latest materialisation, the first "
+                "metadata row `chart` -> *[Show Markdown]* (one click; Dagster has no inline image type). The PNG "
+                "is also saved in the lake as charts/ibov_close_moving_averages.png (the `file` row).",
 )
 def ibov_index_chart(config: ChartConfig, lake: LakeResource, catalog: CatalogResource) -> dg.MaterializeResult:
     sql = index_chart_sql(config.sessions)
@@ -315,7 +317,9 @@ def ibov_index_chart(config: ChartConfig, lake: LakeResource, catalog: CatalogRe
     deps=[PORTFOLIO_TABLE_KEY],
     kinds={"matplotlib"},
     description="Chart: participation of each sector in the IBOV portfolio on the latest day of tb_ibov_refined. "
-                "Shown here and saved as <lake>/charts/ibov_sector_participation.png.",
+                "**To see it:** in this asset's latest materialisation, the first metadata row `chart` -> "
+                "*[Show Markdown]* (one click; Dagster has no inline image type). The PNG is also saved in the lake "
+                "as charts/ibov_sector_participation.png (the `file` row).",
 )
 def ibov_sector_chart(lake: LakeResource, catalog: CatalogResource) -> dg.MaterializeResult:
     rows = catalog.catalog().query(SECTOR_CHART_SQL)

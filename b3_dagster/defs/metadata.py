@@ -12,6 +12,11 @@ PARTITION_RANGE_END_TAG = ASSET_PARTITION_RANGE_END_TAG
 
 PREVIEW_ROWS = 10
 
+# Said where users launch backfills (the assets' descriptions, the README): what the backfill dialog does not say.
+SINGLE_RUN_NOTE = (" Backfill: Dagster makes one run of a *contiguous* range of partitions (e.g. type "
+                   "`[2025-01-02...2025-03-31]` in the partition selector); days picked one by one, with gaps "
+                   "between them, become one run per day even though the dialog says \"single run\".")
+
 
 def preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
     return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False) if not frame.empty else "_(no rows)_")

@@ -26,7 +26,7 @@ from b3_dagster.defs.checks import (
     skipped_metadata,
     specs,
 )
-from b3_dagster.defs.metadata import days_in_run, path, preview
+from b3_dagster.defs.metadata import SINGLE_RUN_NOTE, days_in_run, path, preview
 from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
 from b3_dagster.model import DATE, PART_SUM, PORTFOLIO_TABLE, SECTOR, TICKER_COUNT
@@ -144,10 +144,11 @@ def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConf
     partitions_def=trading_day_partitions,
     deps=[RAW_ASSET],
     backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"duckdb", "glue", "parquet"},
+    kinds={"sql", "parquet"},  # the engine (DuckDB or Glue) is chosen at run time: the metadata's `engine` names it
     check_specs=specs(REFINED_ASSET, REFINED_CHECKS),
     description="Sector aggregation of the raw portfolio (seed 000's Glue job): sum of part, ticker count and "
-                "theoretical quantity per Setor and Data, written under refined/Data=.../Setor=.../.",
+                "theoretical quantity per Setor and Data, written under refined/Data=.../Setor=.../."
+                + SINGLE_RUN_NOTE,
 )
 def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig, lake: LakeResource,
                         refine_engine: RefineEngineResource) -> Iterator[dg.MaterializeResult]:
@@ -217,7 +218,7 @@ def _table_answers(catalog, days: list[dt.date], expected: pd.DataFrame) -> Chec
     kinds={"duckdb", "sql"},
     check_specs=specs(TABLE_ASSET, TABLE_CHECKS),
     description="default.tb_ibov_refined, the catalogued table over refined/ (DuckDB locally, Glue + Athena on "
-                "AWS): updated for the run's days, queryable with SQL as soon as this step ends.",
+                "AWS): updated for the run's days, queryable with SQL as soon as this step ends." + SINGLE_RUN_NOTE,
 )
 def tb_ibov_refined(context: dg.AssetExecutionContext, lake: LakeResource,
                     catalog: CatalogResource) -> dg.MaterializeResult:

@@ -219,3 +219,53 @@ def test_a_refused_webhook_keeps_what_was_delivered_and_retries_the_rest(monkeyp
     assert len(calls) == 2 and "2025-04-07" in calls[0] and "2025-04-08" in calls[1]
     run_missed_day_sensor(monkeypatch, at("2025-04-08", "12:10"), config, lake, cursor=first.cursor)
     assert len(calls) == 3 and "2025-04-08" in calls[2], "only the undelivered day is sent again"
+
+
+# ---- what a reader of an alert sees ---------------------------------------------------------------------------
+def test_a_run_launched_from_the_asset_graph_is_named_by_its_assets():
+    assert alerting.job_label("ibov_snapshot_job", ["ibov_raw_snapshot"]) == "ibov_snapshot_job"
+    label = alerting.job_label("__ASSET_JOB", ["tb_ibov_refined", "ibov_sector_refined"])
+    assert label == "assets ibov_sector_refined, tb_ibov_refined" and "__ASSET_JOB" not in label
+    assert "and 2 more" in alerting.job_label("__ASSET_JOB_0", [f"a{n}" for n in range(5)])
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({"B3_DAGSTER_UI_URL": "https://dagster.example.com", "DAGSTER_CLI_DEV_PORT": "3333"},
+     "https://dagster.example.com"),
+    ({"DAGSTER_CLI_DEV_PORT": "3333"}, "http://localhost:3333"),  # `DAGSTER_CLI_DEV_PORT=3333 dagster dev`
+    ({"DAGSTER_WEBSERVER_PORT": "8080"}, "http://localhost:8080"),
+    ({}, "http://localhost:3000"),
+])
+def test_links_point_at_the_ui_the_user_runs(environ, expected):
+    assert alerting.ui_base_url(environ) == expected
+
+
+def test_a_failed_asset_run_alert_does_not_say_asset_job(receiver, serve_recording, recordings, lake_root):
+    base_url = serve_recording(recordings["2022-12-08"])
+    with dg.instance_for_test() as instance:
+        result = failed_raw_run(instance, base_url, lake_root, "2022-12-09")  # dg.materialize: a hidden asset job
+        assert instance.get_run_by_id(result.run_id).job_name.startswith("__")
+        alerts.run_failure_notifier(run_failure_context(instance, result, settings(receiver)))
+    [message] = posted(receiver)
+    assert "run of asset ibov_raw_snapshot failed" in message["text"]
+    assert "__ASSET_JOB" not in message["text"] and "__ephemeral" not in message["text"]
+
+
+def test_a_demo_lake_skips_the_freshness_check_and_the_missed_day_alerts(monkeypatch, receiver, lake_root):
+    lake = LakeResource(root=str(lake_root))
+    alerts.mark_demo_lake(lake)
+    config = settings(receiver, freshness_deadline="12:00", since="2025-04-07")
+    result = run_missed_day_sensor(monkeypatch, at("2025-04-09", "23:00"), config, lake)
+    assert isinstance(result, dg.SkipReason) and "demo lake" in result.skip_message
+    assert posted(receiver) == []
+    defs = dg.Definitions(assets=[ibov_raw_snapshot], asset_checks=[alerts.raw_snapshot_on_time],
+                          jobs=[dg.define_asset_job("freshness", selection=dg.AssetSelection.checks(
+                              alerts.raw_snapshot_on_time))],
+                          resources={"alerts": config, "lake": lake, "b3": B3PortfolioResource()})
+    with dg.instance_for_test() as instance:
+        skipped = defs.resolve_job_def("freshness").execute_in_process(instance=instance)
+        assert skipped.success and skipped.get_asset_check_evaluations() == [], "skipped: neither passed nor failed"
+        (lake_root / alerts.DEMO_LAKE_MARKER).unlink()  # the same empty lake, no longer a demo: the days are missing
+        checked = defs.resolve_job_def("freshness").execute_in_process(instance=instance, raise_on_error=False)
+        [evaluation] = checked.get_asset_check_evaluations()
+        assert evaluation.passed is False

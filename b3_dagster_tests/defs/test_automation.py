@@ -2,20 +2,29 @@
 
 import datetime as dt
 import logging
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
 
-from b3_dagster.defs.automation import ibov_daily_schedule, raw_partition_sensor
+from b3_dagster.defs.automation import (
+    automation_default,
+    default_schedule_status,
+    default_sensor_status,
+    ibov_daily_schedule,
+    raw_partition_sensor,
+    record_raw_days,
+)
 from b3_dagster.defs.portfolio_assets import ibov_raw_snapshot
-from b3_dagster.defs.resources import B3PortfolioResource, LakeResource
-from b3_dagster.definitions import defs
+from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
+from b3_dagster.definitions import build_definitions, defs
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.portfolio_store import PortfolioStore
 from b3_dagster_tests.storage.test_portfolio_store import snapshot_of
 
 SP = ZoneInfo("America/Sao_Paulo")
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -33,10 +42,43 @@ def test_schedule_ticks(when, partition, skip_reason):
         assert isinstance(result, dg.SkipReason) and skip_reason in result.skip_message
 
 
-def test_schedule_is_running_by_default_and_targets_the_snapshot():
-    assert ibov_daily_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+def test_schedule_targets_the_snapshot():
     assert ibov_daily_schedule.job_name == "ibov_snapshot_job"
     assert ibov_daily_schedule.execution_timezone == "America/Sao_Paulo"
+
+
+@pytest.mark.parametrize(("setting", "schedule", "sensor"), [
+    (None, dg.DefaultScheduleStatus.STOPPED, dg.DefaultSensorStatus.STOPPED),
+    ("stopped", dg.DefaultScheduleStatus.STOPPED, dg.DefaultSensorStatus.STOPPED),
+    (" Running ", dg.DefaultScheduleStatus.RUNNING, dg.DefaultSensorStatus.RUNNING),
+])
+def test_automation_default_follows_the_setting(monkeypatch, setting, schedule, sensor):
+    """Stopped on a laptop unless the user turns them on; running where deploy/ sets B3_AUTOMATION_DEFAULT."""
+    if setting is None:
+        monkeypatch.delenv("B3_AUTOMATION_DEFAULT", raising=False)
+    else:
+        monkeypatch.setenv("B3_AUTOMATION_DEFAULT", setting)
+    assert default_schedule_status() == schedule and default_sensor_status() == sensor
+
+
+def test_the_loaded_schedule_and_sensors_take_the_default_read_at_load():
+    """Every schedule and sensor of the code location uses the setting (read when this process loaded it; the UI
+    test after the demo sees them stopped, the production test running)."""
+    assert defs.get_schedule_def("ibov_daily_schedule").default_status == default_schedule_status()
+    for name in ("raw_partition_sensor", "ibov_missed_day_sensor", "ibov_run_failure_notifier"):
+        assert defs.get_sensor_def(name).default_status == default_sensor_status(), name
+
+
+def test_a_wrong_automation_default_names_the_setting(monkeypatch):
+    monkeypatch.setenv("B3_AUTOMATION_DEFAULT", "on")
+    with pytest.raises(ValueError, match="B3_AUTOMATION_DEFAULT='on'.*running"):
+        automation_default()
+
+
+@pytest.mark.parametrize("path", ["deploy/systemd/b3-dagster.env.example", "deploy/Dockerfile",
+                                  "deploy/aws/production.yaml", "deploy/start.sh"])
+def test_production_files_turn_automation_on(path):
+    assert "B3_AUTOMATION_DEFAULT" in (REPO / path).read_text() and "running" in (REPO / path).read_text()
 
 
 class Collect(logging.Handler):
@@ -64,7 +106,11 @@ def test_sensor_new_same_changed(lake_root, recordings):
         first = evaluate(instance, lake_root)
         assert [r.partition_key for r in first.run_requests] == ["2025-04-07"]
         assert first.run_requests[0].job_name in (None, "ibov_refine_job")
-        assert [e.partition for e in first.asset_events] == ["2025-04-07"], "external drop recorded on raw asset"
+        materializations = [e for e in first.asset_events if isinstance(e, dg.AssetMaterialization)]
+        assert [e.partition for e in materializations] == ["2025-04-07"], "external drop recorded on raw asset"
+        assert materializations[0].metadata["dagster/row_count"].value == len(snapshot.rows)
+        checks = [e for e in first.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
+        assert len(checks) == 5 and all(c.passed for c in checks), "the raw rules judged the dropped file"
 
         again = evaluate(instance, lake_root, first.cursor)
         assert again.run_requests == [] and again.skip_reason is not None
@@ -117,3 +163,30 @@ def test_a_partition_written_by_the_asset_is_not_recorded_twice(lake_root, serve
         result = evaluate(instance, lake_root)
     assert [r.partition_key for r in result.run_requests] == ["2025-04-07"]
     assert result.asset_events == []
+
+
+def test_imported_then_refined_days_launch_nothing_on_a_fresh_cursor(lake_root, recordings):
+    """What the first `dagster dev` after the demo sees: raw days recorded by the import, refined by the demo."""
+    store = PortfolioStore(LocalLake(lake_root))
+    snapshot = snapshot_of(recordings["2025-04-07"])
+    store.write_raw(snapshot)
+    lake = LakeResource(root=str(lake_root))
+    with dg.instance_for_test() as instance:
+        assert record_raw_days(instance, store, [snapshot.portfolio_date], source="test import",
+                               description="imported") == 1
+        assert record_raw_days(instance, store, [snapshot.portfolio_date], source="test import",
+                               description="imported") == 0, "the same object is recorded once"
+        record = instance.fetch_materializations(dg.AssetKey("ibov_raw_snapshot"), limit=1).records[0]
+        assert record.partition_key == "2025-04-07"
+        assert record.asset_materialization.metadata["object_key"].value == "raw/date=2025-04-07/ibov_setor.parquet"
+
+        before = evaluate(instance, lake_root)
+        assert [r.partition_key for r in before.run_requests] == ["2025-04-07"], "imported, not refined yet"
+        assert before.asset_events == [], "the import already recorded it: not 'written outside this project'"
+
+        defs_for_lake = build_definitions({"lake": lake, "catalog": CatalogResource(lake=lake)})
+        refined = defs_for_lake.resolve_job_def("ibov_refine_job").execute_in_process(
+            instance=instance, partition_key="2025-04-07")
+        assert refined.success
+        after = evaluate(instance, lake_root)  # a fresh cursor, as on a new daemon
+        assert after.run_requests == [] and "no raw object left to refine" in after.skip_reason.skip_message

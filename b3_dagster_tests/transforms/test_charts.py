@@ -14,6 +14,7 @@ import pytest
 
 from b3_dagster.charts import (
     DPI,
+    WIDTH_INCHES,
     close_chart_figure,
     markdown_image,
     render_close_chart,
@@ -61,7 +62,7 @@ def test_close_chart_draws_close_averages_and_marks_every_spike():
 
 def test_close_chart_png_is_a_real_image_of_the_figure_size():
     image = decode(render_close_chart(refined_2025()))
-    assert image.shape[:2] == (int(6.5 * DPI), int(11 * DPI))
+    assert image.shape[:2] == (int(5.2 * DPI), int(WIDTH_INCHES * DPI))
     assert image[..., :3].std() > 0.05  # not a blank canvas
 
 
@@ -90,3 +91,11 @@ def test_markdown_image_embeds_the_png_bytes():
 def test_no_rows_is_an_error_not_an_empty_picture(render):
     with pytest.raises(ValueError, match="no "):
         render(pd.DataFrame(columns=["data", "Setor", "soma_part"]))
+
+
+def test_both_charts_fit_the_ui_markdown_dialog_unclipped():
+    """Dagster shows a chart in a dialog about 900 px wide: a wider PNG loses its right edge (March 2026 did)."""
+    close = decode(render_close_chart(refined_2025()))
+    sector = decode(render_sector_chart(sectors_of("2025-04-07"), "2025-04-07"))
+    assert close.shape[1] <= 900 and sector.shape[1] <= 900
+    assert close.shape[1] >= 700, "still wide enough to read a year of sessions"
