@@ -5,6 +5,7 @@ import dagster as dg
 import pytest
 from dagster._core.instance.ref import InstanceRef
 
+from b3_dagster.defs.resources import LOCAL_DEFAULTS
 from b3_dagster import cli
 from b3_dagster.replay import recordings_dir
 
@@ -14,7 +15,7 @@ SECTOR_CSVS = sorted((recordings_dir().parent / "b3_csv").glob("*.csv"))
 @pytest.fixture(autouse=True)
 def restored_settings(monkeypatch):
     """The command sets the local defaults in os.environ: set them through monkeypatch so they are undone after."""
-    for name, value in cli.LOCAL_DEFAULTS.items():
+    for name, value in LOCAL_DEFAULTS.items():
         monkeypatch.setenv(name, value)
 
 
