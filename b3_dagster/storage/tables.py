@@ -11,9 +11,10 @@ What the pipeline relies on:
 - **Nothing is lost.** A commit whose rows leave a key empty, or hold rows outside the keys, is refused before
   anything is written. A process killed mid-commit leaves only unreferenced files, which readers never see (they
   read the files the current snapshot lists); ``maintain`` removes them and expires old snapshots.
-- **Optimistic concurrency.** Two commits on the same table race on the catalog's pointer: the loser reloads the
-  table and replays its overwrite on top (``commit_retries`` times), so concurrent runs end serialised; past the
-  retries it fails with ``TableCommitConflict``, having committed nothing.
+- **Optimistic concurrency.** Two commits on the same table race on the catalog's pointer (and pyiceberg validates
+  that no file the overwrite replaces changed meanwhile): the loser reloads the table and replays its whole
+  overwrite on top (``commit_retries`` times), so concurrent runs end serialised; past the retries it fails with
+  ``TableCommitConflict``, having committed nothing.
 - **Readers never block the writer.** Data and metadata files are immutable; ``connect`` copies a snapshot's rows into
   an in-memory DuckDB, so a notebook holds no lock on anything.
 """
@@ -32,7 +33,7 @@ import duckdb
 import pyarrow as pa
 import sqlglot
 from pyiceberg.catalog import Catalog as IcebergCatalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationException
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, In, Or
 from pyiceberg.expressions.visitors import bind
 from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files, _expression_to_complementary_pyarrow
@@ -232,7 +233,7 @@ class IcebergTables:
                 with iceberg.transaction() as transaction:
                     _overwrite_in_one_snapshot(transaction, rows, row_filter, snapshot_properties, table.sort_by)
                 break
-            except CommitFailedException as error:
+            except (CommitFailedException, ValidationException) as error:  # the pointer moved; or files it read changed
                 if attempt > self.commit_retries:
                     raise TableCommitConflict(
                         f"{table.qualified_name}: another commit changed the table {attempt} time(s) while this "
@@ -300,23 +301,25 @@ class IcebergTables:
 
     def maintain(self, table: TableDef, *, snapshot_retention: dt.timedelta, orphan_grace: dt.timedelta,
                  now: dt.datetime | None = None) -> MaintenanceOutcome:
-        """Expire snapshots older than ``snapshot_retention`` (the current one always stays), then delete files under
-        the table's location that nothing references and that are older than ``orphan_grace`` (a commit in flight
-        writes its files before it commits: the grace keeps them)."""
+        """Expire snapshots older than ``snapshot_retention`` (the current one always stays) and delete the files only
+        they needed; then delete files under the table's location that nothing ever referenced (left by a killed
+        commit) once older than ``orphan_grace`` (a commit in flight writes its files before it commits)."""
         iceberg = self.load(table)
         if iceberg is None:
             return MaintenanceOutcome(table.qualified_name, 0, 0)
         now = now or dt.datetime.now(dt.timezone.utc)
         before = len(iceberg.metadata.snapshots)
+        referenced_before = {self._key_of_uri(uri) for uri in self.referenced_files(iceberg)}
         expire = iceberg.maintenance.expire_snapshots().older_than(now - snapshot_retention)
         expired = len(expire._snapshot_ids_to_expire)  # the builder exposes no count; read before commit
         if expired:
             expire.commit()
             iceberg = self.catalog.load_table(self.identifier(table))
         referenced = {self._key_of_uri(uri) for uri in self.referenced_files(iceberg)}
+        obsolete = referenced_before - referenced  # only the expired snapshots needed them: gone at once
         prefix = self.lake_key(self.location(table)).rstrip("/") + "/"
-        stale = [info.key for info in self.lake.list(prefix)
-                 if info.key not in referenced and info.modified <= now - orphan_grace]
+        stale = [info.key for info in self.lake.list(prefix) if info.key not in referenced
+                 and (info.key in obsolete or info.modified <= now - orphan_grace)]
         if stale:
             self.lake.delete(stale)
         log.info("%s: %d snapshot(s) expired, %d file(s) removed", table.qualified_name, expired, len(stale))
