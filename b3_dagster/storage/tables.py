@@ -460,7 +460,7 @@ def connect(tables: IcebergTables, as_of: AsOf | None = None, *, external_access
 
 def to_duckdb_sql(sql: str) -> str:
     """Athena/Trino SQL -> DuckDB SQL (quotes ``default``, maps functions), only when sqlglot reads the text cleanly
-    as one query; anything else goes to DuckDB as the user wrote it, so an error names the user's own text (sqlglot
+    as one statement; anything else goes to DuckDB as the user wrote it, so an error names the user's own text (sqlglot
     would otherwise 'repair' a typo: ``SELEC x`` becomes ``SELEC AS x``)."""
     try:
         parsed = [statement for statement in sqlglot.parse(sql, read=QUERY_DIALECT) if statement is not None]
@@ -468,7 +468,8 @@ def to_duckdb_sql(sql: str) -> str:
         return sql
     if len(parsed) > 1:
         raise QueryError(f"expected one SQL statement, got {len(parsed)}: {sql.strip()!r}")
-    if len(parsed) == 1 and isinstance(parsed[0], sqlglot.exp.Query):
+    # A bare expression is what sqlglot makes of a mistyped keyword (``SELEC x``): leave such text alone.
+    if len(parsed) == 1 and not isinstance(parsed[0], (sqlglot.exp.Alias, sqlglot.exp.Condition)):
         return parsed[0].sql(dialect="duckdb")
     return sql
 
