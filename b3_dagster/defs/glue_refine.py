@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from b3_dagster.model import REFINED_SCHEMA
 from b3_dagster.storage import staging
-from b3_dagster.storage.glue_job import refine_job_arguments, start_job_run_params, upload_script
+from b3_dagster.storage.glue_job import GlueRefineError, refine_job_arguments, start_job_run_params, upload_script
 from b3_dagster.storage.portfolio_store import PortfolioStore
 from b3_dagster.transforms.sectors import refine_portfolio
 
@@ -38,6 +38,9 @@ def run_refine_on_glue(context: dg.AssetExecutionContext, pipes_glue_client: Any
     params = start_job_run_params(job_name, arguments, **(start_params or {}))
     context.log.info(f"refining {len(days)} day(s) on Glue job {job_name} into {store.lake.uri(prefix)}")
     pipes_glue_client.run(context=context, start_job_run_params=params)
+    if not any(info.key.endswith(".parquet") for info in store.lake.list(prefix)):
+        raise GlueRefineError(f"Glue job {job_name} reported success but wrote no rows under "
+                              f"{store.lake.uri(prefix)} for {[str(day) for day in days[:5]]}; nothing was staged")
 
 
 def refine_locally(store: PortfolioStore, days: list[dt.date], processing_date: dt.date, prefix: str,

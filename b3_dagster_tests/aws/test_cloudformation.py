@@ -118,6 +118,7 @@ def test_dagster_role_allows_every_call_the_aws_home_makes(template, bucket, aws
     from b3_dagster_tests.transforms.test_index_features import bars
 
     monkeypatch.setenv("MOTO_RECORDER_FILEPATH", str(tmp_path / "moto_recording"))
+    monkeypatch.chdir(tmp_path)  # where the recorder writes when it ignores the variable
     requests.post(f"{aws_env}/moto-api/recorder/reset-recording")
     requests.post(f"{aws_env}/moto-api/recorder/start-recording")
     try:
