@@ -85,8 +85,8 @@ def test_seed_000_queries_run_unchanged(tables, recorded):
 def test_the_table_lives_in_the_lake_with_a_sqlite_catalog(tables, recorded, lake_root):
     assert (lake_root / "iceberg_catalog.db").is_file()
     data_files = list((lake_root / "warehouse" / "default" / "tb_ibov_refined" / "data").rglob("*.parquet"))
-    assert sorted({f.parent.name for f in data_files}) == ["Data_month=2022-12", "Data_month=2025-04"]
-    assert len(data_files) == 2, "about 30 rows a day: one file per month, not one per day and sector"
+    assert sorted({f.parent.name for f in data_files}) == ["Data_year=2022", "Data_year=2025"]
+    assert len(data_files) == 2, "about 30 rows a day: one file per year, not one per day and sector"
 
 
 def test_a_commit_replaces_exactly_its_days_in_one_snapshot(tables):
@@ -145,9 +145,9 @@ def test_as_of_must_be_a_snapshot_id_or_a_timestamp(text):
 
 
 def test_a_day_filter_prunes_to_one_file(tables):
-    year = sessions("2025-01-01", "2025-12-31")
-    tables.commit(PORTFOLIO_TABLE_DEF, synthetic(year), keys(year))
-    assert tables.planned_files(PORTFOLIO_TABLE_DEF) == 12
+    three_years = sessions("2023-01-01", "2025-12-31")
+    tables.commit(PORTFOLIO_TABLE_DEF, synthetic(three_years), keys(three_years))
+    assert tables.planned_files(PORTFOLIO_TABLE_DEF) == 3
     assert tables.planned_files(PORTFOLIO_TABLE_DEF, EqualTo("Data", "2025-03-05")) == 1
 
 
@@ -193,9 +193,9 @@ def test_maintenance_expires_old_snapshots_and_removes_orphans(tables, lake_root
     for marker in (1.0, 2.0, 3.0):
         last = tables.commit(PORTFOLIO_TABLE_DEF, synthetic(days, marker), keys(days))
     data = lake_root / "warehouse" / "default" / "tb_ibov_refined" / "data"
-    orphan = data / "Data_month=2025-05" / "00000-0-left-by-a-killed-commit.parquet"
+    orphan = data / "Data_year=2025" / "00000-0-left-by-a-killed-commit.parquet"
     orphan.write_bytes(b"PAR1 half written")
-    fresh = data / "Data_month=2025-05" / "00000-0-a-commit-in-flight.parquet"
+    fresh = data / "Data_year=2025" / "00000-0-a-commit-in-flight.parquet"
     fresh.write_bytes(b"PAR1 being written")
     old = time.time() - 7200
     os.utime(orphan, (old, old))
