@@ -8,7 +8,6 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from b3_dagster.calendar import sessions
 
 from b3_dagster.storage.index_store import (
     SEED_001_QUERY,
@@ -20,7 +19,6 @@ from b3_dagster.storage.index_store import (
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.layout import read_parquet_bytes
 from b3_dagster.storage.portfolio_store import PortfolioStore
-from b3_dagster.transforms.index_features import index_features
 from b3_dagster_tests.transforms.test_index_features import bars
 
 

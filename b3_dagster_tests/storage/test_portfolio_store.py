@@ -17,7 +17,6 @@ from b3_dagster.storage.portfolio_store import (
     RawPartitionMissing,
     UnreadableObject,
 )
-from b3_dagster.transforms.sectors import refine_portfolio
 
 
 def snapshot_of(recording) -> PortfolioSnapshot:
