@@ -182,7 +182,7 @@ def _lookback_days(first_day: dt.date, raw_days: list[dt.date]) -> list[dt.date]
                  for name, (_, text) in INDEX_CHECKS.items()],
     description="Seed 001's refined index rows (pt-BR names, daily change, amplitude, volatility, 5/20-session "
                 "moving averages, 20-session volatility z-score, volatilidade_pico) per month under "
-                "refined/ibov_index/year=YYYY/month=M/. Windows at a month's start use the previous month's sessions.",
+                "staged per run for ibov_refined's commit. Windows at a month's start use the previous month's sessions.",
 )
 def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     months = _months_in_run(context)

@@ -22,7 +22,7 @@ from b3_dagster.storage.tables import SQL_CATALOG_FILE, IcebergTables, open_tabl
 class LakeResource(dg.ConfigurableResource):
     """The lake root: a local folder, or ``s3://bucket/prefix`` for the AWS home."""
 
-    root: str = Field(default="data", description="Local folder or s3://bucket/prefix holding raw/ and refined/.")
+    root: str = Field(default="data", description="Local folder or s3://bucket/prefix holding raw/, staging/ and the tables.")
     s3_endpoint_url: Optional[str] = Field(
         default=None, description="Custom S3 endpoint (tests, MinIO). Default: boto3's own (AWS_ENDPOINT_URL).")
     s3_region: Optional[str] = Field(default=None, description="AWS region. Default: boto3's own (AWS_DEFAULT_REGION).")
