@@ -189,4 +189,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    import os
+
+    os.environ.setdefault("B3_PARTITIONS_START", "2020-01-02")  # the 5-year range starts before the default 2022
     main()
