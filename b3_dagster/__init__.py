@@ -12,12 +12,14 @@ import os
 
 
 def connect(lake: str | None = None, as_of: str | None = None, *, catalog: str | None = None,
-            external_access: bool = True):
+            external_access: bool = True, notes: list | None = None):
     """An in-memory DuckDB connection holding the refined Iceberg tables as of now (or ``as_of``: a snapshot id or
     an ISO timestamp). It holds no lock: refines commit while it is open; call ``connect()`` again to see them.
 
     ``lake`` defaults to ``$B3_LAKE_ROOT`` or ``data``; ``catalog`` to ``$B3_CATALOG`` or ``sql`` (``glue`` on AWS,
-    with ``$B3_GLUE_DATABASE`` and the AWS region/endpoint from the environment)."""
+    with ``$B3_GLUE_DATABASE`` and the AWS region/endpoint from the environment). ``external_access=False`` locks
+    DuckDB's file and network access off (what ``b3-dagster query`` does with user SQL). ``notes``, when given,
+    receives a line for each table that has no snapshot (then) and so answers as an empty table."""
     from b3_dagster.storage.lake import lake_from_uri
     from b3_dagster.storage import tables
 
@@ -26,4 +28,5 @@ def connect(lake: str | None = None, as_of: str | None = None, *, catalog: str |
     opened = tables.open_tables(lake_from_uri(lake or env("B3_LAKE_ROOT") or "data", region_name=region),
                                 catalog or env("B3_CATALOG") or "sql",
                                 glue_database=env("B3_GLUE_DATABASE") or "default", region_name=region)
-    return tables.connect(opened, tables.AsOf.parse(as_of) if as_of else None, external_access=external_access)
+    return tables.connect(opened, tables.AsOf.parse(as_of) if as_of else None, external_access=external_access,
+                          notes=notes)

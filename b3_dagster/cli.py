@@ -179,12 +179,16 @@ def query(args: argparse.Namespace) -> int:
     import b3_dagster
     from b3_dagster.storage.tables import TableError, run_query
 
+    notes: list[str] = []
     try:
         connection = b3_dagster.connect(os.environ["B3_LAKE_ROOT"], args.as_of, catalog=os.environ["B3_CATALOG"],
-                                        external_access=False)
+                                        external_access=False, notes=notes)
         frame = run_query(connection, args.sql)
     except (TableError, duckdb.Error, ValueError, OSError) as error:
         return _fail("query", error)
+    for note in notes:  # only about the tables the query names
+        if note.split(" ", 1)[0].split(".")[-1].lower() in args.sql.lower():
+            print(f"b3-dagster query: note: {note}", file=sys.stderr)
     print(frame.to_string(index=False, max_rows=args.max_rows))
     return 0
 

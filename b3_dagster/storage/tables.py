@@ -431,12 +431,13 @@ def _quote(identifier: str) -> str:
 
 
 def connect(tables: IcebergTables, as_of: AsOf | None = None, *, external_access: bool = True,
-            table_defs: Iterable[TableDef] = TABLE_DEFS) -> duckdb.DuckDBPyConnection:
+            table_defs: Iterable[TableDef] = TABLE_DEFS, notes: list[str] | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection in which every refined table answers SQL under the name users write
     (``"default".tb_ibov_refined``, ``b3_refined_db.ibov_refined``), as of the current snapshot or ``as_of``.
     The rows are a copy of one snapshot: the connection holds no lock and never sees a half-committed table; open a
     new one to see later commits. ``external_access=False`` locks DuckDB's file and network access off (the tables
-    are already in memory)."""
+    are already in memory). A table with no snapshot (then) answers as an empty table, and ``notes`` (when given)
+    gets a line saying so: an empty answer is never mistaken for an empty day."""
     connection = duckdb.connect()
     snapshot_time = as_of
     if as_of is not None and as_of.snapshot_id is not None:
@@ -448,6 +449,10 @@ def connect(tables: IcebergTables, as_of: AsOf | None = None, *, external_access
         snapshot_time = AsOf(timestamp=_millis_to_datetime(committed))
     for table in table_defs:
         snapshot_id = tables.snapshot_id_at(table, snapshot_time)
+        if snapshot_id is None and notes is not None:
+            notes.append(f"{table.qualified_name} has no committed snapshot"
+                         + (f" at {snapshot_time.timestamp.isoformat()}" if snapshot_time else "")
+                         + f" in {tables.description}: it answers as an empty table")
         connection.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(table.database)}")
         _load_snapshot(connection, tables, table, snapshot_id)
     if not external_access:

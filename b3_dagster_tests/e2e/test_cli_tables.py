@@ -75,6 +75,13 @@ def test_query_cannot_write_or_read_files(lake_root, two_commits, tmp_path):
     assert cli(lake_root, "query", COUNT_DAYS).returncode == 0, "the tables stay readable"
 
 
+def test_a_table_never_committed_is_said_so_not_answered_as_an_empty_day(lake_root, two_commits):
+    done = cli(lake_root, "query", "SELECT COUNT(*) AS n FROM b3_refined_db.ibov_refined")
+    assert done.returncode == 0 and done.stdout.split() == ["n", "0"]
+    assert "b3_refined_db.ibov_refined has no committed snapshot" in done.stderr
+    assert "tb_ibov_refined" not in done.stderr, "only the tables the query names"
+
+
 def test_a_bad_as_of_is_one_clear_line(lake_root, two_commits):
     done = cli(lake_root, "query", "--as-of", "last tuesday", COUNT_DAYS)
     assert done.returncode != 0 and "Traceback" not in done.stderr
