@@ -226,3 +226,29 @@ def test_a_table_run_without_a_refine_is_refused(lake_root, serve_recording, rec
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "2025-04-07: the refine of this run did not finish" in message
     assert query_tables(lake_root, "SELECT * FROM default.tb_ibov_refined ORDER BY Setor").equals(before)
+
+
+def test_the_maintenance_job_removes_what_killed_runs_left_and_keeps_the_table(lake_root, serve_recording, recordings,
+                                                                               query_tables):
+    from b3_dagster.defs.table_commit import table_maintenance_job
+
+    recording = recordings["2025-04-07"]
+    assert run(lake_root, serve_recording(recording), recording).success
+    assert run(lake_root, "http://unused", recording, [ibov_sector_refined, tb_ibov_refined]).success
+    before = query_tables(lake_root, "SELECT * FROM default.tb_ibov_refined ORDER BY Setor")
+    table_data = next((lake_root / "warehouse" / "default" / "tb_ibov_refined" / "data").iterdir())
+    orphan = table_data / "00000-0-left-by-a-killed-commit.parquet"
+    orphan.write_bytes(b"PAR1 cut short")
+    stale = lake_root / "staging" / "ibov_sector_refined" / "a-killed-run" / "part-0.parquet"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"PAR1 cut short")
+    lake = LakeResource(root=str(lake_root))
+    result = dg.Definitions(jobs=[table_maintenance_job], resources={"catalog": CatalogResource(lake=lake)}) \
+        .resolve_job_def("table_maintenance_job").execute_in_process(run_config={"ops": {"maintain_tables": {
+            "config": {"snapshot_retention_days": 0.000001, "orphan_grace_hours": 0}}}})
+    assert result.success
+    assert not orphan.exists() and not stale.exists()
+    assert query_tables(lake_root, "SELECT * FROM default.tb_ibov_refined ORDER BY Setor").equals(before)
+    from b3_dagster.storage.tables import PORTFOLIO_TABLE_DEF, open_tables
+
+    assert len(open_tables(LocalLake(lake_root)).snapshots(PORTFOLIO_TABLE_DEF)) == 1, "older snapshot expired"
