@@ -1,4 +1,32 @@
 """b3-dagster: B3's public IBOV data as a partitioned, catalogued lakehouse table.
 
 Below ``b3_dagster.defs`` nothing imports dagster: sources, transforms and storage are plain Python.
+
+For a notebook: ``con = b3_dagster.connect()`` returns a DuckDB connection in which ``"default".tb_ibov_refined``
+and ``b3_refined_db.ibov_refined`` answer SQL (see README, "Reading the tables").
 """
+
+from __future__ import annotations
+
+import os
+
+
+def connect(lake: str | None = None, as_of: str | None = None, *, catalog: str | None = None,
+            external_access: bool = True, notes: list | None = None):
+    """An in-memory DuckDB connection holding the refined Iceberg tables as of now (or ``as_of``: a snapshot id or
+    an ISO timestamp). It holds no lock: refines commit while it is open; call ``connect()`` again to see them.
+
+    ``lake`` defaults to ``$B3_LAKE_ROOT`` or ``data``; ``catalog`` to ``$B3_CATALOG`` or ``sql`` (``glue`` on AWS,
+    with ``$B3_GLUE_DATABASE`` and the AWS region/endpoint from the environment). ``external_access=False`` locks
+    DuckDB's file and network access off (what ``b3-dagster query`` does with user SQL). ``notes``, when given,
+    receives a line for each table that has no snapshot (then) and so answers as an empty table."""
+    from b3_dagster.storage.lake import lake_from_uri
+    from b3_dagster.storage import tables
+
+    env = os.environ.get
+    region = env("AWS_REGION") or env("AWS_DEFAULT_REGION") or None
+    opened = tables.open_tables(lake_from_uri(lake or env("B3_LAKE_ROOT") or "data", region_name=region),
+                                catalog or env("B3_CATALOG") or "sql",
+                                glue_database=env("B3_GLUE_DATABASE") or "default", region_name=region)
+    return tables.connect(opened, tables.AsOf.parse(as_of) if as_of else None, external_access=external_access,
+                          notes=notes)

@@ -2,7 +2,10 @@
 
     b3-dagster demo                 # replay recorded real days through the whole pipeline (no network)
     b3-dagster import-csv FILE...   # past portfolios from B3's IBOVDia CSV downloads into raw partitions
-    b3-dagster query "SQL"          # Athena-style SQL on the catalog (DuckDB locally)
+    b3-dagster query "SQL"          # Athena-style SQL on the Iceberg tables (through DuckDB)
+    b3-dagster query --as-of 2026-11-30T10:00:00Z "SQL"   # ... as the tables were then (or --as-of <snapshot id>)
+    b3-dagster snapshots            # each table's snapshots (ids and times, for --as-of)
+    b3-dagster rebuild-tables       # rebuild the Iceberg tables from raw (e.g. a lake from before the tables)
 """
 
 from __future__ import annotations
@@ -62,12 +65,12 @@ def _apply_defaults(lake: str | None) -> None:
         os.environ["B3_LAKE_ROOT"] = lake
 
 
-def _catalog():
+def _tables():
     from b3_dagster.definitions import aws_settings, catalog_resource
     from b3_dagster.defs.resources import LakeResource
 
     lake = LakeResource(root=os.environ["B3_LAKE_ROOT"], s3_region=aws_settings()["region"])
-    return catalog_resource(lake, os.environ["B3_CATALOG"]).catalog()
+    return catalog_resource(lake, os.environ["B3_CATALOG"]).tables()
 
 
 def _store():
@@ -183,10 +186,13 @@ def demo(args: argparse.Namespace) -> int:
         server.shutdown()
         server.server_close()
 
-    catalog = _catalog()
-    print(f"\nTable default.tb_ibov_refined: {catalog.description}")
+    from b3_dagster.storage.tables import connect, run_query
+
+    tables = _tables()
+    print(f"\nTable default.tb_ibov_refined: Apache Iceberg, {tables.description}")
+    connection = connect(tables)
     for title, sql in SEED_000_QUERIES.items():
-        _print_frame(f"{title}: {sql}", catalog.query(sql))
+        _print_frame(f"{title}: {sql}", run_query(connection, sql))
     print(f"\nCharts: {lake_root / 'charts'}")
     print('Query it yourself: b3-dagster query "SELECT * FROM default.tb_ibov_refined LIMIT 10"')
     return 0
@@ -224,10 +230,68 @@ def _sector_source(text: str):
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _fail(command: str, error: BaseException) -> int:
+    """One clear line on stderr and a non-zero exit: no traceback for a user's mistake."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    print(f"b3-dagster {command}: {message}", file=sys.stderr)
+    return 2
+
+
 def query(args: argparse.Namespace) -> int:
+    """User SQL runs with DuckDB's external access locked off: it can read the tables, not files or the network."""
     _apply_defaults(args.lake)
-    frame = _catalog().query(args.sql)
+    import duckdb
+
+    import b3_dagster
+    from b3_dagster.storage.tables import TableError, run_query
+
+    notes: list[str] = []
+    try:
+        connection = b3_dagster.connect(os.environ["B3_LAKE_ROOT"], args.as_of, catalog=os.environ["B3_CATALOG"],
+                                        external_access=False, notes=notes)
+        frame = run_query(connection, args.sql)
+    except (TableError, duckdb.Error, ValueError, OSError) as error:
+        return _fail("query", error)
+    for note in notes:  # only about the tables the query names
+        if note.split(" ", 1)[0].split(".")[-1].lower() in args.sql.lower():
+            print(f"b3-dagster query: note: {note}", file=sys.stderr)
     print(frame.to_string(index=False, max_rows=args.max_rows))
+    return 0
+
+
+def snapshots(args: argparse.Namespace) -> int:
+    _apply_defaults(args.lake)
+    from b3_dagster.storage.tables import TABLE_DEFS
+
+    tables = _tables()
+    for table_def in TABLE_DEFS:
+        print(f"{table_def.qualified_name}:")
+        for snapshot in tables.snapshots(table_def)[-args.last:]:
+            keys = snapshot["keys"] or ""
+            print(f"  {snapshot['snapshot_id']}  {snapshot['committed_at']:%Y-%m-%dT%H:%M:%S.%fZ}  "
+                  f"{snapshot['operation']:<9} {keys[:70]}")
+    return 0
+
+
+def rebuild_tables(args: argparse.Namespace) -> int:
+    """Raw is the system of record: recompute both tables from it, each in one commit."""
+    _apply_defaults(args.lake)
+    from b3_dagster.storage.rebuild import rebuild_index_table, rebuild_portfolio_table, retired_artefacts
+
+    tables = _tables()
+    processing_date = dt.date.fromisoformat(args.processing_date) if args.processing_date else None
+    for outcome in (rebuild_portfolio_table(tables, processing_date), rebuild_index_table(tables)):
+        if outcome is None:
+            continue
+        print(f"{outcome.table}: {len(outcome.keys)} partition(s), {outcome.rows} rows committed as snapshot "
+              f"{outcome.snapshot_id}")
+    old = retired_artefacts(tables.lake)
+    if old and args.delete_old:
+        tables.lake.delete(old)
+        print(f"deleted {len(old)} file(s) of the old layout (refined/, catalog.duckdb)")
+    elif old:
+        print(f"{len(old)} file(s) of the old layout (refined/, catalog.duckdb) are no longer read; "
+              "delete them with --delete-old")
     return 0
 
 
@@ -252,10 +316,23 @@ def main(argv: list[str] | None = None) -> int:
                                  "partition")
     run_import.set_defaults(handler=import_csv)
 
-    run_query = commands.add_parser("query", help="run Athena-style SQL on the catalog")
+    run_query = commands.add_parser("query", help="run Athena-style SQL on the Iceberg tables")
     run_query.add_argument("sql")
+    run_query.add_argument("--as-of", help="a snapshot id, or an ISO timestamp (UTC unless it has an offset): "
+                                           "answer as the tables were then")
     run_query.add_argument("--max-rows", type=int, default=60)
     run_query.set_defaults(handler=query)
+
+    run_snapshots = commands.add_parser("snapshots", help="list each table's snapshots (for query --as-of)")
+    run_snapshots.add_argument("--last", type=int, default=20)
+    run_snapshots.set_defaults(handler=snapshots)
+
+    run_rebuild = commands.add_parser("rebuild-tables", help="rebuild the Iceberg tables from raw (one commit each)")
+    run_rebuild.add_argument("--processing-date", help="YYYY-MM-DD for data_processamento (default: today, "
+                                                       "America/Sao_Paulo)")
+    run_rebuild.add_argument("--delete-old", action="store_true",
+                             help="delete the old layout's refined/ folders and catalog.duckdb")
+    run_rebuild.set_defaults(handler=rebuild_tables)
 
     args = parser.parse_args(argv)
     _quiet_library_warnings()

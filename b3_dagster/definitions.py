@@ -2,7 +2,7 @@
 
 Settings are read at run time from the environment (``dg.EnvVar``) when exported; otherwise the local defaults of
 ``defs/resources.py`` (``LOCAL_DEFAULTS``) apply. No ``.env`` is shipped: the dagster CLI would load it over the
-exported variables. Switching homes (local folder + DuckDB, or S3 + Glue + Athena) is a change of
+exported variables. Switching homes (local folder + SQLite Iceberg catalog, or S3 + Glue Iceberg catalog) is a change of
 environment, never of code. ``build_definitions(resources)`` lets the CLI and the tests supply concrete resources
 (e.g. a local replay of B3) to the very same assets, jobs, schedules and sensors.
 """
@@ -23,6 +23,7 @@ from b3_dagster.defs.index_assets import (
 from b3_dagster.defs.glue_refine import RefineEngineResource
 from b3_dagster.defs.portfolio_assets import portfolio_assets, portfolio_job, refine_job
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource, setting
+from b3_dagster.defs.table_commit import table_maintenance_job, table_maintenance_schedule
 
 
 def aws_settings() -> dict[str, Optional[str]]:
@@ -41,9 +42,7 @@ def aws_settings() -> dict[str, Optional[str]]:
 
 
 def catalog_resource(lake: LakeResource, kind) -> CatalogResource:
-    aws = aws_settings()
-    return CatalogResource(lake=lake, kind=kind, glue_database=aws["glue_database"],
-                           athena_workgroup=aws["athena_workgroup"], athena_output=aws["athena_output"])
+    return CatalogResource(lake=lake, kind=kind, glue_database=aws_settings()["glue_database"])
 
 
 def environment_resources() -> dict[str, dg.ConfigurableResource]:
@@ -64,8 +63,9 @@ def environment_resources() -> dict[str, dg.ConfigurableResource]:
 def build_definitions(resources: Optional[Mapping[str, object]] = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[*portfolio_assets, *index_assets],
-        jobs=[portfolio_job, refine_job, *automation.jobs, index_job, index_refine_job, index_charts_job],
-        schedules=automation.schedules,
+        jobs=[portfolio_job, refine_job, *automation.jobs, index_job, index_refine_job, index_charts_job,
+              table_maintenance_job],
+        schedules=[*automation.schedules, table_maintenance_schedule],
         sensors=[*automation.sensors, *alerts.alert_sensors],
         asset_checks=alerts.alert_checks,
         resources={**environment_resources(), "alerts": alerts.alert_settings_from_env(), **(resources or {})},

@@ -59,3 +59,16 @@ def lake_root(tmp_path) -> Path:
     root = tmp_path / "lake"
     root.mkdir()
     return root
+
+
+@pytest.fixture
+def query_tables():
+    """``query_tables(lake_root, sql, as_of=None)``: Athena-style SQL on a local lake's Iceberg tables, as a
+    notebook runs it (``b3_dagster.connect``)."""
+    import b3_dagster
+    from b3_dagster.storage.tables import run_query
+
+    def run(lake_root, sql: str, as_of: str | None = None):
+        return run_query(b3_dagster.connect(str(lake_root), as_of, catalog="sql"), sql)
+
+    return run

@@ -1,8 +1,8 @@
 """The refine engine as a resource: DuckDB in-process (local home) or the Glue Spark job (AWS home).
 
-Both engines run the same SQL (``transforms.sectors.refine_sql``) and end in ``PortfolioStore.write_refined``, so
-the refined objects are the same whichever engine ran; the asset calls ``refine_engine.refine(...)`` and never
-branches on where it runs.
+Both engines run the same SQL (``transforms.sectors.refine_sql``) and leave the refined rows in the run's staging
+folder; the table asset commits them to the Iceberg table with one code path. The asset calls
+``refine_engine.refine(...)`` and never branches on where it runs.
 """
 
 from __future__ import annotations
@@ -15,14 +15,11 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from b3_dagster.storage.glue_job import (
-    promote_staged_refined,
-    refine_job_arguments,
-    staging_prefix,
-    start_job_run_params,
-    upload_script,
-)
-from b3_dagster.model import DATE
+import pyarrow as pa
+
+from b3_dagster.model import REFINED_SCHEMA
+from b3_dagster.storage import staging
+from b3_dagster.storage.glue_job import GlueRefineError, refine_job_arguments, start_job_run_params, upload_script
 from b3_dagster.storage.portfolio_store import PortfolioStore
 from b3_dagster.transforms.sectors import refine_portfolio
 
@@ -34,28 +31,26 @@ def ship_refine_script(glue_client: Any, s3_client: Any, job_name: str) -> tuple
 
 
 def run_refine_on_glue(context: dg.AssetExecutionContext, pipes_glue_client: Any, store: PortfolioStore,
-                       days: list[dt.date], processing_date: dt.date, job_name: str,
-                       start_params: Optional[dict[str, Any]] = None) -> dict[dt.date, list[str]]:
-    """Refine ``days`` on the Glue job through Dagster Pipes, then promote the job's staged output into the lake's
-    refined layer (each day replaced as ``write_refined`` does). Returns the refined keys written per day."""
-    prefix = staging_prefix(f"run-{context.run_id}")
+                       days: list[dt.date], processing_date: dt.date, job_name: str, prefix: str,
+                       start_params: Optional[dict[str, Any]] = None) -> None:
+    """Refine ``days`` on the Glue job through Dagster Pipes; the job writes the rows under ``prefix`` (staging)."""
     arguments = refine_job_arguments(store.lake, days, processing_date, prefix)
     params = start_job_run_params(job_name, arguments, **(start_params or {}))
     context.log.info(f"refining {len(days)} day(s) on Glue job {job_name} into {store.lake.uri(prefix)}")
     pipes_glue_client.run(context=context, start_job_run_params=params)
-    written = promote_staged_refined(store, prefix, days)
-    context.log.info(f"promoted the Glue job's output: {sum(map(len, written.values()))} refined objects")
-    return written
+    if not any(info.key.endswith(".parquet") for info in store.lake.list(prefix)):
+        raise GlueRefineError(f"Glue job {job_name} reported success but wrote no rows under "
+                              f"{store.lake.uri(prefix)} for {[str(day) for day in days[:5]]}; nothing was staged")
 
 
-def refine_locally(store: PortfolioStore, days: list[dt.date], processing_date: dt.date,
-                   raw_rows: Optional[pd.DataFrame] = None) -> dict[dt.date, list[str]]:
-    """The in-process engine: one DuckDB statement over every day of the run, then one refined partition a day.
+def refine_locally(store: PortfolioStore, days: list[dt.date], processing_date: dt.date, prefix: str,
+                   raw_rows: Optional[pd.DataFrame] = None) -> None:
+    """The in-process engine: one DuckDB statement over every day of the run, its rows staged as one Parquet file.
     ``raw_rows``: the days' raw rows when the caller has already read them (else they are read here)."""
     raw = raw_rows if raw_rows is not None else pd.concat([store.read_raw(day).rows for day in days],
                                                           ignore_index=True)
     refined = refine_portfolio(raw, processing_date)
-    return {day: store.write_refined(day, rows) for day, rows in refined.groupby(DATE, sort=True)}
+    staging.write_rows(store.lake, prefix, pa.Table.from_pandas(refined, schema=REFINED_SCHEMA, preserve_index=False))
 
 
 class RefineEngineResource(dg.ConfigurableResource):
@@ -86,13 +81,14 @@ class RefineEngineResource(dg.ConfigurableResource):
         )
 
     def refine(self, context: dg.AssetExecutionContext, store: PortfolioStore, days: list[dt.date],
-               processing_date: dt.date, raw_rows: Optional[pd.DataFrame] = None) -> dict[dt.date, list[str]]:
-        """Refine ``days``; the local engine uses ``raw_rows`` if given, the Glue job reads raw from S3 itself."""
+               processing_date: dt.date, prefix: str, raw_rows: Optional[pd.DataFrame] = None) -> None:
+        """Refine ``days`` into the staging folder ``prefix``; the local engine uses ``raw_rows`` if given, the Glue
+        job reads raw from S3 itself."""
         if self.kind == "duckdb":
-            return refine_locally(store, days, processing_date, raw_rows)
+            return refine_locally(store, days, processing_date, prefix, raw_rows)
         script_uri, uploaded = ship_refine_script(self._client("glue"), self._client("s3"), self.glue_job_name)
         context.log.info(f"Glue script {script_uri} {'uploaded' if uploaded else 'already current'}")
         extra = {key: value for key, value in (("WorkerType", self.worker_type),
                                                ("NumberOfWorkers", self.number_of_workers)) if value is not None}
         return run_refine_on_glue(context, self.pipes_glue_client(), store, days, processing_date,
-                                  self.glue_job_name, extra)
+                                  self.glue_job_name, prefix, extra)

@@ -2,9 +2,10 @@
 -> charts in the UI and beside the lake.
 
 - ``ibov_index_raw``: one partition per B3 session; a backfill of a range is one run and one Yahoo request.
-- ``ibov_index_refined``: one partition per month (``refined/ibov_index/year=YYYY/month=M/``); rolling windows read
-  the 19 sessions before the month from earlier raw partitions. Its checks read the written month back from storage.
-- ``ibov_refined``: the catalogued table ``b3_refined_db.ibov_refined``, month by month; checked with seed 001's query.
+- ``ibov_index_refined``: one partition per month, computed into the run's staging folder; rolling windows read
+  the 19 sessions before the month from earlier raw partitions. Its checks read the staged rows back from storage.
+- ``ibov_refined``: the Iceberg table ``b3_refined_db.ibov_refined``: the run's months in one commit; checked with
+  seed 001's query.
 - ``ibov_index_chart`` and ``ibov_sector_chart``: PNGs shown in the UI and saved under ``<lake>/charts/``.
 
 Every asset writes its own storage and returns ``MaterializeResult`` (single-run backfills cannot use the default
@@ -17,12 +18,14 @@ from typing import Iterator, Optional
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 from pydantic import Field
 
 from b3_dagster.calendar import B3_TIMEZONE, sessions
 from b3_dagster.charts import markdown_image, render_close_chart, render_sector_chart
 from b3_dagster.defs.checks import asset_with_checks, check_results, result, skipped_metadata
 from b3_dagster.defs.metadata import days_in_run, path, preview
+from b3_dagster.defs.table_commit import TABLE_POOL, commit_run, snapshot_metadata
 from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.resources import CatalogResource, LakeResource
 from b3_dagster.model import CATALOG_DATABASE, DATE, PART_SUM, PORTFOLIO_TABLE, SECTOR
@@ -34,11 +37,13 @@ from b3_dagster.storage.index_store import (
     INDEX_TABLE,
     IndexStore,
     RawPartitionMissing,
-    publish_index_months,
+    REFINE_INDEX_DATASET,
+    expected_months,
     raw_index_prefix,
-    refined_month_prefix,
     seed_001_query,
 )
+from b3_dagster.storage import staging
+from b3_dagster.storage.tables import INDEX_TABLE_DEF, PORTFOLIO_TABLE_DEF, AsOf, connect, run_query
 from b3_dagster.transforms.index_features import (
     CLOSE,
     DATA,
@@ -51,6 +56,7 @@ from b3_dagster.transforms.index_features import (
     VOLATILITY_PCT,
     VOLATILITY_SPIKE,
     YEAR,
+    INDEX_SCHEMA,
     refine_index,
 )
 
@@ -183,7 +189,7 @@ def _lookback_days(first_day: dt.date, raw_days: list[dt.date]) -> list[dt.date]
                  for name, (_, text) in INDEX_CHECKS.items()],
     description="Seed 001's refined index rows (pt-BR names, daily change, amplitude, volatility, 5/20-session "
                 "moving averages, 20-session volatility z-score, volatilidade_pico) per month under "
-                "refined/ibov_index/year=YYYY/month=M/. Windows at a month's start use the previous month's sessions.",
+                "staged per run for ibov_refined's commit. Windows at a month's start use the previous month's sessions.",
 )
 def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[dg.MaterializeResult]:
     months = _months_in_run(context)
@@ -197,10 +203,13 @@ def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource) ->
     lookback = _lookback_days(first_day, raw_days)
     in_run = [day for day in raw_days if first_day <= day <= last_day]
     refined = refine_index(store.read_raw(lookback + in_run), first_day)  # raises on a gap in the sessions
-    keys = []
-    for year, month in months:
-        keys += store.write_refined_month(year, month, refined[(refined[YEAR] == year) & (refined[MONTH] == month)])
-    stored = store.read_refined(months)  # the checks judge what is in storage, not what was meant to be written
+    prefix = staging.run_prefix(REFINE_INDEX_DATASET, context.run.run_id)
+    staging.remove(store.lake, prefix)
+    staging.write_rows(store.lake, prefix, pa.Table.from_pandas(refined[INDEX_SCHEMA.names], schema=INDEX_SCHEMA,
+                                                                preserve_index=False))
+    staging.write_expected(store.lake, prefix, expected_months(in_run, months))  # last: the refine finished
+    # the checks judge what is in storage, not what was meant to be written
+    stored = staging.read_rows(store.lake, prefix, INDEX_SCHEMA).to_pandas(date_as_object=True)
     verdicts = [(name, check(stored)) for name, (check, _) in INDEX_CHECKS.items()]
     yield dg.MaterializeResult(  # yielded so that a skipped check can be left out (defs/checks.py)
         metadata={
@@ -208,8 +217,7 @@ def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource) ->
             "sessions": len(stored),
             "lookback_sessions_read": len(lookback),
             "volatility_spikes": int(stored[VOLATILITY_SPIKE].sum()),
-            "location": path(store.lake.uri(refined_month_prefix(*months[-1]))),
-            "files": len(keys),
+            "staging": path(store.lake.uri(prefix)),
             "dagster/row_count": len(stored),
             "preview": preview(stored[[DATA, CLOSE, MA_SHORT, MA_LONG, VOLATILITY_PCT, VOL_ZSCORE,
                                        VOLATILITY_SPIKE]].tail(10)),
@@ -237,29 +245,34 @@ def seed_query_answers(answer: pd.DataFrame, refined: pd.DataFrame) -> CheckOutc
     partitions_def=ibov_month_partitions,
     deps=[REFINED_INDEX_ASSET],
     backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"duckdb", "sql"},
+    pool=TABLE_POOL,
+    kinds={"iceberg", "sql"},
     check_specs=[dg.AssetCheckSpec(name="seed_001_query_answers", asset=INDEX_TABLE_ASSET,
                                    description="Seed 001's analytic query runs unchanged and answers with the "
                                                "refined rows of the month.")],
-    description=f"{INDEX_DATABASE}.{INDEX_TABLE}, the catalogued index table (seed 001's name and columns, "
-                "partitioned by year and month), in the same catalog as tb_ibov_refined.",
+    description=f"{INDEX_DATABASE}.{INDEX_TABLE}, the index table (seed 001's name and columns), an Apache Iceberg "
+                "table partitioned by year and month in the same catalog as tb_ibov_refined: the run's staged "
+                "months replace the table's rows of those months in one commit.",
 )
-def ibov_refined(context: dg.AssetExecutionContext, lake: LakeResource,
-                 catalog: CatalogResource) -> dg.MaterializeResult:
+def ibov_refined(context: dg.AssetExecutionContext, catalog: CatalogResource) -> dg.MaterializeResult:
     months = _months_in_run(context)
-    store = IndexStore(lake.lake())
-    sql_catalog = catalog.catalog()
-    rows = publish_index_months(store, sql_catalog, months)
+    tables = catalog.tables()
+    committed = commit_run(context, tables, INDEX_TABLE_DEF, REFINE_INDEX_DATASET,
+                           [f"{year}/{month}" for year, month in months])
+    connection = connect(tables, AsOf(snapshot_id=committed.snapshot_id), table_defs=[INDEX_TABLE_DEF])
     year, month = months[-1]
+    rows = run_query(connection, f"SELECT * FROM {INDEX_DATABASE}.{INDEX_TABLE} WHERE {YEAR} = {year} AND "
+                                 f"{MONTH} = {month}")
+    rows[DATA] = pd.to_datetime(rows[DATA]).dt.date
     sql = seed_001_query(year, month)
-    answer = sql_catalog.query(sql)
-    outcome = seed_query_answers(answer, rows[(rows[YEAR] == year) & (rows[MONTH] == month)])
+    answer = run_query(connection, sql)
+    outcome = seed_query_answers(answer, rows)
     return dg.MaterializeResult(
         metadata={
             "table": f"{INDEX_DATABASE}.{INDEX_TABLE}",
-            "catalog": sql_catalog.description,
+            **snapshot_metadata(tables, INDEX_TABLE_DEF, committed),
             "months": ", ".join(f"{y}-{m:02d}" for y, m in months),
-            "dagster/row_count": len(rows),
+            "dagster/row_count": committed.rows,
             "seed_001_query": dg.MetadataValue.md(f"```sql\n{sql}\n```"),
             "seed_001_answer": preview(answer),
         },
@@ -297,7 +310,7 @@ def _save_chart(lake: LakeResource, name: str, png: bytes) -> str:
 )
 def ibov_index_chart(config: ChartConfig, lake: LakeResource, catalog: CatalogResource) -> dg.MaterializeResult:
     sql = index_chart_sql(config.sessions)
-    rows = catalog.catalog().query(sql)
+    rows = run_query(connect(catalog.tables(), table_defs=[INDEX_TABLE_DEF]), sql)
     if rows.empty:
         raise RawPartitionMissing(f"{INDEX_DATABASE}.{INDEX_TABLE} has no rows yet: materialise {INDEX_TABLE_ASSET}")
     png = render_close_chart(rows)
@@ -322,7 +335,7 @@ def ibov_index_chart(config: ChartConfig, lake: LakeResource, catalog: CatalogRe
                 "as charts/ibov_sector_participation.png (the `file` row).",
 )
 def ibov_sector_chart(lake: LakeResource, catalog: CatalogResource) -> dg.MaterializeResult:
-    rows = catalog.catalog().query(SECTOR_CHART_SQL)
+    rows = run_query(connect(catalog.tables(), table_defs=[PORTFOLIO_TABLE_DEF]), SECTOR_CHART_SQL)
     if rows.empty:
         raise RawPartitionMissing(f"{CATALOG_DATABASE}.{PORTFOLIO_TABLE} has no rows yet: materialise it first")
     day = pd.Timestamp(rows[DATE].iloc[0]).date()

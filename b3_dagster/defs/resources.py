@@ -1,7 +1,7 @@
 """Typed, configurable resources. Local and AWS differ only in their settings: the assets never branch on it.
 
 - ``LakeResource``: where the layers live: a folder (default ``./data``) or ``s3://bucket/prefix``.
-- ``CatalogResource``: the SQL catalog: ``duckdb`` (a file under the lake root) or ``glue`` (Glue + Athena).
+- ``CatalogResource``: the Iceberg catalog: ``sql`` (SQLite under the lake root) or ``glue`` (Glue Data Catalog).
 - ``B3PortfolioResource``: the B3 API client settings (base URL, page size, deadlines, retries, size cap).
 """
 
@@ -16,17 +16,15 @@ from pydantic import Field
 from b3_dagster.sources.b3_portfolio import DEFAULT_BASE_URL, DEFAULT_MAX_PAGE_BYTES, B3PortfolioClient
 from b3_dagster.sources.http import HttpPolicy
 from b3_dagster.sources.yahoo_chart import DEFAULT_BASE_URL as YAHOO_BASE_URL
-from b3_dagster.storage.catalog import DUCKDB_FILE_NAME, Catalog, DuckDBCatalog
-from b3_dagster.storage.lake import Lake, LocalLake, lake_from_uri
+from b3_dagster.storage.lake import Lake, lake_from_uri
 from b3_dagster.storage.portfolio_store import PortfolioStore
+from b3_dagster.storage.tables import SQL_CATALOG_FILE, IcebergTables, open_tables
 
-
-CATALOG_KINDS = ("duckdb", "glue")
 # The local home's settings, used when the variable is not exported (no .env is shipped: the dagster CLI would
 # load ./.env over exported variables, and an exported B3_LAKE_ROOT=s3://... must win).
 LOCAL_DEFAULTS = {
     "B3_LAKE_ROOT": "data",
-    "B3_CATALOG": "duckdb",
+    "B3_CATALOG": "sql",
     "B3_BASE_URL": DEFAULT_BASE_URL,
     "B3_YAHOO_BASE_URL": YAHOO_BASE_URL,
 }
@@ -40,7 +38,7 @@ def setting(name: str):
 class LakeResource(dg.ConfigurableResource):
     """The lake root: a local folder, or ``s3://bucket/prefix`` for the AWS home."""
 
-    root: str = Field(default="data", description="Local folder or s3://bucket/prefix holding raw/ and refined/.")
+    root: str = Field(default="data", description="Local folder or s3://bucket/prefix holding raw/, staging/ and the tables.")
     s3_endpoint_url: Optional[str] = Field(
         default=None, description="Custom S3 endpoint (tests, MinIO). Default: boto3's own (AWS_ENDPOINT_URL).")
     s3_region: Optional[str] = Field(default=None, description="AWS region. Default: boto3's own (AWS_DEFAULT_REGION).")
@@ -53,30 +51,29 @@ class LakeResource(dg.ConfigurableResource):
 
 
 class CatalogResource(dg.ConfigurableResource):
-    """The catalog + SQL engine behind ``tb_ibov_refined`` (and ``ibov_refined``)."""
+    """The Iceberg catalog of ``tb_ibov_refined`` and ``ibov_refined``: ``sql`` (pyiceberg's SQL catalog on SQLite
+    under the local lake root) or ``glue`` (the Glue Data Catalog; Athena queries the tables natively)."""
 
     lake: LakeResource
-    kind: str = Field(default="duckdb", description="duckdb (local) or glue (Glue Data Catalog + Athena).")
-    duckdb_path: Optional[str] = Field(default=None, description=f"Default: <local lake root>/{DUCKDB_FILE_NAME}.")
-    glue_database: str = Field(default="default", description="Glue database of the tables.")
-    athena_workgroup: str = Field(default="primary", description="Athena workgroup for queries.")
-    athena_output: Optional[str] = Field(default=None, description="s3:// location for Athena query results.")
+    kind: str = Field(default="sql", description="sql (local SQLite catalog) or glue (AWS Glue Data Catalog); "
+                                                 "'duckdb', the name before the Iceberg tables, means sql.")
+    sql_uri: Optional[str] = Field(default=None, description=f"Default: sqlite:///<local lake root>/{SQL_CATALOG_FILE}.")
+    glue_database: str = Field(default="default", description="Glue database of tb_ibov_refined (default.*).")
+    glue_endpoint_url: Optional[str] = Field(default=None, description="Custom Glue/S3 endpoint (tests).")
+    commit_retries: int = Field(default=3, ge=0, le=20, description="Times a commit that lost a race with another "
+                                                                    "commit is replayed on the new snapshot.")
+    snapshot_retention_days: float = Field(default=30, gt=0, description="Maintenance keeps the snapshots of the "
+                                                                          "last N days (time travel reaches back "
+                                                                          "that far; the current one always stays).")
+    orphan_grace_hours: float = Field(default=6, ge=0, description="Maintenance removes unreferenced table and "
+                                                                   "staging files older than this (a run in flight "
+                                                                   "writes files before its commit).")
 
-    def catalog(self) -> Catalog:
-        if self.kind not in CATALOG_KINDS:
-            raise ValueError(f"catalog kind {self.kind!r} is not one of {CATALOG_KINDS} (B3_CATALOG)")
-        if self.kind == "duckdb":
-            if self.duckdb_path:
-                return DuckDBCatalog(self.duckdb_path)
-            lake = self.lake.lake()
-            if not isinstance(lake, LocalLake):
-                raise ValueError("the duckdb catalog needs duckdb_path when the lake is on S3; use B3_CATALOG=glue")
-            return DuckDBCatalog(lake.root / DUCKDB_FILE_NAME)
-        from b3_dagster.storage.glue_catalog import GlueAthenaCatalog  # the local home needs no AWS libraries
-
-        return GlueAthenaCatalog(lake=self.lake.lake(), database=self.glue_database,
-                                 workgroup=self.athena_workgroup, output_location=self.athena_output,
-                                 endpoint_url=self.lake.s3_endpoint_url, region_name=self.lake.s3_region)
+    def tables(self) -> IcebergTables:
+        return open_tables(self.lake.lake(), self.kind, glue_database=self.glue_database,
+                           region_name=self.lake.s3_region,
+                           endpoint_url=self.glue_endpoint_url or self.lake.s3_endpoint_url, sql_uri=self.sql_uri,
+                           commit_retries=self.commit_retries)
 
 
 class B3PortfolioResource(dg.ConfigurableResource):

@@ -9,10 +9,10 @@ Arguments (``--name value``, as Glue passes them; unknown ones such as Glue's ow
     --raw_paths          comma-separated raw Parquet folders or files (``s3://bucket/lake/raw/date=2025-04-07/``)
     --refine_sql         the Spark SQL statement; it reads the raw rows from the view named by --source_view
     --source_view        the view name the SQL reads (``raw_portfolio``)
-    --output_path        where the refined rows are written, Hive-partitioned (a staging folder: the caller promotes
-                         it into the lake's refined/ layer, replacing each day's partition without a gap)
-    --partition_columns  comma-separated partition columns (``Data,Setor``); Spark escapes their values in folder
-                         names exactly like Hive (``/`` -> ``%2F``), as the lake's layout does
+    --output_path        where the refined rows are written, Hive-partitioned (the run's staging folder: the table
+                         asset commits it to the Iceberg table in one commit)
+    --partition_columns  comma-separated partition columns (``Data``: one folder per day; the sector stays a column,
+                         so no sector name becomes a path)
 
 When Dagster launches it through ``PipesGlueClient`` (``--dagster-pipes-context`` present) and the
 ``dagster-pipes`` module is installed (``--additional-python-modules dagster-pipes``), progress is reported

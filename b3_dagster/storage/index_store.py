@@ -4,10 +4,9 @@
   A stored day is never silently replaced: the same bar again is a no-op; a different bar (Yahoo revises recent bars
   and back-fills volumes) is refused unless the caller allows it, and then the old file is archived. A batch of days
   is checked completely before the first write, so a refused day leaves every day of the batch untouched.
-- refined: ``refined/ibov_index/year=YYYY/month=M/part-0.parquet`` (Hive layout, month not zero-padded: the folder
-  value is the integer the table's ``month`` column holds). Each month is replaced as a whole, atomically.
-- table: ``b3_refined_db.ibov_refined`` (seed 001's database and table name), published month by month through the
-  ``Catalog`` ABC, so seed 001's query runs unchanged.
+- refined: staged per run (``staging/ibov_index_refined/<run id>/``), then committed month by month to the Iceberg
+  table ``b3_refined_db.ibov_refined`` (seed 001's database and table name; see ``tables.INDEX_TABLE_DEF``), so
+  seed 001's query runs unchanged.
 """
 
 from __future__ import annotations
@@ -19,9 +18,7 @@ import re
 import pandas as pd
 import pyarrow as pa
 
-from b3_dagster.model import REFINED_FILE_NAME
 from b3_dagster.sources.yahoo_chart import BAR_COLUMNS, BAR_DATE, BAR_SCHEMA
-from b3_dagster.storage.catalog import Catalog, PublishedPartition, TableSpec
 from b3_dagster.storage.lake import Lake
 from b3_dagster.storage.layout import archive_key, parquet_bytes, read_parquet_bytes
 from b3_dagster.storage.portfolio_store import (
@@ -30,28 +27,21 @@ from b3_dagster.storage.portfolio_store import (
     RawWriteOutcome,
     UnreadableObject,
 )
-from b3_dagster.transforms.index_features import (
-    DATA,
-    INDEX_COLUMNS,
-    INDEX_FILE_SCHEMA,
-    INDEX_SCHEMA,
-    MONTH,
-    PARTITION_COLUMNS,
-    YEAR,
-)
+from b3_dagster.storage.staging import Expected
+from b3_dagster.storage.tables import INDEX_TABLE_DEF
 
 log = logging.getLogger(__name__)
 
 RAW_INDEX_PREFIX = "raw/ibov_index/"
 RAW_INDEX_FILE_NAME = "bvsp_daily.parquet"
-REFINED_INDEX_PREFIX = "refined/ibov_index/"
-INDEX_DATABASE = "b3_refined_db"  # seed 001's Glue database
-INDEX_TABLE = "ibov_refined"
+REFINE_INDEX_DATASET = "ibov_index_refined"  # staging/<this>/<run id>/ until the table commit
+INDEX_DATABASE = INDEX_TABLE_DEF.database  # seed 001's Glue database
+INDEX_TABLE = INDEX_TABLE_DEF.name
 META_SOURCE = b"yahoo.source"
 _RAW_INDEX_KEY = re.compile(r"^raw/ibov_index/date=(\d{4}-\d{2}-\d{2})/[^/]+\.parquet$")
 
-__all__ = ["IndexStore", "RawPartitionConflict", "RawPartitionMissing", "UnreadableObject", "index_table_spec",
-           "publish_index_months", "raw_index_key", "refined_month_prefix"]
+__all__ = ["IndexStore", "RawPartitionConflict", "RawPartitionMissing", "UnreadableObject", "expected_months",
+           "raw_index_key"]
 
 
 def raw_index_prefix(day: dt.date) -> str:
@@ -60,15 +50,6 @@ def raw_index_prefix(day: dt.date) -> str:
 
 def raw_index_key(day: dt.date) -> str:
     return raw_index_prefix(day) + RAW_INDEX_FILE_NAME
-
-
-def refined_month_prefix(year: int, month: int) -> str:
-    return f"{REFINED_INDEX_PREFIX}{YEAR}={year}/{MONTH}={month}/"
-
-
-def index_table_spec(database: str = INDEX_DATABASE) -> TableSpec:
-    return TableSpec(name=INDEX_TABLE, schema=INDEX_SCHEMA, partition_columns=PARTITION_COLUMNS,
-                     location=REFINED_INDEX_PREFIX, database=database)
 
 
 def _typed(bars: pd.DataFrame) -> pd.DataFrame:
@@ -81,7 +62,7 @@ def _bar_text(bar: pd.Series) -> str:
 
 
 class IndexStore:
-    """The index history's raw and refined layers on any ``Lake``."""
+    """The index history's raw layer on any ``Lake``."""
 
     def __init__(self, lake: Lake):
         self.lake = lake
@@ -161,55 +142,11 @@ class IndexStore:
             outcomes.append(RawWriteOutcome(status, key, self.lake.uri(key), 1, archived))
         return outcomes
 
-    # ---- refined ---------------------------------------------------------------------------------------------
-    def write_refined_month(self, year: int, month: int, rows: pd.DataFrame) -> list[str]:
-        """Replace the month's refined partition with ``rows`` (all of them in that month)."""
-        if rows.empty:
-            raise ValueError(f"no refined rows for {year}-{month:02d}")
-        outside = rows[(rows[YEAR] != year) | (rows[MONTH] != month)]
-        if len(outside):
-            raise ValueError(f"refined rows for {year}-{month:02d} include {sorted(set(outside[DATA]))[:5]}")
-        table = pa.Table.from_pandas(rows.sort_values(DATA)[INDEX_FILE_SCHEMA.names], schema=INDEX_FILE_SCHEMA,
-                                     preserve_index=False)
-        return self.lake.replace_prefix(refined_month_prefix(year, month), {REFINED_FILE_NAME: parquet_bytes(table)})
 
-    def read_refined_month(self, year: int, month: int) -> pd.DataFrame:
-        prefix = refined_month_prefix(year, month)
-        frames = []
-        for info in self.lake.list(prefix):
-            if info.key.endswith(".parquet"):
-                frames.append(read_parquet_bytes(self.lake.read_bytes(info.key)).to_pandas(date_as_object=True))
-        if not frames:
-            return INDEX_SCHEMA.empty_table().to_pandas(date_as_object=True)
-        frame = pd.concat(frames, ignore_index=True)
-        frame[YEAR] = year
-        frame[MONTH] = month
-        table = pa.Table.from_pandas(frame[INDEX_COLUMNS], schema=INDEX_SCHEMA, preserve_index=False)
-        return table.to_pandas(date_as_object=True).sort_values(DATA).reset_index(drop=True)
-
-    def read_refined(self, months: list[tuple[int, int]]) -> pd.DataFrame:
-        frames = [self.read_refined_month(year, month) for year, month in sorted(months)]
-        frames = [frame for frame in frames if not frame.empty]
-        if not frames:
-            return INDEX_SCHEMA.empty_table().to_pandas(date_as_object=True)
-        return pd.concat(frames, ignore_index=True)
-
-
-def publish_index_months(store: IndexStore, catalog: Catalog, months: list[tuple[int, int]],
-                         spec: TableSpec | None = None) -> pd.DataFrame:
-    """Make the table's rows of each month equal to the month's refined partition, and register the partition."""
-    spec = spec or index_table_spec()
-    published = []
-    for year, month in sorted(months):
-        rows = store.read_refined_month(year, month)
-        if rows.empty:
-            raise RawPartitionMissing(f"no refined index rows for {year}-{month:02d} at "
-                                      f"{store.lake.uri(refined_month_prefix(year, month))}: materialise "
-                                      "ibov_index_refined first")
-        partition = PublishedPartition((year, month), store.lake.uri(refined_month_prefix(year, month)))
-        catalog.publish(spec, rows, {YEAR: year, MONTH: month}, [partition])
-        published.append(rows)
-    return pd.concat(published, ignore_index=True)
+def expected_months(raw_days: list[dt.date], months: list[tuple[int, int]]) -> dict[str, Expected]:
+    """What each month's staged rows must hold: one row per raw session of the month (the commit refuses less)."""
+    return {f"{year}/{month}": Expected(rows=sum(1 for day in raw_days if (day.year, day.month) == (year, month)),
+                                        sums={}) for year, month in months}
 
 
 # Seed 001's analytic query (b3-dataflow-aws-batch README, "Consulta SQL no Amazon Athena"), verbatim.

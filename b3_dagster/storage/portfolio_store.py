@@ -1,4 +1,4 @@
-"""Raw and refined IBOV portfolio partitions in the lake.
+"""Raw IBOV portfolio partitions in the lake (the refined rows live in the Iceberg table, see ``tables``).
 
 Raw is the system of record: B3 serves only the current portfolio, so a past day can never be fetched again. An
 existing raw partition is therefore never silently replaced: identical data is a no-op, different data is refused
@@ -16,20 +16,14 @@ import pyarrow as pa
 
 from b3_dagster.model import (
     RAW_COLUMNS,
-    REFINED_COLUMNS,
-    REFINED_FILE_SCHEMA,
-    REFINED_SCHEMA,
-    SECTOR,
-    DATE,
-    PORTFOLIO_TABLE,
-    REFINED_PARTITION_COLUMNS,
+    RAW_DATE_COLUMN,
+    THEORETICAL_QTY_SUM,
+    TICKER_COUNT,
     PortfolioSnapshot,
 )
-from b3_dagster.storage.catalog import Catalog, PublishedPartition, TableSpec
 from b3_dagster.storage.lake import Lake
 from b3_dagster.storage.layout import (
     RAW_PREFIX,
-    REFINED_PREFIX,
     NotARawPartition,
     archive_key,
     parquet_bytes,
@@ -38,11 +32,8 @@ from b3_dagster.storage.layout import (
     raw_key,
     raw_prefix,
     read_parquet_bytes,
-    refined_day_prefix,
-    refined_relative_key,
-    refined_sector_folder,
-    sector_from_relative_key,
 )
+from b3_dagster.storage.staging import Expected
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +85,11 @@ def same_portfolio(old: PortfolioSnapshot, new: PortfolioSnapshot) -> bool:
     return _comparable(old).equals(_comparable(new))
 
 
+REFINE_DATASET = "ibov_sector_refined"  # staging/<this>/<run id>/ holds a run's refined rows until the commit
+
+
 class PortfolioStore:
-    """The portfolio's raw and refined layers on any ``Lake``."""
+    """The portfolio's raw layer on any ``Lake``."""
 
     def __init__(self, lake: Lake):
         self.lake = lake
@@ -182,54 +176,13 @@ class PortfolioStore:
         self.lake.write_bytes(key, parquet_bytes(snapshot.to_arrow()))
         return key
 
-    # ---- refined ---------------------------------------------------------------------------------------------
-    def write_refined(self, day: dt.date, refined: pd.DataFrame) -> list[str]:
-        """Replace the day's refined partition with one Parquet file per sector (Hive layout)."""
-        if set(refined[DATE]) != {day}:
-            raise ValueError(f"refined rows for {day} include other dates: {sorted(set(refined[DATE]))}")
-        if refined[SECTOR].duplicated().any():
-            raise ValueError(f"refined rows for {day} repeat a sector")
-        table = pa.Table.from_pandas(refined[REFINED_FILE_SCHEMA.names], schema=REFINED_FILE_SCHEMA,
-                                     preserve_index=False)
-        files = {refined_relative_key(sector): parquet_bytes(table.slice(position, 1))
-                 for position, sector in enumerate(refined[SECTOR])}
-        return self.lake.replace_prefix(refined_day_prefix(day), files)
 
-    def read_refined(self, day: dt.date) -> pd.DataFrame:
-        prefix = refined_day_prefix(day)
-        tables, sectors = [], []
-        for info in self.lake.list(prefix):
-            if info.key.endswith(".parquet"):
-                tables.append(read_parquet_bytes(self.lake.read_bytes(info.key)).select(REFINED_FILE_SCHEMA.names)
-                              .cast(REFINED_FILE_SCHEMA))
-                sectors.extend([sector_from_relative_key(info.key[len(prefix):])] * tables[-1].num_rows)
-        combined = pa.concat_tables(tables) if tables else REFINED_FILE_SCHEMA.empty_table()
-        combined = (combined.append_column(SECTOR, pa.array(sectors, pa.string()))
-                    .append_column(DATE, pa.array([day] * combined.num_rows, pa.date32())))
-        frame = combined.select(REFINED_COLUMNS).cast(REFINED_SCHEMA).to_pandas(date_as_object=True)
-        return frame.sort_values(SECTOR).reset_index(drop=True)
-
-
-
-def portfolio_table_spec() -> TableSpec:
-    return TableSpec(name=PORTFOLIO_TABLE, schema=REFINED_SCHEMA, partition_columns=tuple(REFINED_PARTITION_COLUMNS),
-                     location=REFINED_PREFIX)
-
-
-def publish_portfolio_days(store: PortfolioStore, catalog: Catalog, days: list[dt.date]) -> pd.DataFrame:
-    """Make the catalogued table's rows for ``days`` equal to the refined partitions in the lake, and register
-    their (Data, Setor) partitions. Returns the rows published."""
-    items = []
-    for day in days:
-        refined = store.read_refined(day)
-        prefix = refined_day_prefix(day)
-        partitions = [PublishedPartition((day.isoformat(), sector),
-                                         store.lake.uri(prefix + refined_sector_folder(sector)))
-                      for sector in refined[SECTOR]]
-        items.append((refined, {DATE: day}, partitions))
-    catalog.publish_many(portfolio_table_spec(), items)
-    return pd.concat([frame for frame, _, _ in items], ignore_index=True)
-
-
-def publish_portfolio_day(store: PortfolioStore, catalog: Catalog, day: dt.date) -> pd.DataFrame:
-    return publish_portfolio_days(store, catalog, [day])
+def expected_refined(raw_rows: pd.DataFrame) -> dict[str, Expected]:
+    """What each day's refined rows must hold, from its raw rows: one row per sector, every ticker counted, every
+    theoretical quantity summed. The table commit refuses a day whose staged rows disagree (a partial refine)."""
+    expected = {}
+    for day, rows in raw_rows.groupby(RAW_DATE_COLUMN, sort=True):
+        expected[day.isoformat()] = Expected(
+            rows=int(rows["segment"].nunique()),
+            sums={TICKER_COUNT: float(len(rows)), THEORETICAL_QTY_SUM: float(rows["theoricalQty"].sum())})
+    return expected

@@ -88,44 +88,85 @@ def test_glue_job_role_reads_raw_and_writes_only_staging(template):
             statement.get("Condition"), statement  # no unconditioned wildcard resource
 
 
-# S3 operations -> the IAM action that authorises them
-_S3_ACTION = {"ListObjectsV2": "s3:ListBucket", "HeadObject": "s3:GetObject", "DeleteObjects": "s3:DeleteObject"}
+def _s3_action(method: str, url: str) -> str:
+    """The IAM action that authorises an S3 REST request (as pyarrow and boto3 send them)."""
+    path, _, query = url.partition("?")
+    is_object = path.count("/") >= 4 and not path.endswith("/") or "uploadId" in query or "uploads" in query
+    if method in ("GET", "HEAD"):
+        return "s3:GetObject" if is_object else "s3:ListBucket"
+    if method == "DELETE" or (method == "POST" and "delete" in query):
+        return "s3:DeleteObject"
+    return "s3:PutObject"
 
 
-def test_dagster_role_allows_every_call_the_aws_home_makes(template, bucket, aws_env, recorded_snapshots):
-    """Record the AWS operations of a real publish on moto (S3 lake + Glue catalog) and check that the Dagster
-    run role allows each of them."""
-    from b3_dagster.storage.glue_catalog import GlueAthenaCatalog
+def test_dagster_role_allows_every_call_the_aws_home_makes(template, bucket, aws_env, recorded_snapshots,
+                                                           tmp_path, monkeypatch):
+    """Record every AWS request of the AWS home on moto (raw writes through boto3, the Iceberg commits through
+    pyiceberg's Glue catalog and pyarrow's S3 client, reads, maintenance) and check that the Dagster run role
+    allows each one, on the lake prefix only."""
+    import json
+
+    import pyarrow as pa
+    import requests
+
+    from b3_dagster.storage import staging
     from b3_dagster.storage.lake import lake_from_uri
-    from b3_dagster.storage.portfolio_store import PortfolioStore, portfolio_table_spec, publish_portfolio_day
+    from b3_dagster.storage.portfolio_store import PortfolioStore, expected_refined
+    from b3_dagster.storage.tables import INDEX_TABLE_DEF, PORTFOLIO_TABLE_DEF, connect, open_tables
+    from b3_dagster.transforms.index_features import index_features
     from b3_dagster.transforms.sectors import refine_portfolio
+    from b3_dagster_tests.transforms.test_index_features import bars
 
-    calls: set[str] = set()
+    monkeypatch.setenv("MOTO_RECORDER_FILEPATH", str(tmp_path / "moto_recording"))
+    monkeypatch.chdir(tmp_path)  # where the recorder writes when it ignores the variable
+    requests.post(f"{aws_env}/moto-api/recorder/reset-recording")
+    requests.post(f"{aws_env}/moto-api/recorder/start-recording")
+    try:
+        lake = lake_from_uri(f"s3://{bucket}/lake", endpoint_url=aws_env)
+        store = PortfolioStore(lake)
+        tables = open_tables(lake, "glue", glue_database="b3_iam_check", region_name="us-east-1",
+                             endpoint_url=aws_env)
+        for run, snapshot in enumerate(recorded_snapshots * 2):  # each day twice: the overwrite path too
+            store.write_raw(snapshot)
+            prefix = staging.run_prefix("ibov_sector_refined", f"run-{run}")
+            staging.write_rows(lake, prefix, pa.Table.from_pandas(
+                refine_portfolio(snapshot.rows, dt.date(2025, 4, 8)), preserve_index=False))
+            staging.write_expected(lake, prefix, expected_refined(snapshot.rows))
+            staging.commit_staged(tables, PORTFOLIO_TABLE_DEF, prefix, [snapshot.portfolio_date.isoformat()])
+        index = index_features(bars())
+        tables.commit(INDEX_TABLE_DEF, pa.Table.from_pandas(index[INDEX_TABLE_DEF.schema.names]),
+                      INDEX_TABLE_DEF.keys_of(pa.Table.from_pandas(index[INDEX_TABLE_DEF.schema.names])))
+        connect(tables)
+        tables.maintain(PORTFOLIO_TABLE_DEF, snapshot_retention=dt.timedelta(0), orphan_grace=dt.timedelta(0))
+    finally:
+        requests.post(f"{aws_env}/moto-api/recorder/stop-recording")
+    recorded = [json.loads(line) for line in
+                requests.get(f"{aws_env}/moto-api/recorder/download-recording").text.splitlines() if line]
 
-    def record(event_name, **kwargs):
-        _, service, operation = event_name.split(".")
-        calls.add(_S3_ACTION.get(operation, f"{service}:{operation}") if service == "s3" else
-                  f"{service}:{operation}")
-
-    store = PortfolioStore(lake_from_uri(f"s3://{bucket}/lake", endpoint_url=aws_env))
-    store.lake.client.meta.events.register("before-call.*.*", record)
-    catalog = GlueAthenaCatalog(lake=store.lake, database="b3_iam_check", endpoint_url=aws_env)
-    catalog.glue.meta.events.register("before-call.*.*", record)
-    for snapshot in recorded_snapshots:
-        store.write_raw(snapshot)
-        store.write_refined(snapshot.portfolio_date, refine_portfolio(snapshot.rows, dt.date(2025, 4, 8)))
-        publish_portfolio_day(store, catalog, snapshot.portfolio_date)
-        publish_portfolio_day(store, catalog, snapshot.portfolio_date)  # the update path too
-    catalog.partitions(portfolio_table_spec())
-    from b3_dagster.storage.catalog import PublishedPartition
-    from b3_dagster.storage.index_store import index_table_spec
-
-    catalog.publish(index_table_spec(), None, {"year": 2025, "month": 4},
-                    [PublishedPartition((2025, 4), store.lake.uri("refined/ibov_index/year=2025/month=4/"))])
-    glue_resources = [resource for statement in _statements(template, "DagsterRunRole")
-                      if statement.get("Sid") == "GlueCatalog" for resource in _resources(statement)]
-    assert any(resource.endswith(":database/${IndexGlueDatabaseName}") for resource in glue_resources)
-    assert template["Parameters"]["IndexGlueDatabaseName"]["Default"] == index_table_spec().database
-
-    assert {"s3:PutObject", "glue:CreateTable", "glue:BatchCreatePartition"} <= calls
+    calls, written = set(), set()
+    for request in recorded:
+        target = request["headers"].get("X-Amz-Target", "")
+        if target.startswith("AWSGlue."):
+            calls.add("glue:" + target.split(".", 1)[1])
+            continue
+        path = request["url"].split("://", 1)[1].split("/", 1)[1].split("?")[0]
+        if not path.startswith(bucket):
+            continue
+        action = _s3_action(request["method"], request["url"])
+        calls.add(action)
+        if action in ("s3:PutObject", "s3:DeleteObject") and path[len(bucket) + 1:]:  # DeleteObjects: keys in body
+            written.add(path[len(bucket) + 1:])
+    assert {"s3:PutObject", "s3:GetObject", "s3:DeleteObject", "glue:CreateTable", "glue:UpdateTable",
+            "glue:GetTable"} <= calls, calls
     assert calls - _allowed(template, "DagsterRunRole") == set()
+    assert written and all(key.startswith("lake/") for key in written), "writes stay under ${LakePrefix}/"
+    assert any(key.startswith("lake/warehouse/b3_refined_db/ibov_refined/") for key in written)
+
+    glue_statement = next(statement for statement in _statements(template, "DagsterRunRole")
+                          if statement.get("Sid") == "GlueCatalog")
+    glue_resources = _resources(glue_statement)
+    assert any(resource.endswith(":database/${IndexGlueDatabaseName}") for resource in glue_resources)
+    assert template["Parameters"]["IndexGlueDatabaseName"]["Default"] == INDEX_TABLE_DEF.database
+    granted = set(glue_statement["Action"])
+    assert granted == {call for call in calls if call.startswith("glue:")} | {"glue:GetDatabase", "glue:GetTables"}, \
+        "the Glue grant is what the commits use (no partition actions: Iceberg keeps its own)"

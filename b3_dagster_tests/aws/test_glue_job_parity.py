@@ -1,6 +1,6 @@
 """The Glue (Spark) refine job, run with local PySpark 3.5 (Glue 5.0's Spark line): it gives exactly the rows of
-the local DuckDB refine on the recorded days, in the same Hive layout and escaping, and once promoted the very
-same refined objects."""
+the local DuckDB refine on the recorded days, staged by day (a sector is a column, never a folder), and once
+committed the very same table."""
 
 from __future__ import annotations
 
@@ -10,18 +10,24 @@ import pandas as pd
 import pytest
 
 from b3_dagster.glue_jobs import refine_sectors
-from b3_dagster.model import DATE, SECTOR
-from b3_dagster.storage.glue_job import (
-    GlueRefineError,
-    promote_staged_refined,
-    read_staged_refined,
-    refine_job_arguments,
-    staging_prefix,
-)
+import pyarrow as pa
+
+from b3_dagster.model import DATE, REFINED_SCHEMA, SECTOR
+from b3_dagster.storage import staging
+from b3_dagster.storage.glue_job import refine_job_arguments
 from b3_dagster.storage.lake import LocalLake
-from b3_dagster.storage.layout import refined_sector_folder
-from b3_dagster.storage.portfolio_store import PortfolioStore
+from b3_dagster.storage.portfolio_store import PortfolioStore, expected_refined
+from b3_dagster.storage.tables import PORTFOLIO_TABLE_DEF, open_tables
 from b3_dagster.transforms.sectors import refine_portfolio
+
+
+def staging_prefix(token: str) -> str:
+    return staging.run_prefix("ibov_sector_refined", token)
+
+
+def read_staged_refined(lake, prefix):
+    return (staging.read_rows(lake, prefix, REFINED_SCHEMA).to_pandas(date_as_object=True)
+            .sort_values([DATE, SECTOR]).reset_index(drop=True))
 
 PROCESSING_DATE = dt.date(2025, 4, 8)
 
@@ -60,40 +66,27 @@ def test_spark_job_rows_equal_the_local_refine_exactly(refined_by_spark, recorde
 
 
 @pytest.mark.slow
-def test_spark_escapes_partition_folders_as_the_lake_layout_does(refined_by_spark):
+def test_spark_stages_one_folder_per_day_and_no_sector_path(refined_by_spark):
     store, days, prefix, _ = refined_by_spark
-    staged = read_staged_refined(store.lake, prefix)
     folders = {info.key[len(prefix):].rsplit("/", 1)[0] for info in store.lake.list(prefix)
                if info.key.endswith(".parquet")}
-    expected = {f"{DATE}={day.isoformat()}/{refined_sector_folder(sector).rstrip('/')}"
-                for day, sector in zip(staged[DATE], staged[SECTOR])}
-    assert folders == expected
-    assert "Data=2025-04-07/Setor=Bens Indls %2F Máqs e Equips" in folders  # a "/" in a sector stays one folder
+    assert folders == {f"{DATE}={day.isoformat()}" for day in days}
+    staged = read_staged_refined(store.lake, prefix)
+    assert "Bens Indls / Máqs e Equips" in set(staged[SECTOR]), "a '/' in a sector is data, not a folder"
 
 
 @pytest.mark.slow
-def test_promoted_spark_output_is_byte_identical_to_the_local_engines(refined_by_spark, tmp_path,
-                                                                      recorded_snapshots):
+def test_committed_spark_output_is_the_table_the_local_engine_gives(refined_by_spark, tmp_path, recorded_snapshots):
     store, days, prefix, _ = refined_by_spark
-    local = PortfolioStore(LocalLake(tmp_path / "local"))
-    for snapshot in recorded_snapshots:
-        local.write_refined(snapshot.portfolio_date, refine_portfolio(snapshot.rows, PROCESSING_DATE))
-
-    written = promote_staged_refined(store, prefix, days)
-
-    assert sorted(written) == days
+    raw = pd.concat([snapshot.rows for snapshot in recorded_snapshots], ignore_index=True)
+    staging.write_expected(store.lake, prefix, expected_refined(raw))
+    spark_tables = open_tables(store.lake)
+    staging.commit_staged(spark_tables, PORTFOLIO_TABLE_DEF, prefix, [day.isoformat() for day in days])
+    local_tables = open_tables(LocalLake(tmp_path / "local"))
+    local_tables.commit(PORTFOLIO_TABLE_DEF, pa.Table.from_pandas(refine_portfolio(raw, PROCESSING_DATE)),
+                        [day.isoformat() for day in days])
     assert store.lake.list(prefix) == []  # staging removed
-    refined_keys = [info.key for info in store.lake.list("refined/")]
-    assert refined_keys == [info.key for info in local.lake.list("refined/")]
-    for key in refined_keys:
-        assert store.lake.read_bytes(key) == local.lake.read_bytes(key), key
-
-
-def test_promotion_refuses_output_that_misses_a_requested_day(tmp_path):
-    store = PortfolioStore(LocalLake(tmp_path))
-    with pytest.raises(GlueRefineError, match=r"no rows for \['2025-04-07'\].*nothing was promoted"):
-        promote_staged_refined(store, staging_prefix("empty"), [dt.date(2025, 4, 7)])
-    assert store.lake.list() == []
+    assert spark_tables.scan(PORTFOLIO_TABLE_DEF).equals(local_tables.scan(PORTFOLIO_TABLE_DEF))
 
 
 def test_job_arguments_carry_the_one_refine_sql():
@@ -104,7 +97,7 @@ def test_job_arguments_carry_the_one_refine_sql():
                                      staging_prefix("t"))
     assert arguments["--refine_sql"] == refine_sql(PROCESSING_DATE, dialect="spark")
     assert arguments["--raw_paths"].split(",") == [lake.uri("raw/date=2025-04-07/"), lake.uri("raw/date=2025-04-08/")]
-    assert arguments["--partition_columns"] == "Data,Setor"
+    assert arguments["--partition_columns"] == "Data"
     parsed = refine_sectors.parse_arguments(_argv(arguments))
     assert parsed == {name[2:]: value for name, value in arguments.items()}
     with pytest.raises(refine_sectors.JobArgumentError, match="--refine_sql"):

@@ -11,8 +11,12 @@ import boto3
 import dagster as dg
 import pytest
 
+import pandas as pd
+
 from b3_dagster.defs.glue_refine import RefineEngineResource, refine_locally, run_refine_on_glue
 from b3_dagster.glue_jobs import refine_sectors
+from b3_dagster.model import REFINED_SCHEMA
+from b3_dagster.storage import staging
 from b3_dagster.storage.glue_job import refine_script
 from b3_dagster.storage.lake import LocalLake, lake_from_uri
 from b3_dagster.storage.layout import raw_prefix
@@ -26,8 +30,8 @@ PROCESSING_DATE = dt.date(2025, 4, 8)
 def _materialize(store, days, engine):
     @dg.asset
     def refined_on_engine(context, refine_engine: RefineEngineResource):
-        written = refine_engine.refine(context, store, days, PROCESSING_DATE)
-        return dg.MaterializeResult(metadata={"objects": sum(map(len, written.values()))})
+        refine_engine.refine(context, store, days, PROCESSING_DATE, staging.run_prefix("test", context.run.run_id))
+        return dg.MaterializeResult()
 
     return dg.materialize([refined_on_engine], resources={"refine_engine": engine}, raise_on_error=False)
 
@@ -56,8 +60,8 @@ def test_glue_engine_sends_the_refine_and_fails_when_the_job_wrote_nothing(bucke
     failure = next(event for event in result.all_events if event.is_step_failure)
     cause = failure.event_specific_data.error.cause
     assert cause.cls_name == "GlueRefineError"
-    assert "no rows for ['2022-12-08', '2025-04-07']" in cause.message
-    assert store.lake.list("refined/") == []
+    assert "wrote no rows under" in cause.message and "'2022-12-08', '2025-04-07'" in cause.message
+    assert [info.key for info in store.lake.list() if not info.key.startswith("raw/")] == []
     # what Glue was asked to do
     assert s3.get_object(Bucket=bucket, Key="glue_jobs/refine_sectors.py")["Body"].read() == refine_script()
     runs = glue.get_job_runs(JobName=job_name)["JobRuns"]
@@ -65,7 +69,7 @@ def test_glue_engine_sends_the_refine_and_fails_when_the_job_wrote_nothing(bucke
     arguments = runs[0]["Arguments"]
     assert arguments["--refine_sql"] == refine_sql(PROCESSING_DATE, dialect="spark")
     assert arguments["--raw_paths"].split(",") == [store.lake.uri(raw_prefix(day)) for day in days]
-    assert arguments["--output_path"].startswith(f"s3://{bucket}/lake/staging/glue-refine/run-")
+    assert arguments["--output_path"].startswith(f"s3://{bucket}/lake/staging/test/")
     assert "--dagster-pipes-messages" in arguments
     from dagster_pipes import decode_param
 
@@ -89,22 +93,21 @@ class SparkStandInForGlue:
 
 
 @pytest.mark.slow
-def test_refine_through_the_glue_path_gives_the_local_engines_objects(tmp_path, spark, recorded_snapshots):
+def test_refine_through_the_glue_path_stages_the_local_engines_rows(tmp_path, spark, recorded_snapshots):
     glue_store, local_store = (PortfolioStore(LocalLake(tmp_path / name)) for name in ("glue", "local"))
     for snapshot in recorded_snapshots:
         glue_store.write_raw(snapshot)
         local_store.write_raw(snapshot)
     days = [snapshot.portfolio_date for snapshot in recorded_snapshots]
     stand_in = SparkStandInForGlue(spark)
+    prefix = staging.run_prefix("ibov_sector_refined", "run-1")
 
-    written = run_refine_on_glue(dg.build_asset_context(), stand_in, glue_store, days, PROCESSING_DATE,
-                                 "b3-refine-sectors", {"NumberOfWorkers": 2})
-    expected = refine_locally(local_store, days, PROCESSING_DATE)
+    run_refine_on_glue(dg.build_asset_context(), stand_in, glue_store, days, PROCESSING_DATE,
+                       "b3-refine-sectors", prefix, {"NumberOfWorkers": 2})
+    refine_locally(local_store, days, PROCESSING_DATE, prefix)
 
     assert stand_in.requests[0]["JobName"] == "b3-refine-sectors" and stand_in.requests[0]["NumberOfWorkers"] == 2
-    assert written == expected and sum(map(len, written.values())) > 0
-    assert glue_store.lake.list("staging/") == []
-    local_keys = [info.key for info in local_store.lake.list()]
-    assert [info.key for info in glue_store.lake.list()] == local_keys
-    for key in local_keys:
-        assert glue_store.lake.read_bytes(key) == local_store.lake.read_bytes(key), key
+    by_glue, by_duckdb = (staging.read_rows(store.lake, prefix, REFINED_SCHEMA).to_pandas()
+                          .sort_values(["Data", "Setor"]).reset_index(drop=True) for store in (glue_store, local_store))
+    assert len(by_glue) == sum(s.rows["segment"].nunique() for s in recorded_snapshots)
+    pd.testing.assert_frame_equal(by_glue, by_duckdb, check_exact=True)

@@ -1,25 +1,18 @@
-"""The same PortfolioStore writes on LocalLake and on S3Lake (moto) give the same objects: same keys, same bytes,
+"""The same PortfolioStore raw writes on LocalLake and on S3Lake (moto) give the same objects: same keys, same bytes,
 same rows; and the raw layer's immutability holds on S3 too."""
 
 from __future__ import annotations
 
-import datetime as dt
-
-import pandas as pd
 import pytest
 
 from b3_dagster.storage.lake import LocalLake, lake_from_uri
 from b3_dagster.storage.layout import read_parquet_bytes
 from b3_dagster.storage.portfolio_store import PortfolioStore, RawPartitionConflict
-from b3_dagster.transforms.sectors import refine_portfolio
-
-PROCESSING_DATE = dt.date(2025, 4, 8)
 
 
 def _fill(store: PortfolioStore, snapshots) -> None:
     for snapshot in snapshots:
         store.write_raw(snapshot)
-        store.write_refined(snapshot.portfolio_date, refine_portfolio(snapshot.rows, PROCESSING_DATE))
 
 
 def test_same_writes_give_the_same_objects_locally_and_on_s3(tmp_path, bucket, aws_env, recorded_snapshots):
@@ -30,18 +23,13 @@ def test_same_writes_give_the_same_objects_locally_and_on_s3(tmp_path, bucket, a
 
     local_keys = [info.key for info in local.lake.list()]
     assert [info.key for info in remote.lake.list()] == local_keys
-    # one raw file per day and one refined file per (day, sector), including the sector with a "/" in its name
-    assert len(local_keys) == sum(1 + snapshot.rows["segment"].nunique() for snapshot in recorded_snapshots)
-    assert "refined/Data=2025-04-07/Setor=Bens Indls %2F Máqs e Equips/part-0.parquet" in local_keys
+    assert len(local_keys) == len(recorded_snapshots)  # one raw file per day
     for key in local_keys:
         local_bytes, remote_bytes = local.lake.read_bytes(key), remote.lake.read_bytes(key)
         assert read_parquet_bytes(remote_bytes).equals(read_parquet_bytes(local_bytes)), key
         assert remote_bytes == local_bytes, key
     for snapshot in recorded_snapshots:
         day = snapshot.portfolio_date
-        refined = remote.read_refined(day)
-        assert len(refined) == snapshot.rows["segment"].nunique()
-        pd.testing.assert_frame_equal(refined, local.read_refined(day))
         assert remote.read_raw(day).rows.equals(local.read_raw(day).rows)
     assert remote.raw_days() == local.raw_days() == [s.portfolio_date for s in recorded_snapshots]
 

@@ -107,3 +107,47 @@ def test_production_stack_opens_the_ui_only_when_told_whom_to(ui_parameters, all
     for name, resource in resources.items():
         if resource["Type"] == "AWS::EC2::SecurityGroupIngress" and resource["Properties"].get("FromPort") == 3000:
             assert resource.get("Condition") in template["Conditions"], name
+
+
+def test_the_table_commits_share_one_pool_limited_to_one_step_across_runs(tmp_path):
+    """The production limit covers range runs: every table-writing step is in the pool, and the shipped instance
+    file limits each pool to one step. Shown with a real run: while another run holds the pool's slot, the
+    maintenance step waits ("blocked"), and it runs once the slot is freed."""
+    import threading
+    import time
+
+    import dagster as dg
+
+    from b3_dagster.defs.index_assets import ibov_refined
+    from b3_dagster.defs.portfolio_assets import tb_ibov_refined
+    from b3_dagster.defs.resources import CatalogResource, LakeResource
+    from b3_dagster.defs.table_commit import TABLE_POOL, maintain_tables, table_maintenance_job
+
+    assert tb_ibov_refined.op.pool == ibov_refined.op.pool == maintain_tables.pool == TABLE_POOL
+    for path in (ONE_HOST, ECS):
+        assert yaml.safe_load(path.read_text())["concurrency"] == {"default_op_concurrency_limit": 1}
+
+    concurrency = yaml.safe_load(ONE_HOST.read_text())["concurrency"]
+    with dg.instance_for_test(temp_dir=str(tmp_path), overrides={"concurrency": concurrency}) as instance:
+        storage = instance.event_log_storage
+        storage.initialize_concurrency_limit_to_default(TABLE_POOL)
+        assert storage.get_concurrency_info(TABLE_POOL).slot_count == 1
+        storage.claim_concurrency_slot(TABLE_POOL, "a-range-run-committing", "tb_ibov_refined")
+        defs = dg.Definitions(jobs=[table_maintenance_job], resources={
+            "catalog": CatalogResource(lake=LakeResource(root=str(tmp_path / "lake")))})
+        results = []
+        worker = threading.Thread(target=lambda: results.append(
+            defs.resolve_job_def("table_maintenance_job").execute_in_process(instance=instance)))
+        worker.start()
+        blocked = False
+        for _ in range(600):  # bounded wait for the engine to report the step blocked
+            runs = instance.get_runs()
+            if runs and any("blocked by limit for pool iceberg_tables" in (e.message or "")
+                            for e in instance.all_logs(runs[0].run_id)):
+                blocked = True
+                break
+            time.sleep(0.1)
+        assert blocked and not results, "the step waits while another run holds the pool"
+        storage.free_concurrency_slots_for_run("a-range-run-committing")
+        worker.join(120)
+        assert results and results[0].success

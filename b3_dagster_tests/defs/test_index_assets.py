@@ -10,6 +10,8 @@ import json
 import statistics
 
 import dagster as dg
+import pyarrow as pa
+import pandas as pd
 import pytest
 
 from b3_dagster.calendar import sessions
@@ -29,10 +31,9 @@ from b3_dagster.defs.glue_refine import RefineEngineResource
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
 from b3_dagster.replay import recorded_days
 from b3_dagster.sources.b3_portfolio import parse_page, rows_to_frame
-from b3_dagster.storage.catalog import DuckDBCatalog
 from b3_dagster.storage.index_store import IndexStore
 from b3_dagster.storage.lake import LocalLake
-from b3_dagster.storage.portfolio_store import PortfolioStore, publish_portfolio_day
+from b3_dagster.storage.tables import PORTFOLIO_TABLE_DEF, open_tables
 from b3_dagster.transforms.sectors import refine_portfolio
 from b3_dagster_tests.sources.test_yahoo_chart import REAL_BVSP, fixture_bytes, fixture_json, position_of, quote, \
     serve_chart
@@ -97,7 +98,8 @@ def test_a_provisional_newest_bar_fails_the_range_and_writes_nothing(lake_root, 
     assert run(definitions(lake_root, yahoo_replay), "ibov_index_job", "2026-03-02", "2026-03-12").success
 
 
-def test_refined_month_uses_the_previous_months_sessions_and_passes_its_checks(lake_root, yahoo_replay):
+def test_refined_month_uses_the_previous_months_sessions_and_passes_its_checks(lake_root, yahoo_replay,
+                                                                               query_tables):
     defs = definitions(lake_root, yahoo_replay)
     assert run(defs, "ibov_index_job", "2026-01-02", "2026-03-12").success
     result = run(defs, "ibov_index_refine_job", "2026-02-01")
@@ -106,15 +108,18 @@ def test_refined_month_uses_the_previous_months_sessions_and_passes_its_checks(l
                               "zscore_recomputable": True, "seed_001_query_answers": True}
 
     store = IndexStore(LocalLake(lake_root))
-    february = store.read_refined_month(2026, 2)
+    february = query_tables(lake_root, "SELECT * FROM b3_refined_db.ibov_refined WHERE year = 2026 AND month = 2 "
+                                       "ORDER BY data")
+    february["data"] = [day.date() for day in pd.to_datetime(february["data"])]
     assert february["data"].tolist() == sessions("2026-02-01", "2026-02-28")
     january_tail = [day for day in store.raw_days() if day < dt.date(2026, 2, 1)][-19:]
     closes = store.read_raw(january_tail + [february["data"].iloc[0]])["close"]
     assert february["media_movel_20d"].iloc[0] == pytest.approx(statistics.fmean(closes))
 
-    answer = DuckDBCatalog(lake_root / "catalog.duckdb").query(
-        "SELECT count(*) AS n, min(data) AS first FROM b3_refined_db.ibov_refined WHERE year = 2026 AND month = 2")
-    assert answer["n"].iloc[0] == len(february)
+    metadata = {m.asset_key.to_user_string(): m.materialization.metadata
+                for m in result.get_asset_materialization_events()}
+    assert int(metadata["ibov_refined"]["snapshot_id"].value) > 0
+    assert not list((lake_root / "staging").rglob("*.parquet")), "the staged month is gone once committed"
 
 
 def test_refining_without_the_lookback_sessions_fails_and_names_them(lake_root, yahoo_replay):
@@ -124,10 +129,10 @@ def test_refining_without_the_lookback_sessions_fails_and_names_them(lake_root, 
     result = run(defs, "ibov_index_refine_job", "2026-02-01")
     assert not result.success
     assert "2026-01-30" in failure_message(result) and "ibov_index_raw" in failure_message(result)
-    assert IndexStore(LocalLake(lake_root)).read_refined_month(2026, 2).empty
+    assert not (lake_root / "warehouse").exists(), "nothing was committed"
 
 
-def test_a_range_of_months_is_one_run_with_checks_on_stored_rows(lake_root, yahoo_replay):
+def test_a_range_of_months_is_one_run_with_checks_on_stored_rows(lake_root, yahoo_replay, query_tables):
     defs = definitions(lake_root, yahoo_replay)
     assert run(defs, "ibov_index_job", "2025-10-01", "2026-01-30").success
     result = run(defs, "ibov_index_refine_job", "2025-10-01", "2026-01-01")
@@ -136,8 +141,7 @@ def test_a_range_of_months_is_one_run_with_checks_on_stored_rows(lake_root, yaho
     refined = {(m.asset_key.to_user_string(), m.partition) for m in result.get_asset_materialization_events()}
     months = ["2025-10-01", "2025-11-01", "2025-12-01", "2026-01-01"]
     assert refined == {(asset, month) for asset in ("ibov_index_refined", "ibov_refined") for month in months}
-    counts = DuckDBCatalog(lake_root / "catalog.duckdb").query(
-        "SELECT year, month, count(*) AS n FROM b3_refined_db.ibov_refined GROUP BY year, month ORDER BY year, month")
+    counts = query_tables(lake_root, "SELECT year, month, count(*) AS n FROM b3_refined_db.ibov_refined GROUP BY year, month ORDER BY year, month")
     month_ends = {(2025, 10): "2025-10-31", (2025, 11): "2025-11-30", (2025, 12): "2025-12-31",
                   (2026, 1): "2026-01-30"}  # the last raw day of the run
     assert counts["n"].tolist() == [len(sessions(f"{y}-{m:02d}-01", last)) for (y, m), last in month_ends.items()]
@@ -160,10 +164,8 @@ def test_index_chart_is_shown_and_saved_beside_the_lake(lake_root, yahoo_replay)
 def test_sector_chart_reads_tb_ibov_refined(lake_root, yahoo_replay):
     recording = next(r for r in recorded_days() if r.date == "2025-04-07")
     page = parse_page(json.dumps(recording.document()), page=1, language=recording.language)
-    store = PortfolioStore(LocalLake(lake_root))
     refined = refine_portfolio(rows_to_frame(page.rows), dt.date(2025, 4, 7))
-    store.write_refined(dt.date(2025, 4, 7), refined)
-    publish_portfolio_day(store, DuckDBCatalog(lake_root / "catalog.duckdb"), dt.date(2025, 4, 7))
+    open_tables(LocalLake(lake_root)).commit(PORTFOLIO_TABLE_DEF, pa.Table.from_pandas(refined), ["2025-04-07"])
 
     result = dg.materialize([ibov_sector_chart], resources=definitions(lake_root, yahoo_replay).resources)
     metadata = result.get_asset_materialization_events()[0].materialization.metadata

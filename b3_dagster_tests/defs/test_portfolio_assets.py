@@ -8,7 +8,6 @@ import pytest
 from b3_dagster.defs.portfolio_assets import ibov_raw_snapshot, ibov_sector_refined, tb_ibov_refined
 from b3_dagster.defs.glue_refine import RefineEngineResource
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
-from b3_dagster.storage.catalog import DuckDBCatalog
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.layout import raw_key
 from b3_dagster.storage.portfolio_store import PortfolioStore
@@ -35,7 +34,7 @@ def checks(result) -> dict[str, bool]:
 
 
 @pytest.mark.parametrize("date", ["2022-12-08", "2025-04-07"])
-def test_raw_to_refined_to_table(lake_root, serve_recording, recordings, date):
+def test_raw_to_refined_to_table(lake_root, serve_recording, recordings, date, query_tables):
     recording = recordings[date]
     result = run(lake_root, serve_recording(recording), recording)
     assert result.success
@@ -46,9 +45,9 @@ def test_raw_to_refined_to_table(lake_root, serve_recording, recordings, date):
     day = dt.date.fromisoformat(date)
     raw = store.read_raw(day)
     assert len(raw.rows) == len(recording.document()["results"])
-    answer = DuckDBCatalog(lake_root / "catalog.duckdb").query(
-        f"SELECT SUM(total_codigo) AS tickers, SUM(soma_part) AS part FROM default.tb_ibov_refined "
-        f"WHERE Data = DATE '{date}'")
+    answer = query_tables(
+        lake_root, f"SELECT SUM(total_codigo) AS tickers, SUM(soma_part) AS part FROM default.tb_ibov_refined "
+                   f"WHERE Data = DATE '{date}'")
     assert answer["tickers"].iloc[0] == len(raw.rows)
     assert answer["part"].iloc[0] == pytest.approx(raw.rows["part"].sum(), abs=1e-9)
 
@@ -59,6 +58,11 @@ def test_raw_to_refined_to_table(lake_root, serve_recording, recordings, date):
     assert "|" in raw_metadata["preview"].value  # a Markdown table
     table_metadata = materializations["tb_ibov_refined"].materialization.metadata
     assert "Setor" in table_metadata["participation_by_sector"].value
+    snapshot_id = table_metadata["snapshot_id"].value
+    assert query_tables(lake_root, "SELECT COUNT(*) AS n FROM default.tb_ibov_refined", as_of=snapshot_id)["n"][0] \
+        == table_metadata["dagster/row_count"].value
+    # the table is the only copy of the refined rows: the run's staging is gone, no refined/ folders exist
+    assert not list((lake_root / "staging").rglob("*.parquet")) and not (lake_root / "refined").exists()
 
 
 def test_rematerialising_the_same_day_is_a_no_op(lake_root, serve_recording, recordings):
@@ -158,8 +162,7 @@ def test_checks_fail_on_a_corrupted_snapshot_and_block_the_refine(lake_root, ser
     assert not (lake_root / "raw").exists()
     quarantined = list((lake_root / "quarantine" / "raw" / f"date={recording.date}").glob("*.parquet"))
     assert len(quarantined) == 1
-    assert not (lake_root / "refined").exists()
-    assert not (lake_root / "catalog.duckdb").exists()
+    assert not (lake_root / "staging").exists() and not (lake_root / "warehouse").exists()
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["write_status"].value == "quarantined"
     assert set(metadata["failed_rules"].value.split(", ")) == failing_checks
@@ -178,28 +181,38 @@ def test_a_bad_file_dropped_into_raw_is_not_refined(lake_root, recordings):
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     assert "2025-04-07" in message and "weights_sum_to_100" in message and "nothing was refined" in message
-    assert not (lake_root / "refined").exists()
+    assert not (lake_root / "staging").exists() and not (lake_root / "warehouse").exists()
 
 
-def test_refined_checks_compare_with_raw(lake_root, serve_recording, recordings):
-    """Remove a sector's file after the refine: the table mirrors refined (its check passes), and the refined
-    rules, re-run against raw, flag the hole."""
+class SectorDroppingEngine(RefineEngineResource):
+    """A refine that loses a sector of 2025-04-07 after staging it (a partial output, as a faulty engine makes)."""
+
+    def refine(self, context, store, days, processing_date, prefix, raw_rows=None):
+        super().refine(context, store, days, processing_date, prefix, raw_rows)
+        from b3_dagster.model import REFINED_SCHEMA
+        from b3_dagster.storage import staging
+
+        staged = staging.read_rows(store.lake, prefix, REFINED_SCHEMA)
+        staging.write_rows(store.lake, prefix, staged.slice(1))
+
+
+def test_a_partial_refine_is_refused_and_the_day_keeps_its_committed_rows(lake_root, serve_recording, recordings,
+                                                                           query_tables):
     recording = recordings["2025-04-07"]
-    assert run(lake_root, serve_recording(recording), recording, [ibov_raw_snapshot, ibov_sector_refined]).success
-    store = PortfolioStore(LocalLake(lake_root))
-    day = dt.date(2025, 4, 7)
-    first_sector_file = store.lake.list("refined/")[0].key
-    store.lake.delete([first_sector_file])
-    result = dg.materialize([tb_ibov_refined], partition_key=recording.date,
-                            resources=resources(lake_root, "http://unused", "en-us"))
-    # the table mirrors what refined holds now; the table check compares with refined and passes, ...
-    assert checks(result) == {"table_answers_query": True}
-    # ... and a re-run of the refined checks against raw is what flags the hole
-    from b3_dagster.quality import refined_matches_raw
-
-    outcomes = dict(refined_matches_raw(store.read_raw(day).rows, store.read_refined(day)))
-    assert not outcomes["ticker_count_matches_raw"].passed
-    assert not outcomes["sector_part_matches_b3_subtotal"].passed
+    assert run(lake_root, serve_recording(recording), recording).success
+    sql = "SELECT COUNT(*) AS sectors, SUM(total_codigo) AS tickers FROM default.tb_ibov_refined"
+    before = query_tables(lake_root, sql)
+    result = dg.materialize([ibov_sector_refined, tb_ibov_refined], partition_key=recording.date,
+                            resources={**resources(lake_root, "http://unused", "en-us"),
+                                       "refine_engine": SectorDroppingEngine()},
+                            run_config=PROCESSING, raise_on_error=False)
+    assert not result.success
+    # the refine's own checks see the hole against raw ...
+    assert not checks(result)["ticker_count_matches_raw"]
+    # ... and the commit refuses the day, naming it and why; the table keeps the day's committed rows
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "2025-04-07: partial" in message and "nothing was committed" in message
+    assert query_tables(lake_root, sql).equals(before) and before["sectors"][0] > 20
 
 
 def test_an_unreachable_b3_fails_with_a_network_error_not_an_unusable_answer(lake_root, recordings):
@@ -259,3 +272,43 @@ def test_on_a_standard_csv_day_the_subtotal_check_is_skipped_with_its_reason(lak
         assert record.run_id == result.run_id and record.status == AssetCheckExecutionRecordStatus.PLANNED
         status = asyncio.run(record.resolve_status(LoadingContextForTest(instance)))
         assert status == AssetCheckExecutionResolvedStatus.SKIPPED  # what the UI shows
+
+
+
+def test_a_table_run_without_a_refine_is_refused(lake_root, serve_recording, recordings, query_tables):
+    """The table commits the staging of its own run: alone it finds nothing, and deletes nothing."""
+    recording = recordings["2025-04-07"]
+    assert run(lake_root, serve_recording(recording), recording).success
+    before = query_tables(lake_root, "SELECT * FROM default.tb_ibov_refined ORDER BY Setor")
+    result = dg.materialize([tb_ibov_refined], partition_key=recording.date,
+                            resources=resources(lake_root, "http://unused", "en-us"), raise_on_error=False)
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "2025-04-07: the refine of this run did not finish" in message
+    assert query_tables(lake_root, "SELECT * FROM default.tb_ibov_refined ORDER BY Setor").equals(before)
+
+
+def test_the_maintenance_job_removes_what_killed_runs_left_and_keeps_the_table(lake_root, serve_recording, recordings,
+                                                                               query_tables):
+    from b3_dagster.defs.table_commit import table_maintenance_job
+
+    recording = recordings["2025-04-07"]
+    assert run(lake_root, serve_recording(recording), recording).success
+    assert run(lake_root, "http://unused", recording, [ibov_sector_refined, tb_ibov_refined]).success
+    before = query_tables(lake_root, "SELECT * FROM default.tb_ibov_refined ORDER BY Setor")
+    table_data = next((lake_root / "warehouse" / "default" / "tb_ibov_refined" / "data").iterdir())
+    orphan = table_data / "00000-0-left-by-a-killed-commit.parquet"
+    orphan.write_bytes(b"PAR1 cut short")
+    stale = lake_root / "staging" / "ibov_sector_refined" / "a-killed-run" / "part-0.parquet"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"PAR1 cut short")
+    lake = LakeResource(root=str(lake_root))
+    result = dg.Definitions(jobs=[table_maintenance_job], resources={"catalog": CatalogResource(lake=lake)}) \
+        .resolve_job_def("table_maintenance_job").execute_in_process(run_config={"ops": {"maintain_tables": {
+            "config": {"snapshot_retention_days": 0.000001, "orphan_grace_hours": 0}}}})
+    assert result.success
+    assert not orphan.exists() and not stale.exists()
+    assert query_tables(lake_root, "SELECT * FROM default.tb_ibov_refined ORDER BY Setor").equals(before)
+    from b3_dagster.storage.tables import PORTFOLIO_TABLE_DEF, open_tables
+
+    assert len(open_tables(LocalLake(lake_root)).snapshots(PORTFOLIO_TABLE_DEF)) == 1, "older snapshot expired"

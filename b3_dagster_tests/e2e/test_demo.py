@@ -12,8 +12,6 @@ from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 import pytest
 
-from b3_dagster.storage.catalog import DuckDBCatalog
-
 PROJECT = Path(__file__).resolve().parents[2]
 
 
@@ -23,7 +21,7 @@ def cli() -> list[str]:
 
 
 @pytest.mark.slow
-def test_the_demo_runs_the_chain_end_to_end_offline(tmp_path):
+def test_the_demo_runs_the_chain_end_to_end_offline(tmp_path, query_tables):
     lake = tmp_path / "data"
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
     (tmp_path / "home").mkdir()
@@ -33,7 +31,7 @@ def test_the_demo_runs_the_chain_end_to_end_offline(tmp_path):
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert_clean(done.stdout + done.stderr)
-    assert f"DuckDB {lake / 'catalog.duckdb'}" in done.stdout
+    assert f"Apache Iceberg, Iceberg SQL catalog {lake / 'iceberg_catalog.db'}" in done.stdout
     assert "total_participacao" in done.stdout
     assert "skipped: raw_snapshot_on_time (demo lake" in done.stdout
     assert (tmp_path / "home" / "dagster.yaml").read_text().count("enabled: false") == 1
@@ -45,12 +43,11 @@ def test_the_demo_runs_the_chain_end_to_end_offline(tmp_path):
 
     raw_days = sorted(p.name for p in (lake / "raw").glob("date=*"))
     assert "date=2022-12-08" in raw_days and "date=2025-04-07" in raw_days and len(raw_days) >= 5
-    catalog = DuckDBCatalog(lake / "catalog.duckdb")
-    by_day = catalog.query("SELECT Data, SUM(soma_part) AS part, SUM(total_codigo) AS tickers "
-                           "FROM default.tb_ibov_refined GROUP BY Data ORDER BY Data")
+    by_day = query_tables(lake, "SELECT Data, SUM(soma_part) AS part, SUM(total_codigo) AS tickers "
+                                "FROM default.tb_ibov_refined GROUP BY Data ORDER BY Data")
     assert len(by_day) == len(raw_days)
     assert by_day["part"].between(99.99, 100.01).all()
-    index = catalog.query('SELECT COUNT(*) AS n FROM "b3_refined_db"."ibov_refined"')
+    index = query_tables(lake, 'SELECT COUNT(*) AS n FROM "b3_refined_db"."ibov_refined"')
     assert index["n"].iloc[0] > 200
     charts = sorted(p.name for p in (lake / "charts").glob("*.png"))
     assert charts == ["ibov_close_moving_averages.png", "ibov_sector_participation.png"]

@@ -10,7 +10,6 @@ from b3_dagster.defs.resources import CatalogResource, LakeResource
 from b3_dagster.definitions import build_definitions
 from b3_dagster.history_import import import_files
 from b3_dagster.replay import recordings_dir
-from b3_dagster.storage.catalog import DuckDBCatalog
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.portfolio_store import PortfolioStore
 
@@ -34,7 +33,7 @@ def execute(defs, instance, request):
     return result
 
 
-def test_imported_files_are_refined_once_and_queryable(lake_root):
+def test_imported_files_are_refined_once_and_queryable(lake_root, query_tables):
     assert len(SECTOR_CSVS) == 3
     store = PortfolioStore(LocalLake(lake_root))
     outcomes = import_files(SECTOR_CSVS, store)
@@ -56,7 +55,8 @@ def test_imported_files_are_refined_once_and_queryable(lake_root):
 
         assert tick(defs, instance, resources, first.cursor).run_requests == [], "nothing new: no run"
 
-    table = DuckDBCatalog(lake_root / "catalog.duckdb").query(
+    table = query_tables(
+        lake_root,
         "SELECT Data, SUM(total_codigo) AS tickers, SUM(soma_part) AS part FROM default.tb_ibov_refined "
         "GROUP BY Data ORDER BY Data")
     assert [str(d.date()) for d in pd.to_datetime(table["Data"])] == sorted(str(o.portfolio_date) for o in outcomes)

@@ -17,7 +17,6 @@ from b3_dagster.storage.portfolio_store import (
     RawPartitionMissing,
     UnreadableObject,
 )
-from b3_dagster.transforms.sectors import refine_portfolio
 
 
 def snapshot_of(recording) -> PortfolioSnapshot:
@@ -117,22 +116,6 @@ def test_a_partition_holding_another_day_is_refused(store, snapshot):
 def test_missing_partition(store):
     with pytest.raises(RawPartitionMissing, match="2025-04-07"):
         store.read_raw(dt.date(2025, 4, 7))
-
-
-def test_refined_round_trip_one_file_per_sector(store, snapshot):
-    refined = refine_portfolio(snapshot.rows, dt.date(2025, 4, 8))
-    keys = store.write_refined(snapshot.portfolio_date, refined)
-    assert len(keys) == refined["Setor"].nunique()
-    assert all(key.startswith("refined/Data=2025-04-07/Setor=") for key in keys)
-    back = store.read_refined(snapshot.portfolio_date)
-    pd.testing.assert_frame_equal(back, refined.sort_values("Setor").reset_index(drop=True), check_dtype=False)
-
-
-def test_refining_again_with_fewer_sectors_removes_the_stale_ones(store, snapshot):
-    refined = refine_portfolio(snapshot.rows, dt.date(2025, 4, 8))
-    store.write_refined(snapshot.portfolio_date, refined)
-    store.write_refined(snapshot.portfolio_date, refined.iloc[:3])
-    assert len(store.read_refined(snapshot.portfolio_date)) == 3
 
 
 def _parquet(table: pa.Table) -> bytes:

@@ -1,0 +1,56 @@
+"""Rebuilding the Iceberg tables from raw, the system of record (``b3-dagster rebuild-tables``).
+
+For a lake from before the Iceberg tables (``refined/Data=.../Setor=...`` folders and ``catalog.duckdb``), and for
+any doubt about a table: every raw day is refined again in process and each table is replaced in one commit. The
+old layout's files are listed by ``retired_artefacts`` (nothing reads them any more).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pyarrow as pa
+
+from b3_dagster.calendar import B3_TIMEZONE
+from b3_dagster.model import REFINED_SCHEMA
+from b3_dagster.storage.index_store import IndexStore
+from b3_dagster.storage.lake import Lake
+from b3_dagster.storage.portfolio_store import PortfolioStore
+from b3_dagster.storage.tables import INDEX_TABLE_DEF, PORTFOLIO_TABLE_DEF, CommitOutcome, IcebergTables
+from b3_dagster.transforms.index_features import INDEX_SCHEMA, refine_index
+from b3_dagster.transforms.sectors import refine_portfolio
+
+OLD_LAYOUT = ("refined/", "catalog.duckdb")
+
+
+def _replace_all(tables: IcebergTables, table_def, rows: pa.Table) -> CommitOutcome:
+    """Commit ``rows`` for their keys, and drop keys the table holds that raw no longer has (none, normally)."""
+    keys = table_def.keys_of(rows)
+    return tables.commit(table_def, rows, keys, {"b3.rebuilt_from": "raw"})
+
+
+def rebuild_portfolio_table(tables: IcebergTables, processing_date: dt.date | None = None) -> CommitOutcome | None:
+    store = PortfolioStore(tables.lake)
+    days = store.raw_days()
+    if not days:
+        return None
+    processing_date = processing_date or pd.Timestamp.now(tz=B3_TIMEZONE).date()
+    raw = pd.concat([store.read_raw(day).rows for day in days], ignore_index=True)
+    refined = refine_portfolio(raw, processing_date)
+    return _replace_all(tables, PORTFOLIO_TABLE_DEF,
+                        pa.Table.from_pandas(refined, schema=REFINED_SCHEMA, preserve_index=False))
+
+
+def rebuild_index_table(tables: IcebergTables) -> CommitOutcome | None:
+    store = IndexStore(tables.lake)
+    days = store.raw_days()
+    if not days:
+        return None
+    refined = refine_index(store.read_raw(days), days[0])
+    return _replace_all(tables, INDEX_TABLE_DEF,
+                        pa.Table.from_pandas(refined[INDEX_SCHEMA.names], schema=INDEX_SCHEMA, preserve_index=False))
+
+
+def retired_artefacts(lake: Lake) -> list[str]:
+    return [info.key for prefix in OLD_LAYOUT for info in lake.list(prefix)]

@@ -1,0 +1,183 @@
+"""The Iceberg tables with real, separate processes: a notebook-like reader holds a connection open while a refine
+commits; a writer is killed with SIGKILL mid-commit; two writers commit overlapping days at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import dagster as dg
+import pyarrow as pa
+
+from b3_dagster.calendar import sessions
+from b3_dagster.defs.glue_refine import RefineEngineResource
+from b3_dagster.defs.portfolio_assets import ibov_sector_refined, tb_ibov_refined
+from b3_dagster.defs.resources import CatalogResource, LakeResource
+from b3_dagster.model import REFINED_SCHEMA
+from b3_dagster.storage.lake import LocalLake
+from b3_dagster.storage.portfolio_store import PortfolioStore
+from b3_dagster.storage.tables import PORTFOLIO_TABLE_DEF, open_tables
+from b3_dagster.transforms.sectors import refine_portfolio
+from b3_dagster_tests.storage.test_portfolio_store import snapshot_of
+
+YEAR = sessions("2025-01-01", "2025-12-31")
+
+READER = textwrap.dedent("""
+    import sys
+    import b3_dagster
+    from b3_dagster.storage.tables import run_query
+
+    connection = b3_dagster.connect(sys.argv[1], catalog="sql")
+    print("ready", flush=True)
+    for line in sys.stdin:
+        answer = run_query(connection, "SELECT COUNT(*) AS n, COUNT(DISTINCT Data) AS days "
+                                       "FROM default.tb_ibov_refined")
+        print(int(answer["n"][0]), int(answer["days"][0]), flush=True)
+""")
+
+# Commits the whole year again and again, each time with a new marker in soma_part; says when a commit starts.
+WRITER = textwrap.dedent("""
+    import sys
+    import pyarrow as pa
+    from b3_dagster.calendar import sessions
+    from b3_dagster.model import REFINED_SCHEMA
+    from b3_dagster.storage.lake import LocalLake
+    from b3_dagster.storage.tables import PORTFOLIO_TABLE_DEF, TableCommitConflict, open_tables
+
+    lake, first, last, marker, commits, retries = sys.argv[1:7]
+    days = sessions(first, last)
+    tables = open_tables(LocalLake(lake), commit_retries=int(retries))
+    sys.stdin.readline()  # start together
+    for number in range(int(commits)):
+        rows = pa.Table.from_pylist(
+            [{"Setor": f"Setor {s:02d}", "Data": day, "soma_part": float(marker) + number, "total_codigo": 3,
+              "soma_qtd_teorica": 10, "data_processamento": day, "dias_desde_carteira": 0}
+             for day in days for s in range(30)], schema=REFINED_SCHEMA)
+        print("committing", number, flush=True)
+        try:
+            outcome = tables.commit(PORTFOLIO_TABLE_DEF, rows, [d.isoformat() for d in days])
+            print("ok", float(marker) + number, outcome.snapshot_id, outcome.attempts, flush=True)
+        except TableCommitConflict as error:
+            print("conflict", float(marker) + number, str(error).replace(chr(10), " "), flush=True)
+""")
+
+
+def start(code: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def synthetic(days, marker: float) -> pa.Table:
+    return pa.Table.from_pylist(
+        [{"Setor": f"Setor {s:02d}", "Data": day, "soma_part": marker, "total_codigo": 3, "soma_qtd_teorica": 10,
+          "data_processamento": day, "dias_desde_carteira": 0} for day in days for s in range(30)],
+        schema=REFINED_SCHEMA)
+
+
+def markers_by_day(lake_root) -> dict[dt.date, set[float]]:
+    rows = open_tables(LocalLake(lake_root)).scan(PORTFOLIO_TABLE_DEF).to_pandas(date_as_object=True)
+    return {day: set(group["soma_part"]) for day, group in rows.groupby("Data")}
+
+
+def test_a_reader_in_another_process_keeps_answering_while_a_refine_commits(lake_root, recordings):
+    store = PortfolioStore(LocalLake(lake_root))
+    december = snapshot_of(recordings["2022-12-08"])
+    open_tables(store.lake).commit(PORTFOLIO_TABLE_DEF, pa.Table.from_pandas(
+        refine_portfolio(december.rows, dt.date(2025, 6, 1))), ["2022-12-08"])
+    april = snapshot_of(recordings["2025-04-07"])
+    store.write_raw(april)
+
+    reader = start(READER, lake_root)
+    try:
+        assert reader.stdout.readline().strip() == "ready", reader.stderr.read()
+        reader.stdin.write("ask\n")
+        reader.stdin.flush()
+        before = reader.stdout.readline().split()
+        lake = LakeResource(root=str(lake_root))
+        result = dg.materialize([ibov_sector_refined, tb_ibov_refined], partition_key="2025-04-07",
+                                resources={"lake": lake, "catalog": CatalogResource(lake=lake),
+                                           "refine_engine": RefineEngineResource()},
+                                run_config={"ops": {"ibov_sector_refined": {"config": {
+                                    "processing_date": "2025-06-02"}}}})
+        assert result.success, "the refine commits while the reader holds its connection"
+        reader.stdin.write("ask\n")
+        reader.stdin.flush()
+        after = reader.stdout.readline().split()
+        assert before == after == [str(december.rows["segment"].nunique()), "1"], \
+            "the open connection keeps answering from the snapshot it opened"
+        assert reader.poll() is None
+    finally:
+        reader.stdin.close()
+        reader.wait(timeout=30)
+    assert reader.returncode == 0, reader.stderr.read()
+    assert set(markers_by_day(lake_root)) == {dt.date(2022, 12, 8), dt.date(2025, 4, 7)}, "a new connection sees it"
+
+
+def test_sigkill_mid_commit_leaves_the_last_committed_snapshot_and_maintenance_removes_the_litter(lake_root):
+    tables = open_tables(LocalLake(lake_root))
+    tables.commit(PORTFOLIO_TABLE_DEF, synthetic(YEAR, 0.0), [d.isoformat() for d in YEAR])
+    orphans_seen: set[str] = set()
+    for delay in (0.05, 0.2, 0.4, 0.7):
+        writer = start(WRITER, lake_root, YEAR[0], YEAR[-1], 1000 * delay, 50, 3)
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+        assert writer.stdout.readline().startswith("committing"), writer.stderr.read()
+        while not writer.stdout.readline().startswith("committing"):  # let one commit through, kill the next
+            pass
+        time.sleep(delay)
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+        assert writer.returncode == -signal.SIGKILL
+        # readers see one whole commit: every day of the year, 30 rows each, all written by the same commit
+        by_day = markers_by_day(lake_root)
+        assert list(by_day) == YEAR
+        assert len(set().union(*by_day.values())) == 1, "a kill never leaves a mix of two commits"
+        live = tables.load(PORTFOLIO_TABLE_DEF)
+        referenced = {tables._key_of_uri(uri) for uri in tables.referenced_files(live)}
+        orphans_seen |= {i.key for i in tables.lake.list("warehouse/") if i.key not in referenced}
+
+    outcome = tables.maintain(PORTFOLIO_TABLE_DEF, snapshot_retention=dt.timedelta(days=30),
+                              orphan_grace=dt.timedelta(0))
+    live = tables.load(PORTFOLIO_TABLE_DEF)
+    referenced = {tables._key_of_uri(uri) for uri in tables.referenced_files(live)}
+    assert [i.key for i in tables.lake.list("warehouse/") if i.key not in referenced] == []
+    assert orphans_seen and orphans_seen <= set(outcome.removed_files), \
+        "the kills left files behind that no snapshot lists, and maintenance removed them"
+    assert outcome.expired_snapshots == 0 and len(markers_by_day(lake_root)) == len(YEAR)
+
+
+def test_two_processes_committing_overlapping_days_end_serialised_or_fail_clearly(lake_root):
+    tables = open_tables(LocalLake(lake_root))
+    tables.commit(PORTFOLIO_TABLE_DEF, synthetic(YEAR, 0.0), [d.isoformat() for d in YEAR])
+    first, second = YEAR[:150], YEAR[100:]  # 50 days in common
+    writers = [start(WRITER, lake_root, first[0], first[-1], 100, 4, 3),
+               start(WRITER, lake_root, second[0], second[-1], 200, 4, 3)]
+    for writer in writers:
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+    outputs = []
+    for writer in writers:
+        out, err = writer.communicate(timeout=240)
+        assert writer.returncode == 0, err
+        outputs.append([line.split() for line in out.splitlines() if not line.startswith("committing")])
+    for lines in outputs:
+        assert lines and all(line[0] in ("ok", "conflict") for line in lines), lines
+    committed = {float(line[1]) for lines in outputs for line in lines if line[0] == "ok"}
+    assert any(line[0] == "conflict" or int(line[3]) > 1 for lines in outputs for line in lines), \
+        "the two writers really raced (a commit was replayed or refused)"
+
+    by_day = markers_by_day(lake_root)
+    assert list(by_day) == YEAR and all(len(markers) == 1 for markers in by_day.values())
+    overlap = {next(iter(by_day[day])) for day in YEAR[100:150]}
+    assert len(overlap) == 1, "the common days all come from one commit: serialised, never a mix"
+    assert overlap <= committed, "and that commit reported success"
+    assert {next(iter(by_day[d])) for d in YEAR[:100]} <= {m for m in committed if m < 200}
+    assert {next(iter(by_day[d])) for d in YEAR[150:]} <= {m for m in committed if m >= 200}
+    history = tables.load(PORTFOLIO_TABLE_DEF).snapshots()
+    assert all(later.parent_snapshot_id == earlier.snapshot_id for earlier, later in zip(history, history[1:])), \
+        "one linear history: each commit sits on the one before"
+    assert len(history) == 1 + len([1 for lines in outputs for line in lines if line[0] == "ok"])
