@@ -2,6 +2,8 @@
 
     b3-dagster demo                 # replay recorded real days through the whole pipeline (no network)
     b3-dagster import-csv FILE...   # past portfolios from B3's IBOVDia CSV downloads into raw partitions
+    b3-dagster import-index-history FILE...   # B3's Evolução Diária downloads (official index closes) into raw
+    b3-dagster import-index-csv FILE...       # B3's Carteira do Dia downloads of any index into raw
     b3-dagster query "SQL"          # Athena-style SQL on the Iceberg tables (through DuckDB)
     b3-dagster query --as-of 2026-11-30T10:00:00Z "SQL"   # ... as the tables were then (or --as-of <snapshot id>)
     b3-dagster snapshots            # each table's snapshots (ids and times, for --as-of)
@@ -186,6 +188,8 @@ def demo(args: argparse.Namespace) -> int:
         server.shutdown()
         server.server_close()
 
+    _demo_indices(instance, recordings_root)
+
     from b3_dagster.storage.tables import connect, run_query
 
     tables = _tables()
@@ -193,9 +197,122 @@ def demo(args: argparse.Namespace) -> int:
     connection = connect(tables)
     for title, sql in SEED_000_QUERIES.items():
         _print_frame(f"{title}: {sql}", run_query(connection, sql))
+    for title, sql in INDICES_QUERIES.items():
+        _print_frame(f"{title}: {sql}", run_query(connection, sql))
     print(f"\nCharts: {lake_root / 'charts'}")
     print('Query it yourself: b3-dagster query "SELECT * FROM default.tb_ibov_refined LIMIT 10"')
     return 0
+
+
+# ---- every B3 index (issue 14): the demo's steps 5-8 and the imports of B3's index downloads -------------------------
+INDICES_QUERIES = {
+    "B3's official closes by index and year": "SELECT indice, year(data) AS ano, count(*) AS fechamentos, "
+                                               "min(fechamento) AS minimo, max(fechamento) AS maximo "
+                                               "FROM b3_refined_db.index_closes GROUP BY 1, 2 ORDER BY 1, 2",
+    "Portfolios of other indices": "SELECT indice, DataCarteira, count(*) AS acoes, round(sum(part), 3) AS soma_part "
+                                   "FROM b3_refined_db.index_portfolios GROUP BY 1, 2 ORDER BY 1, 2",
+    "Index membership (GetStockIndex)": "SELECT data_atualizacao, count(DISTINCT cod) AS papeis, "
+                                        "count(DISTINCT indice) AS indices FROM b3_refined_db.index_membership "
+                                        "GROUP BY 1 ORDER BY 1",
+    "Most anomalous IBOVESPA days": "SELECT data, variacao_pct, vol_zscore, round(anomalia_score, 4) AS score, "
+                                    "anomalia FROM b3_refined_db.ibov_anomalies ORDER BY anomalia_score DESC LIMIT 5",
+}
+# The shipped Carteira do Dia downloads the demo imports: B3's files as downloaded (the altered IDIV and SMLL copies
+# are importable with --allow-altered; b3_dagster/recordings/b3_indices/SOURCES.md).
+DEMO_INDEX_CSVS = ("IBRA", "IBXX")
+
+
+def _demo_indices(instance, recordings_root: Path) -> None:
+    from b3_dagster.definitions import build_definitions
+    from b3_dagster.defs.indices import B3IndicesResource
+    from b3_dagster.indices_replay import IndicesReplay
+    from b3_dagster.sources.b3_index_csv import recorded_csvs
+    from b3_dagster.sources.b3_index_history import recorded_grids
+    from b3_dagster.sources.b3_stock_index import recorded_answers
+
+    store = _indices_store()
+    print("\n5. B3's official IBOV closes: the recorded year grids replayed on 127.0.0.1, then the Evolução Diária "
+          "downloads -> raw/ -> b3_refined_db.index_closes")
+    # per year, the recorded answer with the most closes (2022: the en-us grid recorded in 2025 has the whole year)
+    best = {}
+    for grid in recorded_grids():
+        if grid.index == "IBOV" and len(grid.parse().closes) > best.get(grid.year, (None, -1))[1]:
+            best[grid.year] = (grid.language, len(grid.parse().closes))
+    with IndicesReplay() as replay:
+        for year, (language, _) in sorted(best.items()):
+            defs = build_definitions({"b3_indices": B3IndicesResource(base_url=replay.base_url, language=language)})
+            _run(defs, "index_history_job", instance, partition_key=f"{year}|IBOV")
+    for path in sorted((recordings_root / "b3_index_history" / "csv_evolucao_diaria").glob("*.csv")):
+        print("  " + _import_history_file(store, path))
+    defs = build_definitions()
+    _run(defs, "index_closes_job", instance)
+
+    print("\n6. Other indices' portfolios from B3's Carteira do Dia downloads (" + ", ".join(DEMO_INDEX_CSVS)
+          + ") -> raw/ -> b3_refined_db.index_portfolios")
+    for path in recorded_csvs():
+        if path.name[:4] in DEMO_INDEX_CSVS:
+            print("  " + _import_portfolio_file(store, path, allow_altered=False))
+    _run(defs, "index_portfolios_job", instance)
+
+    print("\n7. Index membership: B3 GetStockIndex, the recorded answers replayed on 127.0.0.1 one day at a time "
+          "-> raw/ -> b3_refined_db.index_membership, compared with the portfolios of the same day")
+    with IndicesReplay() as replay:
+        defs = build_definitions({"b3_indices": B3IndicesResource(base_url=replay.base_url)})
+        for day, path in sorted(recorded_answers().items()):
+            replay.current = path
+            _run(defs, "index_membership_job", instance, partition_key=day)
+    _run(build_definitions(), "index_membership_table_job", instance)
+
+    print("\n8. Anomaly score of the IBOVESPA days (IsolationForest, fixed seed) -> b3_refined_db.ibov_anomalies, chart")
+    _run(build_definitions(), "ibov_anomaly_job", instance)
+
+
+def _indices_store():
+    from b3_dagster.storage.indices_store import IndicesStore
+    from b3_dagster.storage.lake import lake_from_uri
+
+    return IndicesStore(lake_from_uri(os.environ["B3_LAKE_ROOT"]))
+
+
+def _import_history_file(store, path: Path) -> str:
+    written, year = store.write_daily_csv(path.read_bytes(), str(path))
+    return (f"{written.status:<9} {path.name}: {year.index} {year.year}, {len(year.closes)} closes through "
+            f"{year.last_day} -> {written.uri}")
+
+
+def _import_portfolio_file(store, path: Path, allow_altered: bool) -> str:
+    written, parsed = store.write_portfolio_csv(path.read_bytes(), str(path), allow_altered=allow_altered)
+    return (f"{written.status:<9} {path.name}: {parsed.index} {parsed.portfolio_date}, {len(parsed.rows)} tickers "
+            f"-> {written.uri}")
+
+
+def _import_each(command: str, files: list[Path], one) -> int:
+    """Import every file; a bad one is named on stderr and the others still go in (exit 1 if any failed)."""
+    failed = 0
+    for path in files:
+        try:
+            print(one(path))
+        except (ValueError, OSError) as error:
+            failed += 1
+            print(f"b3-dagster {command}: {' '.join(str(error).split())}", file=sys.stderr)
+    if not failed:
+        print("Then materialise the table: b3-dagster demo does it, or the job in the UI "
+              + ("(index_closes_job)" if command == "import-index-history" else "(index_portfolios_job)"))
+    return 1 if failed else 0
+
+
+def import_index_history(args: argparse.Namespace) -> int:
+    _apply_defaults(args.lake)
+    store = _indices_store()
+    return _import_each("import-index-history", args.files,
+                        lambda path: _import_history_file(store, path))
+
+
+def import_index_csv(args: argparse.Namespace) -> int:
+    _apply_defaults(args.lake)
+    store = _indices_store()
+    return _import_each("import-index-csv", args.files,
+                        lambda path: _import_portfolio_file(store, path, args.allow_altered))
 
 
 def import_csv(args: argparse.Namespace) -> int:
@@ -315,6 +432,18 @@ def main(argv: list[str] | None = None) -> int:
                                  "then B3-published snapshots), nearest-snapshot, none, or YYYY-MM-DD of a raw "
                                  "partition")
     run_import.set_defaults(handler=import_csv)
+
+    run_history = commands.add_parser("import-index-history",
+                                      help="import B3's Evolução Diária downloads (official index closes) into raw")
+    run_history.add_argument("files", nargs="+", type=Path)
+    run_history.set_defaults(handler=import_index_history)
+
+    run_index_csv = commands.add_parser("import-index-csv",
+                                        help="import B3's Carteira do Dia downloads of any index into raw")
+    run_index_csv.add_argument("files", nargs="+", type=Path)
+    run_index_csv.add_argument("--allow-altered", action="store_true",
+                               help="accept a re-saved copy that departs from B3's format (alterations recorded)")
+    run_index_csv.set_defaults(handler=import_index_csv)
 
     run_query = commands.add_parser("query", help="run Athena-style SQL on the Iceberg tables")
     run_query.add_argument("sql")

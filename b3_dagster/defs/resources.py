@@ -27,6 +27,9 @@ LOCAL_DEFAULTS = {
     "B3_CATALOG": "sql",
     "B3_BASE_URL": DEFAULT_BASE_URL,
     "B3_YAHOO_BASE_URL": YAHOO_BASE_URL,
+    # The B3 indices whose official closes (and membership comparisons) the b3_indices group fetches: B3 codes
+    # separated by commas, e.g. IBOV,IBXX,SMLL. Read when the code location loads (a partition dimension).
+    "B3_INDICES": "IBOV",
 }
 
 

@@ -41,8 +41,13 @@ from pyiceberg.table import Table, Transaction
 from pyiceberg.transforms import IdentityTransform, MonthTransform, YearTransform
 
 from b3_dagster.model import CATALOG_DATABASE, DATE, PORTFOLIO_TABLE, REFINED_SCHEMA
+from b3_dagster.model import (  # issue 14's tables
+    CLOSE_DATE, INDEX_CLOSES_SCHEMA, INDEX_CLOSES_TABLE, INDEX_CODE, INDEX_PORTFOLIO_SCHEMA,
+    MEMBERSHIP_DATE, MEMBERSHIP_SCHEMA, RAW_DATE_COLUMN,
+)
 from b3_dagster.storage.lake import Lake, LocalLake
 from b3_dagster.transforms.index_features import INDEX_SCHEMA, MONTH, YEAR
+from b3_dagster.transforms.anomaly import ANOMALY_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +161,23 @@ class MaintenanceOutcome:
     expired_snapshots: int
     kept_snapshots: int
     removed_files: tuple[str, ...] = field(default_factory=tuple)
+
+
+# ---- Every B3 index (issue 14): B3's official closes, membership, portfolios of any index, the anomaly score ----
+# Rebuilt from raw at every run and replaced per index (or per update day, or per scored day) in one commit.
+INDEX_CLOSES_TABLE_DEF = TableDef("b3_refined_db", INDEX_CLOSES_TABLE, INDEX_CLOSES_SCHEMA,
+                                  partitioning=((INDEX_CODE, "identity"),), replace_by=(INDEX_CODE,),
+                                  sort_by=(INDEX_CODE, CLOSE_DATE))
+MEMBERSHIP_TABLE_DEF = TableDef("b3_refined_db", "index_membership", MEMBERSHIP_SCHEMA,
+                                partitioning=((MEMBERSHIP_DATE, "year"),), replace_by=(MEMBERSHIP_DATE,),
+                                sort_by=(MEMBERSHIP_DATE, INDEX_CODE))
+INDEX_PORTFOLIOS_TABLE_DEF = TableDef("b3_refined_db", "index_portfolios", INDEX_PORTFOLIO_SCHEMA,
+                                      partitioning=((INDEX_CODE, "identity"),), replace_by=(INDEX_CODE,),
+                                      sort_by=(INDEX_CODE, RAW_DATE_COLUMN))
+ANOMALY_TABLE_DEF = TableDef("b3_refined_db", "ibov_anomalies", ANOMALY_SCHEMA,
+                             partitioning=((CLOSE_DATE, "year"),), replace_by=(CLOSE_DATE,), sort_by=(CLOSE_DATE,))
+INDICES_TABLE_DEFS = (INDEX_CLOSES_TABLE_DEF, MEMBERSHIP_TABLE_DEF, INDEX_PORTFOLIOS_TABLE_DEF, ANOMALY_TABLE_DEF)
+TABLE_DEFS = TABLE_DEFS + INDICES_TABLE_DEFS
 
 
 def _millis_to_datetime(millis: int) -> dt.datetime:

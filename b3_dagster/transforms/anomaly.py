@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import IsolationForest
+import pyarrow as pa
 
 from b3_dagster.model import ANOMALY_FLAG, ANOMALY_SCORE
 from b3_dagster.quality import CheckOutcome
@@ -28,6 +28,11 @@ from b3_dagster.transforms.index_features import DAILY_CHANGE_PCT, DATA, RANGE, 
 
 FEATURES = (RANGE, VOLATILITY_PCT, VOL_ZSCORE, DAILY_CHANGE_PCT)
 ANOMALY_COLUMNS = [DATA, *FEATURES, ANOMALY_SCORE, ANOMALY_FLAG]
+# The table b3_refined_db.ibov_anomalies (storage/tables.py): one row per scored session.
+ANOMALY_SCHEMA = pa.schema([pa.field(DATA, pa.date32(), nullable=False),
+                            *(pa.field(name, pa.float64()) for name in FEATURES),
+                            pa.field(ANOMALY_SCORE, pa.float64(), nullable=False),
+                            pa.field(ANOMALY_FLAG, pa.int32(), nullable=False)])
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,8 @@ def score_anomalies(refined: pd.DataFrame, settings: AnomalySettings = AnomalySe
     unscored = list(rows.loc[~complete, DATA])
     if len(scored) < 2:
         raise ValueError(f"{len(scored)} day(s) with complete features: too few to fit an IsolationForest")
+    from sklearn.ensemble import IsolationForest  # here: the tables module imports this one, sklearn is slow to load
+
     matrix = scored[list(settings.features)].to_numpy(dtype="float64")
     forest = IsolationForest(n_estimators=settings.n_estimators, max_samples=settings.max_samples,
                              contamination=settings.contamination, random_state=settings.random_state)

@@ -1,0 +1,481 @@
+"""Every B3 index (issue 14), group ``b3_indices``: B3's official index closes, index membership, the portfolios of
+any index, and the anomaly score of the IBOVESPA days.
+
+- ``index_history_raw``: B3's year grid (``indexStatisticsProxy``) of one (year, index), kept as B3's body under
+  ``raw/index_history/``. Partitioned by ``ano`` × ``indice`` (the configured indices, ``B3_INDICES``).
+- ``index_closes``: ``b3_refined_db.index_closes`` (data, indice, fechamento), rebuilt from every stored grid and
+  imported "Evolução Diária" download (``b3-dagster import-index-history``), one commit per run. Checks: the
+  published monthly min/max equal the grid, closes on B3 sessions and every session with a close, and the
+  reconciliation of Yahoo's ^BVSP close (ibov_refined) with B3's IBOV close (WARN: it names the days outside).
+- ``index_membership_raw`` (one partition per B3 session) keeps B3's GetStockIndex answer; ``index_membership``:
+  ``b3_refined_db.index_membership``, checked against each index's portfolio of the same day.
+- ``index_portfolios``: ``b3_refined_db.index_portfolios``, every stored "Carteira do Dia" portfolio of any index
+  (``b3-dagster import-index-csv``), one row per (index, day, ticker).
+- ``ibov_anomalies``: IsolationForest on ibov_refined's features -> ``b3_refined_db.ibov_anomalies``; checked
+  reproducible; ``ibov_anomaly_chart`` marks the anomalies beside the z-score spikes.
+
+A check with nothing to compare is left out of the result (Dagster shows it skipped) and its reason goes into the
+``skipped_checks`` metadata (defs/checks.py).
+"""
+
+
+import datetime as dt
+import os
+from typing import Iterator, Optional
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+from pydantic import Field
+
+from b3_dagster.calendar import B3_TIMEZONE
+from b3_dagster.charts import markdown_image, render_anomaly_chart
+from b3_dagster.defs.checks import asset_with_checks, check_results, skipped_metadata
+from b3_dagster.defs.metadata import path, preview
+from b3_dagster.defs.partitions import trading_day_partitions
+from b3_dagster.defs.resources import LOCAL_DEFAULTS, CatalogResource, LakeResource
+from b3_dagster.defs.table_commit import TABLE_POOL, snapshot_metadata
+from b3_dagster.model import (
+    CLOSE_DATE,
+    DEFAULT_INDEX,
+    INDEX_CODE,
+    MEMBERSHIP_DATE,
+    OFFICIAL_CLOSE,
+    RAW_DATE_COLUMN,
+)
+from b3_dagster.quality import CheckOutcome
+from b3_dagster.sources.b3_index_history import (
+    FIRST_YEAR,
+    B3IndexHistoryClient,
+    IndexYear,
+    Skipped,
+    check_closes_on_sessions,
+    check_published_min_max,
+    reconcile_with_yahoo,
+)
+from b3_dagster.sources.b3_index_history import DEFAULT_BASE_URL as B3_LISTINGS_URL
+from b3_dagster.sources.b3_stock_index import B3StockIndexClient, compare_with_portfolio
+from b3_dagster.sources.http import HttpPolicy
+from b3_dagster.storage.indices_store import DAILY_CSV_NAME, IndicesStore
+from b3_dagster.storage.portfolio_store import PortfolioStore, RawPartitionMissing
+from b3_dagster.storage.tables import (
+    ANOMALY_TABLE_DEF,
+    INDEX_CLOSES_TABLE_DEF,
+    INDEX_PORTFOLIOS_TABLE_DEF,
+    INDEX_TABLE_DEF,
+    MEMBERSHIP_TABLE_DEF,
+    connect,
+    run_query,
+)
+from b3_dagster.transforms.anomaly import ANOMALY_SCHEMA, AnomalySettings, check_reproducible, score_anomalies
+from b3_dagster.transforms.index_features import CLOSE, DATA
+
+GROUP = "b3_indices"
+INDICES_SETTING = "B3_INDICES"
+HISTORY_RAW_ASSET = "index_history_raw"
+CLOSES_ASSET = "index_closes"
+MEMBERSHIP_RAW_ASSET = "index_membership_raw"
+MEMBERSHIP_ASSET = "index_membership"
+PORTFOLIOS_ASSET = "index_portfolios"
+ANOMALY_ASSET = "ibov_anomalies"
+ANOMALY_CHART_ASSET = "ibov_anomaly_chart"
+IBOV_REFINED_KEY = dg.AssetKey(INDEX_TABLE_DEF.name)  # defs/index_assets.py
+
+
+def configured_indices() -> list[str]:
+    """``B3_INDICES`` (comma-separated B3 codes), read when the code location loads: the indices are a partition
+    dimension, part of the definitions (like ``B3_PARTITIONS_START``)."""
+    text = os.environ.get(INDICES_SETTING) or LOCAL_DEFAULTS[INDICES_SETTING]
+    codes = list(dict.fromkeys(code.strip().upper() for code in text.split(",") if code.strip()))
+    bad = [code for code in codes if not code.isalnum() or not 3 <= len(code) <= 5]
+    if bad or not codes:
+        raise ValueError(f"{INDICES_SETTING}={text!r}: expected B3 index codes separated by commas, e.g. "
+                         f"IBOV,IBXX,SMLL (bad: {bad or 'empty'})")
+    return codes
+
+
+INDICES = configured_indices()
+index_dimension = dg.StaticPartitionsDefinition(INDICES)
+# One key per (year, index): B3 serves each index's closes per year since 1968; the current year is a key too.
+history_partitions = dg.MultiPartitionsDefinition({
+    "ano": dg.TimeWindowPartitionsDefinition(cron_schedule="0 0 1 1 *", start=str(FIRST_YEAR), fmt="%Y",
+                                             timezone=B3_TIMEZONE, end_offset=1),
+    "indice": index_dimension,
+})
+
+
+class B3IndicesResource(dg.ConfigurableResource):
+    """Settings of B3's index endpoints (year grids, GetStockIndex): the same host as GetPortfolioDay."""
+
+    base_url: str = Field(default=B3_LISTINGS_URL, description="B3 host (the demo and tests point at a replay).")
+    language: str = Field(default="pt-br", description="Language of the year grids (sets their number format).")
+    timeout_seconds: float = Field(default=30.0, gt=0, description="Time limit of one request.")
+    fetch_deadline_seconds: float = Field(default=120.0, gt=0, description="Time limit of one fetch, retries "
+                                                                           "included.")
+    retries: int = Field(default=4, ge=0, le=10, description="Retries on connection errors, timeouts, 429, 5xx.")
+
+    def policy(self) -> HttpPolicy:
+        return HttpPolicy(request_timeout=self.timeout_seconds, fetch_deadline=self.fetch_deadline_seconds,
+                          retries=self.retries)
+
+    def history_client(self) -> B3IndexHistoryClient:
+        return B3IndexHistoryClient(base_url=self.base_url, language=self.language, policy=self.policy())
+
+    def stock_index_client(self) -> B3StockIndexClient:
+        return B3StockIndexClient(base_url=self.base_url, policy=self.policy())
+
+
+def _store(lake: LakeResource) -> IndicesStore:
+    return IndicesStore(lake.lake())
+
+
+def _commit(tables, table_def, rows: pd.DataFrame, keys: list[str], context) -> dict:
+    arrow = pa.Table.from_pandas(rows[table_def.schema.names], schema=table_def.schema, preserve_index=False)
+    outcome = tables.commit(table_def, arrow, keys, {"dagster.run_id": context.run.run_id})
+    return {"table": table_def.qualified_name, **snapshot_metadata(tables, table_def, outcome),
+            "dagster/row_count": outcome.rows}
+
+
+def _combine(name: str, outcomes: list[CheckOutcome | Skipped]) -> CheckOutcome:
+    """One verdict over many years: failed if any failed, passed if the others passed, skipped if none was judged."""
+    judged = [o for o in outcomes if isinstance(o, CheckOutcome) and o.skipped is None]
+    skipped = [o.reason if isinstance(o, Skipped) else o.skipped for o in outcomes
+               if isinstance(o, Skipped) or o.skipped is not None]
+    if not judged:
+        return CheckOutcome.skip("; ".join(skipped[:5]) or f"{name}: nothing to check",
+                                 {"skipped_years": len(skipped)})
+    failed = [o.description for o in judged if not o.passed]
+    return CheckOutcome(not failed, ("; ".join(failed[:5]) if failed else
+                                     f"{len(judged)} year(s) checked: " + "; ".join(o.description for o in judged[:3])
+                                     + (" ..." if len(judged) > 3 else "")),
+                        {"years_checked": len(judged), "years_failed": len(failed), "years_skipped": len(skipped),
+                         "skipped_reasons": skipped[:20]})
+
+
+def _warn_result(asset: str, name: str, outcome: CheckOutcome) -> dg.AssetCheckResult:
+    metadata = {key: (value if isinstance(value, (str, int, float, bool)) else dg.MetadataValue.json(value))
+                for key, value in outcome.metadata.items() if value is not None}
+    return dg.AssetCheckResult(asset_key=asset, check_name=name, passed=bool(outcome.passed),
+                               severity=dg.AssetCheckSeverity.WARN, description=outcome.description,
+                               metadata={**metadata, "summary": outcome.description})
+
+
+# ---- official closes ------------------------------------------------------------------------------------------------
+@dg.asset(
+    key=HISTORY_RAW_ASSET,
+    group_name=GROUP,
+    partitions_def=history_partitions,
+    kinds={"json"},
+    description="B3's official daily closes of one index for one year, as B3's indexStatisticsProxy answers them "
+                "(31 days x 12 months grid with monthly min/max), kept as B3's body under "
+                "raw/index_history/indice=<index>/ano=<year>/. B3 serves past years again: a different answer "
+                "archives the old one (archive/), nothing is deleted.",
+)
+def index_history_raw(context: dg.AssetExecutionContext, b3_indices: B3IndicesResource,
+                      lake: LakeResource) -> dg.MaterializeResult:
+    keys = context.partition_key.keys_by_dimension
+    index, year = keys["indice"], int(keys["ano"])
+    client = b3_indices.history_client()
+    body, parsed = client.fetch_year(index, year)
+    written = _store(lake).write_grid(index, year, client.language, body)
+    return dg.MaterializeResult(metadata={
+        "index": index, "year": year, "closes": len(parsed.closes),
+        "last_close": str(parsed.last_day) if parsed.last_day else "none",
+        "request": client.url(index, year), "status": written.status, "location": path(written.uri),
+        "dagster/row_count": len(parsed.closes),
+    })
+
+
+CLOSES_CHECKS = {
+    "published_min_max_equal_grid": "Each month's published minimum and maximum equal the grid's own cells.",
+    "closes_on_sessions": "Every close falls on a B3 session and every session of the year so far has a close "
+                          "(skipped before the project's calendar, which lacks old B3 holidays).",
+    "yahoo_reconciles_with_b3": "Yahoo's ^BVSP close (ibov_refined) equals B3's official IBOV close within "
+                                "±0.55 points; the days outside are named (WARN).",
+}
+
+
+def _through(year_data: IndexYear, today: dt.date) -> Optional[dt.date]:
+    """The day up to which the year must be complete: the last close for the current year (B3 publishes a
+    session's close after it ends) and for an "Evolução Diária" download (complete as of the day it was saved);
+    the whole year for a past year's grid."""
+    downloaded = year_data.source.endswith(DAILY_CSV_NAME)
+    return year_data.last_day if downloaded or year_data.year >= today.year else None
+
+
+@asset_with_checks(  # not @dg.asset: a skipped check must be left out (defs/checks.py)
+    key=CLOSES_ASSET,
+    group_name=GROUP,
+    deps=[HISTORY_RAW_ASSET, IBOV_REFINED_KEY],
+    kinds={"iceberg", "sql"},
+    check_specs=[dg.AssetCheckSpec(name=name, asset=CLOSES_ASSET, description=text)
+                 for name, text in CLOSES_CHECKS.items()],
+    description="b3_refined_db.index_closes (data, indice, fechamento): B3's official daily closes of every index "
+                "stored in raw (year grids and imported Evolução Diária downloads), as B3 publishes them (IBOV "
+                "before 1997-03-03 is not rescaled). Rebuilt from raw and replaced per index in one commit. "
+                "The close of record (README): B3's; Yahoo keeps the OHLCV bar.",
+)
+def index_closes(context: dg.AssetExecutionContext, lake: LakeResource,
+                 catalog: CatalogResource) -> Iterator[dg.MaterializeResult]:
+    store = _store(lake)
+    years = store.years()
+    if not years:
+        raise RawPartitionMissing(f"no B3 index history in {store.lake.uri('raw/index_history/')}: materialise "
+                                  f"{HISTORY_RAW_ASSET} or run b3-dagster import-index-history first")
+    rows, sources = store.closes()
+    tables = catalog.tables()
+    committed = _commit(tables, INDEX_CLOSES_TABLE_DEF, rows, sorted(set(rows[INDEX_CODE])), context)
+    stored = run_query(connect(tables, table_defs=[INDEX_CLOSES_TABLE_DEF]),
+                       f"SELECT * FROM {INDEX_CLOSES_TABLE_DEF.qualified_name}")
+    stored[CLOSE_DATE] = pd.to_datetime(stored[CLOSE_DATE]).dt.date
+    today = dt.datetime.now(dt.timezone.utc).date()
+    verdicts = [
+        ("published_min_max_equal_grid", _combine("min/max", [check_published_min_max(y) for y in years])),
+        ("closes_on_sessions", _combine("sessions", [check_closes_on_sessions(y, _through(y, today))
+                                                     for y in years])),
+    ]
+    ibov = stored[stored[INDEX_CODE] == DEFAULT_INDEX]
+    yahoo = _ibov_refined(catalog)
+    if ibov.empty or yahoo.empty:
+        reconciliation = CheckOutcome.skip("no IBOV official closes" if ibov.empty else
+                                           "ibov_refined (Yahoo) has no rows yet")
+    else:
+        found = reconcile_with_yahoo(ibov, yahoo, yahoo_date=DATA, yahoo_close=CLOSE).outcome()
+        span = f"B3 {ibov[CLOSE_DATE].min()}..{ibov[CLOSE_DATE].max()}, Yahoo {yahoo[DATA].min()}..{yahoo[DATA].max()}"
+        reconciliation = (CheckOutcome.skip(f"{found.reason} ({span})") if isinstance(found, Skipped) else found)
+    evaluated = [*verdicts, ("yahoo_reconciles_with_b3", reconciliation)]
+    results = check_results(CLOSES_ASSET, verdicts)
+    if reconciliation.skipped is None and _selected(CLOSES_ASSET, "yahoo_reconciles_with_b3"):
+        results.append(_warn_result(CLOSES_ASSET, "yahoo_reconciles_with_b3", reconciliation))
+    per_index = rows.groupby(INDEX_CODE)[CLOSE_DATE].agg(["min", "max", "count"]).reset_index()
+    yield dg.MaterializeResult(
+        metadata={
+            **committed,
+            "indices": ", ".join(sorted(set(rows[INDEX_CODE]))),
+            "years": len(years),
+            "by_index": preview(per_index.astype(str)),
+            "sources": dg.MetadataValue.md("\n".join(f"- {i} {y}: {s}" for (i, y), s in sorted(sources.items()))),
+            **skipped_metadata(evaluated),
+        },
+        check_results=results,
+    )
+
+
+def _selected(asset: str, name: str) -> bool:
+    try:
+        context = dg.AssetExecutionContext.get()
+    except Exception:  # noqa: BLE001 (no run in progress: direct invocation)
+        return True
+    return dg.AssetCheckKey(dg.AssetKey(asset), name) in context.selected_asset_check_keys
+
+
+def _ibov_refined(catalog: CatalogResource) -> pd.DataFrame:
+    """Every row of ibov_refined (Yahoo's bars with seed 001's features); empty before its first commit."""
+    tables = catalog.tables()
+    if tables.load(INDEX_TABLE_DEF) is None:
+        return pd.DataFrame(columns=INDEX_TABLE_DEF.schema.names)
+    rows = run_query(connect(tables, table_defs=[INDEX_TABLE_DEF]),
+                     f"SELECT * FROM {INDEX_TABLE_DEF.qualified_name} ORDER BY {DATA}")
+    rows[DATA] = pd.to_datetime(rows[DATA]).dt.date
+    return rows
+
+
+# ---- membership -----------------------------------------------------------------------------------------------------
+@dg.asset(
+    key=MEMBERSHIP_RAW_ASSET,
+    group_name=GROUP,
+    partitions_def=trading_day_partitions,
+    kinds={"json"},
+    description="B3's GetStockIndex answer (every listed security and the indices it belongs to), kept as B3's "
+                "body under raw/index_membership/date=<B3's update day>/. B3 serves only the current list.",
+)
+def index_membership_raw(context: dg.AssetExecutionContext, b3_indices: B3IndicesResource,
+                         lake: LakeResource) -> dg.MaterializeResult:
+    body, answer = b3_indices.stock_index_client().fetch()
+    written, _ = _store(lake).write_membership(body, answer.source)
+    if answer.update.isoformat() != context.partition_key:
+        context.log.info(f"B3's membership list of {answer.update} answered for session {context.partition_key}: "
+                         "kept under its own update day")
+    return dg.MaterializeResult(metadata={
+        "update": answer.update.isoformat(), "securities": answer.securities, "indices": len(answer.indices()),
+        "memberships": len(answer.membership), "status": written.status, "location": path(written.uri),
+        "dagster/row_count": len(answer.membership),
+    })
+
+
+MEMBERSHIP_CHECKS = {
+    "membership_matches_portfolios": "The members GetStockIndex lists for an index equal that index's portfolio of "
+                                     "the same day, wherever a portfolio of that day is stored (skipped where none).",
+}
+
+
+def _portfolios_by_day(lake: LakeResource, days: list[dt.date]) -> dict[tuple[str, dt.date], set[str]]:
+    """Codes of every stored portfolio of ``days``: IBOV's raw days (GetPortfolioDay, IBOVDia imports) and every
+    index's imported Carteira do Dia."""
+    found: dict[tuple[str, dt.date], set[str]] = {}
+    ibov = PortfolioStore(lake.lake())
+    for day in sorted(set(ibov.raw_days()) & set(days)):
+        found[(DEFAULT_INDEX, day)] = set(ibov.read_raw(day).rows["cod"])
+    rows, _ = _store(lake).portfolios()
+    for (index, day), codes in rows.groupby([INDEX_CODE, RAW_DATE_COLUMN])["cod"]:
+        found.setdefault((index, day), set(codes))
+    return found
+
+
+@asset_with_checks(
+    key=MEMBERSHIP_ASSET,
+    group_name=GROUP,
+    deps=[MEMBERSHIP_RAW_ASSET],
+    kinds={"iceberg", "sql"},
+    check_specs=[dg.AssetCheckSpec(name=name, asset=MEMBERSHIP_ASSET, description=text)
+                 for name, text in MEMBERSHIP_CHECKS.items()],
+    description="b3_refined_db.index_membership: one row per (update day, security, index it belongs to), from "
+                "every stored GetStockIndex answer; replaced per update day in one commit.",
+)
+def index_membership(context: dg.AssetExecutionContext, lake: LakeResource,
+                     catalog: CatalogResource) -> Iterator[dg.MaterializeResult]:
+    store = _store(lake)
+    days = store.membership_days()
+    if not days:
+        raise RawPartitionMissing(f"no GetStockIndex answer stored: materialise {MEMBERSHIP_RAW_ASSET} first")
+    answers = [store.read_membership(day) for day in days]
+    rows = pd.concat([answer.membership for answer in answers], ignore_index=True)
+    committed = _commit(catalog.tables(), MEMBERSHIP_TABLE_DEF, rows, [d.isoformat() for d in days], context)
+    portfolios = _portfolios_by_day(lake, days)
+    compared = [compare_with_portfolio(answer, index, portfolios[(index, answer.update)], answer.update)
+                for answer in answers for index in answer.indices() if (index, answer.update) in portfolios]
+    verdict = _combine("membership", compared) if compared else CheckOutcome.skip(
+        f"no stored portfolio of any index on the membership days {[d.isoformat() for d in days]}")
+    verdicts = [("membership_matches_portfolios", verdict)]
+    yield dg.MaterializeResult(
+        metadata={**committed, "update_days": ", ".join(d.isoformat() for d in days),
+                  "compared": dg.MetadataValue.md("\n".join(f"- {o.description}" for o in compared) or "none"),
+                  **skipped_metadata(verdicts)},
+        check_results=check_results(MEMBERSHIP_ASSET, verdicts),
+    )
+
+
+# ---- portfolios of any index ----------------------------------------------------------------------------------------
+@dg.asset(
+    key=PORTFOLIOS_ASSET,
+    group_name=GROUP,
+    kinds={"iceberg", "sql"},
+    description="b3_refined_db.index_portfolios: one row per (index, day, ticker) of every stored Carteira do Dia "
+                "portfolio of any index (b3-dagster import-index-csv), with B3's Tipo split into share class, event "
+                "flag and listing segment. Replaced per index in one commit. tb_ibov_refined stays IBOV by sector.",
+)
+def index_portfolios(context: dg.AssetExecutionContext, lake: LakeResource,
+                     catalog: CatalogResource) -> dg.MaterializeResult:
+    rows, parsed = _store(lake).portfolios()
+    if rows.empty:
+        raise RawPartitionMissing("no portfolio of any index stored: run b3-dagster import-index-csv first")
+    committed = _commit(catalog.tables(), INDEX_PORTFOLIOS_TABLE_DEF, rows, sorted(set(rows[INDEX_CODE])), context)
+    days = rows.groupby(INDEX_CODE)[RAW_DATE_COLUMN].agg(["min", "max", "nunique"]).reset_index()
+    altered = [p.source for p in parsed if p.alterations]
+    return dg.MaterializeResult(metadata={
+        **committed, "indices": ", ".join(sorted(set(rows[INDEX_CODE]))), "by_index": preview(days.astype(str)),
+        "altered_copies": dg.MetadataValue.md("\n".join(f"- {a}" for a in altered) or "none"),
+    })
+
+
+# ---- anomaly score --------------------------------------------------------------------------------------------------
+class AnomalyConfig(dg.Config):
+    contamination: float = Field(default=AnomalySettings.contamination, gt=0, le=0.5,
+                                 description="Share of days labelled anomalous.")
+    n_estimators: int = Field(default=AnomalySettings.n_estimators, ge=10, le=5000, description="Trees.")
+    random_state: int = Field(default=AnomalySettings.random_state, description="The forest's fixed seed.")
+
+    def settings(self) -> AnomalySettings:
+        return AnomalySettings(n_estimators=self.n_estimators, contamination=self.contamination,
+                               random_state=self.random_state)
+
+
+@dg.asset(
+    key=ANOMALY_ASSET,
+    group_name=GROUP,
+    deps=[IBOV_REFINED_KEY],
+    pool=TABLE_POOL,
+    kinds={"iceberg", "scikitlearn"},
+    check_specs=[dg.AssetCheckSpec(name="scores_reproducible", asset=ANOMALY_ASSET,
+                                   description="Fitting again on the same rows with the same settings gives the "
+                                               "same scores and flags, day by day.")],
+    description="b3_refined_db.ibov_anomalies (data, features, anomalia_score, anomalia): scikit-learn's "
+                "IsolationForest with a fixed seed, fitted on ibov_refined's amplitude, volatility %, z-score and "
+                "daily change (seed 001's next step). Refitted on the whole history at every run; settings in the "
+                "metadata. The first 19 sessions (no z-score) are not scored.",
+)
+def ibov_anomalies(context: dg.AssetExecutionContext, config: AnomalyConfig,
+                   catalog: CatalogResource) -> dg.MaterializeResult:
+    refined = _ibov_refined(catalog)
+    if refined.empty:
+        raise RawPartitionMissing(f"{INDEX_TABLE_DEF.qualified_name} has no rows yet: materialise it first")
+    result = score_anomalies(refined, config.settings())
+    scores = result.scores
+    tables = catalog.tables()
+    committed = _commit(tables, ANOMALY_TABLE_DEF, scores, [d.isoformat() for d in scores[DATA]], context)
+    outcome = check_reproducible(refined, result)
+    top = scores.sort_values("anomalia_score", ascending=False).head(10)
+    return dg.MaterializeResult(
+        metadata={**committed, **{k: (v if isinstance(v, (str, int, float, bool)) else dg.MetadataValue.json(v))
+                                  for k, v in result.metadata().items()},
+                  "most_anomalous": preview(top)},
+        check_results=[dg.AssetCheckResult(
+            asset_key=ANOMALY_ASSET, check_name="scores_reproducible", passed=bool(outcome.passed),
+            description=outcome.description,
+            metadata={k: v for k, v in outcome.metadata.items() if isinstance(v, (str, int, float, bool))})],
+    )
+
+
+@dg.asset(
+    key=ANOMALY_CHART_ASSET,
+    group_name=GROUP,
+    deps=[ANOMALY_ASSET],
+    kinds={"matplotlib"},
+    description="Chart: the IBOVESPA close with the anomalous days (x) beside the volatility z-score spikes, and "
+                "the anomaly score below. **To see it:** the metadata row `chart` -> *[Show Markdown]*; the PNG "
+                "is also saved as charts/ibov_anomalies.png.",
+)
+def ibov_anomaly_chart(lake: LakeResource, catalog: CatalogResource) -> dg.MaterializeResult:
+    refined = _ibov_refined(catalog)
+    tables = catalog.tables()
+    scores = run_query(connect(tables, table_defs=[ANOMALY_TABLE_DEF]),
+                       f"SELECT * FROM {ANOMALY_TABLE_DEF.qualified_name}")
+    if refined.empty or scores.empty:
+        raise RawPartitionMissing(f"materialise {ANOMALY_ASSET} first")
+    scores[DATA] = pd.to_datetime(scores[DATA]).dt.date
+    png = render_anomaly_chart(refined, scores)
+    target = lake.lake()
+    key = "charts/ibov_anomalies.png"
+    target.write_bytes(key, png)
+    return dg.MaterializeResult(metadata={
+        "chart": dg.MetadataValue.md(markdown_image(png, "IBOVESPA anomalies and volatility spikes")),
+        "file": path(target.uri(key)), "anomalous_days": int(scores["anomalia"].sum()), "sessions": len(refined),
+    })
+
+
+indices_assets = [index_history_raw, index_closes, index_membership_raw, index_membership, index_portfolios,
+                  ibov_anomalies, ibov_anomaly_chart]
+index_history_job = dg.define_asset_job(
+    "index_history_job", selection=dg.AssetSelection.assets(index_history_raw), partitions_def=history_partitions,
+    description="Fetch B3's official closes of the selected (year, index) keys.")
+index_closes_job = dg.define_asset_job(
+    "index_closes_job", selection=dg.AssetSelection.assets(index_closes),
+    description="Rebuild b3_refined_db.index_closes from raw and check it (min/max, sessions, Yahoo).")
+membership_job = dg.define_asset_job(
+    "index_membership_job", selection=dg.AssetSelection.assets(index_membership_raw),
+    partitions_def=trading_day_partitions, description="Keep B3's GetStockIndex answer of the session.")
+membership_table_job = dg.define_asset_job(
+    "index_membership_table_job", selection=dg.AssetSelection.assets(index_membership),
+    description="Rebuild b3_refined_db.index_membership and compare it with the portfolios of the same days.")
+index_portfolios_job = dg.define_asset_job(
+    "index_portfolios_job", selection=dg.AssetSelection.assets(index_portfolios),
+    description="Rebuild b3_refined_db.index_portfolios from every stored Carteira do Dia.")
+anomaly_job = dg.define_asset_job(
+    "ibov_anomaly_job", selection=dg.AssetSelection.assets(ibov_anomalies, ibov_anomaly_chart),
+    description="Score the IBOVESPA days (IsolationForest) and draw the anomaly chart.")
+indices_jobs = [index_history_job, index_closes_job, membership_job, membership_table_job, index_portfolios_job,
+                anomaly_job]
+
+
+def indices_resources(base_url) -> dict:
+    return {"b3_indices": B3IndicesResource(base_url=base_url)}

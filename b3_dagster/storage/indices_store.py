@@ -1,0 +1,173 @@
+"""Every B3 index in the lake (issue 14): B3's official year grids and "Evolução Diária" downloads, GetStockIndex
+answers, and "Carteira do Dia" portfolios of any index. Plain Python: no Dagster.
+
+Raw is kept as B3 served it (the bytes), one object per (index, year) or per day:
+
+- ``raw/index_history/indice=IBOV/ano=2022/grid_pt-br.json``: B3's ``indexStatisticsProxy`` answer.
+- ``raw/index_history/indice=IBOV/ano=1998/evolucao_diaria.csv``: an imported "Evolução Diária" download.
+- ``raw/index_membership/date=2025-04-07/GetStockIndex.json``: B3's GetStockIndex answer of that update day.
+- ``raw/index_portfolio/indice=IBXX/date=2024-11-12/<name>.csv``: a "Carteira do Dia" download as imported.
+
+B3 serves past years of the history again (and the current year grows), so a grid may be replaced by a newer
+answer: the old object is archived under ``archive/``, never deleted. The refined tables are rebuilt from raw.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+from b3_dagster.model import INDEX_CLOSES_COLUMNS, INDEX_CODE, INDEX_PORTFOLIO_COLUMNS, MEMBERSHIP_COLUMNS
+from b3_dagster.sources.b3_index_csv import IndexCsv, parse_index_csv
+from b3_dagster.sources.b3_index_history import IndexYear, parse_daily_evolution_csv, parse_year_grid
+from b3_dagster.sources.b3_stock_index import StockIndexAnswer, parse_stock_index
+from b3_dagster.storage.lake import Lake
+from b3_dagster.storage.layout import archive_key
+
+HISTORY_PREFIX = "raw/index_history/"
+MEMBERSHIP_PREFIX = "raw/index_membership/"
+PORTFOLIO_PREFIX = "raw/index_portfolio/"
+DAILY_CSV_NAME = "evolucao_diaria.csv"
+MEMBERSHIP_NAME = "GetStockIndex.json"
+_GRID_KEY = re.compile(r"^raw/index_history/indice=([A-Z0-9]+)/ano=(\d{4})/grid_(pt-br|en-us)\.json$")
+_CSV_KEY = re.compile(r"^raw/index_history/indice=([A-Z0-9]+)/ano=(\d{4})/evolucao_diaria\.csv$")
+_MEMBERSHIP_KEY = re.compile(r"^raw/index_membership/date=(\d{4}-\d{2}-\d{2})/GetStockIndex\.json$")
+_PORTFOLIO_KEY = re.compile(r"^raw/index_portfolio/indice=([A-Z0-9]+)/date=(\d{4}-\d{2}-\d{2})/([^/]+\.csv)$")
+
+
+def grid_key(index: str, year: int, language: str) -> str:
+    return f"{HISTORY_PREFIX}indice={index}/ano={int(year)}/grid_{language}.json"
+
+
+def daily_csv_key(index: str, year: int) -> str:
+    return f"{HISTORY_PREFIX}indice={index}/ano={int(year)}/{DAILY_CSV_NAME}"
+
+
+def membership_key(day: dt.date) -> str:
+    return f"{MEMBERSHIP_PREFIX}date={day.isoformat()}/{MEMBERSHIP_NAME}"
+
+
+def portfolio_key(index: str, day: dt.date, name: str) -> str:
+    return f"{PORTFOLIO_PREFIX}indice={index}/date={day.isoformat()}/{name}"
+
+
+@dataclass(frozen=True)
+class RawWrite:
+    key: str
+    uri: str
+    status: str  # written, unchanged, replaced (the old object archived)
+    archived: str | None = None
+
+
+def _keep(lake: Lake, key: str, data: bytes, now: dt.datetime | None = None) -> RawWrite:
+    """Write ``data`` at ``key``; the same bytes again are a no-op; different bytes archive the old object first."""
+    if lake.exists(key):
+        old = lake.read_bytes(key)
+        if old == data:
+            return RawWrite(key, lake.uri(key), "unchanged")
+        archived = archive_key(key, now or dt.datetime.now(dt.timezone.utc))
+        lake.write_bytes(archived, old)
+        lake.write_bytes(key, data)
+        return RawWrite(key, lake.uri(key), "replaced", archived)
+    lake.write_bytes(key, data)
+    return RawWrite(key, lake.uri(key), "written")
+
+
+class IndicesStore:
+    """The raw layer of every index's history, membership and portfolios on any ``Lake``."""
+
+    def __init__(self, lake: Lake):
+        self.lake = lake
+
+    # ---- official closes --------------------------------------------------------------------------------------
+    def write_grid(self, index: str, year: int, language: str, body: bytes) -> RawWrite:
+        parse_year_grid(body, index=index, year=year, language=language)  # never keep what does not parse
+        return _keep(self.lake, grid_key(index, year, language), body)
+
+    def write_daily_csv(self, data: bytes, name: str, index: str | None = None) -> tuple[RawWrite, IndexYear]:
+        """Keep an "Evolução Diária" download (parsed first: a bad file is refused naming its line)."""
+        year_data = parse_daily_evolution_csv(data, name, index).year_data
+        return _keep(self.lake, daily_csv_key(year_data.index, year_data.year), data), year_data
+
+    def history_keys(self) -> list[tuple[str, int, str]]:
+        """(index, year, key) of every stored grid and CSV."""
+        found = []
+        for info in self.lake.list(HISTORY_PREFIX):
+            match = _GRID_KEY.match(info.key) or _CSV_KEY.match(info.key)
+            if match:
+                found.append((match[1], int(match[2]), info.key))
+        return sorted(found)
+
+    def read_year(self, key: str) -> IndexYear:
+        data = self.lake.read_bytes(key)
+        grid = _GRID_KEY.match(key)
+        if grid:
+            return parse_year_grid(data, index=grid[1], year=int(grid[2]), language=grid[3],
+                                   source=self.lake.uri(key))
+        csv = _CSV_KEY.match(key)
+        if csv:
+            return parse_daily_evolution_csv(data, self.lake.uri(key), csv[1]).year_data
+        raise ValueError(f"{self.lake.uri(key)} is not a raw index history object")
+
+    def years(self, indices: list[str] | None = None) -> list[IndexYear]:
+        """One ``IndexYear`` per stored (index, year): the source with the most closes (a whole year's grid beats a
+        download made mid-year; between equals, B3's grid)."""
+        by_year: dict[tuple[str, int], IndexYear] = {}
+        for index, year, key in self.history_keys():
+            if indices is not None and index not in indices:
+                continue
+            candidate = self.read_year(key)
+            current = by_year.get((index, year))
+            if current is None or len(candidate.closes) > len(current.closes):
+                by_year[(index, year)] = candidate
+        return [by_year[key] for key in sorted(by_year)]
+
+    def closes(self, indices: list[str] | None = None) -> tuple[pd.DataFrame, dict[tuple[str, int], str]]:
+        """All stored closes (INDEX_CLOSES_COLUMNS, as B3 published them) and the source of each (index, year)."""
+        years = self.years(indices)
+        frames = [year.closes for year in years if not year.closes.empty]
+        rows = (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=INDEX_CLOSES_COLUMNS))
+        return rows.sort_values([INDEX_CODE, "data"]).reset_index(drop=True), {
+            (year.index, year.year): year.source for year in years}
+
+    # ---- membership -------------------------------------------------------------------------------------------
+    def write_membership(self, body: bytes, source: str = "B3 GetStockIndex") -> tuple[RawWrite, StockIndexAnswer]:
+        answer = parse_stock_index(body, source)
+        return _keep(self.lake, membership_key(answer.update), body), answer
+
+    def membership_days(self) -> list[dt.date]:
+        return sorted(dt.date.fromisoformat(m[1]) for info in self.lake.list(MEMBERSHIP_PREFIX)
+                      if (m := _MEMBERSHIP_KEY.match(info.key)))
+
+    def read_membership(self, day: dt.date) -> StockIndexAnswer:
+        key = membership_key(day)
+        return parse_stock_index(self.lake.read_bytes(key), self.lake.uri(key))
+
+    # ---- portfolios of any index ------------------------------------------------------------------------------
+    def write_portfolio_csv(self, data: bytes, name: str, *, allow_altered: bool = False) -> tuple[RawWrite, IndexCsv]:
+        parsed = parse_index_csv(data, name, allow_altered=allow_altered)
+        base = name.replace("\\", "/").rsplit("/", 1)[-1]
+        for info in self.lake.list(f"{PORTFOLIO_PREFIX}indice={parsed.index}/date={parsed.portfolio_date}/"):
+            if info.key.rsplit("/", 1)[-1] != base:  # one portfolio per (index, day): a second name is a conflict
+                raise ValueError(f"{name}: {parsed.index} {parsed.portfolio_date} is already stored as "
+                                 f"{self.lake.uri(info.key)}; nothing was written")
+        return _keep(self.lake, portfolio_key(parsed.index, parsed.portfolio_date, base), data), parsed
+
+    def portfolio_keys(self) -> list[tuple[str, dt.date, str]]:
+        return sorted((m[1], dt.date.fromisoformat(m[2]), info.key) for info in self.lake.list(PORTFOLIO_PREFIX)
+                      if (m := _PORTFOLIO_KEY.match(info.key)))
+
+    def portfolios(self, indices: list[str] | None = None) -> tuple[pd.DataFrame, list[IndexCsv]]:
+        """Every stored portfolio (INDEX_PORTFOLIO_COLUMNS). Altered copies were accepted on import on purpose;
+        their alterations are returned with them."""
+        parsed = [parse_index_csv(self.lake.read_bytes(key), key.rsplit("/", 1)[-1], allow_altered=True)
+                  for index, _, key in self.portfolio_keys() if indices is None or index in indices]
+        frames = [p.rows for p in parsed]
+        rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=INDEX_PORTFOLIO_COLUMNS)
+        return rows, parsed
+
+
+__all__ = ["IndicesStore", "RawWrite", "MEMBERSHIP_COLUMNS", "grid_key", "daily_csv_key", "membership_key"]
