@@ -456,14 +456,14 @@ def ibov_anomaly_chart(lake: LakeResource, catalog: CatalogResource) -> dg.Mater
 indices_assets = [index_history_raw, index_closes, index_membership_raw, index_membership, index_portfolios,
                   ibov_anomalies, ibov_anomaly_chart]
 index_history_job = dg.define_asset_job(
-    "index_history_job", selection=dg.AssetSelection.assets(index_history_raw), partitions_def=history_partitions,
+    "index_history_job", selection=dg.AssetSelection.assets(index_history_raw),
     description="Fetch B3's official closes of the selected (year, index) keys.")
 index_closes_job = dg.define_asset_job(
     "index_closes_job", selection=dg.AssetSelection.assets(index_closes),
     description="Rebuild b3_refined_db.index_closes from raw and check it (min/max, sessions, Yahoo).")
 membership_job = dg.define_asset_job(
     "index_membership_job", selection=dg.AssetSelection.assets(index_membership_raw),
-    partitions_def=trading_day_partitions, description="Keep B3's GetStockIndex answer of the session.")
+    description="Keep B3's GetStockIndex answer of the session.")
 membership_table_job = dg.define_asset_job(
     "index_membership_table_job", selection=dg.AssetSelection.assets(index_membership),
     description="Rebuild b3_refined_db.index_membership and compare it with the portfolios of the same days.")

@@ -58,7 +58,7 @@ def portfolio_key(index: str, day: dt.date, name: str) -> str:
 class RawWrite:
     key: str
     uri: str
-    status: str  # written, unchanged, replaced (the old object archived)
+    status: str  # written, unchanged, replaced (the old object archived), or kept (...): the stored one stays
     archived: str | None = None
 
 
@@ -90,7 +90,13 @@ class IndicesStore:
     def write_daily_csv(self, data: bytes, name: str, index: str | None = None) -> tuple[RawWrite, IndexYear]:
         """Keep an "Evolução Diária" download (parsed first: a bad file is refused naming its line)."""
         year_data = parse_daily_evolution_csv(data, name, index).year_data
-        return _keep(self.lake, daily_csv_key(year_data.index, year_data.year), data), year_data
+        key = daily_csv_key(year_data.index, year_data.year)
+        if self.lake.exists(key) and self.lake.read_bytes(key) != data:
+            stored = self.read_year(key)
+            if len(stored.closes) > len(year_data.closes):  # an earlier download of the year: the stored one holds more
+                return RawWrite(key, self.lake.uri(key), f"kept (the stored download has {len(stored.closes)} "
+                                                         f"closes through {stored.last_day})"), year_data
+        return _keep(self.lake, key, data), year_data
 
     def history_keys(self) -> list[tuple[str, int, str]]:
         """(index, year, key) of every stored grid and CSV."""

@@ -50,7 +50,19 @@ def test_the_demo_runs_the_chain_end_to_end_offline(tmp_path, query_tables):
     index = query_tables(lake, 'SELECT COUNT(*) AS n FROM "b3_refined_db"."ibov_refined"')
     assert index["n"].iloc[0] > 200
     charts = sorted(p.name for p in (lake / "charts").glob("*.png"))
-    assert charts == ["ibov_close_moving_averages.png", "ibov_sector_participation.png"]
+    assert charts == ["ibov_anomalies.png", "ibov_close_moving_averages.png", "ibov_sector_participation.png"]
+    # issue 14: B3's official IBOV closes from the replayed grids and downloads, two other indices' portfolios from
+    # their real downloads, membership compared with the IBOV portfolios of the same days, the anomaly table
+    closes = query_tables(lake, "SELECT year(data) AS ano, count(*) AS n FROM b3_refined_db.index_closes "
+                                "WHERE indice = 'IBOV' GROUP BY 1 ORDER BY 1")
+    assert dict(zip(closes["ano"], closes["n"])) == {1968: 246, 1997: 249, 1998: 246, 2021: 161, 2022: 250}
+    others = query_tables(lake, "SELECT DISTINCT indice FROM b3_refined_db.index_portfolios ORDER BY 1")
+    assert others["indice"].tolist() == ["IBRA", "IBXX"]
+    assert "index_membership_table_job : ok, 1 materialisation(s); 1 checks passed" in done.stdout
+    assert "index_closes_job : ok, 1 materialisation(s); 2 checks passed; skipped: yahoo_reconciles_with_b3" \
+        in done.stdout
+    anomalies = query_tables(lake, "SELECT count(*) AS n, sum(anomalia) AS flagged FROM b3_refined_db.ibov_anomalies")
+    assert anomalies["n"].iloc[0] > 250 and anomalies["flagged"].iloc[0] >= 1
     assert all((lake / "charts" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in charts)
 
     again = subprocess.run([*cli(), "--lake", str(lake), "demo"], cwd=tmp_path, env=env, capture_output=True,

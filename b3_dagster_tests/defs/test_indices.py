@@ -1,0 +1,165 @@
+"""The b3_indices group (issue 14) materialised in process on the real recordings: B3's year grids and
+GetStockIndex answers replayed over HTTP on 127.0.0.1 (b3_dagster/indices_replay.py), Yahoo's chart answers
+replayed likewise, B3's Carteira do Dia and Evolução Diária downloads imported through the CLI."""
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+
+from b3_dagster import cli
+from b3_dagster.definitions import build_definitions
+from b3_dagster.defs.index_assets import YahooChartResource
+from b3_dagster.defs.indices import B3IndicesResource, configured_indices
+from b3_dagster.defs.metadata import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
+from b3_dagster.indices_replay import IndicesReplay
+from b3_dagster.replay import B3Replay, recorded_days
+from b3_dagster.sources.b3_index_csv import recorded_csvs
+from b3_dagster.sources.b3_index_history import recordings_dir
+from b3_dagster.sources.b3_stock_index import recorded_answers
+
+DAILY_CSVS = recordings_dir() / "csv_evolucao_diaria"
+
+
+def definitions(lake_root, indices_url="http://127.0.0.1:9", language="pt-br", yahoo_url="http://127.0.0.1:9",
+                b3_url="http://127.0.0.1:9", b3_language="pt-br") -> dg.Definitions:
+    lake = LakeResource(root=str(lake_root))
+    return build_definitions({
+        "lake": lake, "catalog": CatalogResource(lake=lake),
+        "b3_indices": B3IndicesResource(base_url=indices_url, language=language, retries=0),
+        "yahoo": YahooChartResource(base_url=yahoo_url, retries=0, backoff_seconds=0),
+        "b3": B3PortfolioResource(base_url=b3_url, language=b3_language, retries=0),
+    })
+
+
+def run(defs, job, **kwargs):
+    start, end = kwargs.pop("start", None), kwargs.pop("end", None)
+    tags = {PARTITION_RANGE_START_TAG: start, PARTITION_RANGE_END_TAG: end} if start else {}
+    return defs.resolve_job_def(job).execute_in_process(tags=tags, raise_on_error=False, **kwargs)
+
+
+def evaluations(result) -> dict:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def metadata(result, asset: str) -> dict:
+    return next(m.materialization.metadata for m in result.get_asset_materialization_events()
+                if m.asset_key.to_user_string() == asset)
+
+
+def test_official_closes_from_the_replayed_grids_are_checked_and_reconciled_with_yahoo(lake_root, yahoo_replay,
+                                                                                        query_tables):
+    with IndicesReplay() as replay:
+        for year, language in ((2022, "en-us"), (1997, "pt-br")):  # the whole-year grids recorded
+            result = run(definitions(lake_root, replay.base_url, language), "index_history_job",
+                         partition_key=f"{year}|IBOV")
+            assert result.success
+    assert (lake_root / "raw/index_history/indice=IBOV/ano=2022/grid_en-us.json").read_bytes().startswith(b"{")
+    defs = definitions(lake_root, yahoo_url=yahoo_replay)
+    assert run(defs, "ibov_index_job", start="2022-11-01", end="2022-12-29").success
+    assert run(defs, "ibov_index_refine_job", start="2022-12-01", end="2022-12-01").success
+
+    result = run(defs, "index_closes_job")
+    assert result.success
+    checks = evaluations(result)
+    assert checks["published_min_max_equal_grid"].passed and checks["closes_on_sessions"].passed
+    yahoo = checks["yahoo_reconciles_with_b3"]
+    # measured (docs): Yahoo is off B3's close by more than 0.55 points on 16 days between 2022-11-18 and 12-29
+    assert not yahoo.passed and yahoo.severity == dg.AssetCheckSeverity.WARN
+    assert "2022-12-06" in str(yahoo.metadata["outside_days"].value)
+    counts = query_tables(lake_root, "SELECT year(data) AS ano, count(*) AS n FROM b3_refined_db.index_closes "
+                                     "GROUP BY 1 ORDER BY 1")
+    assert dict(zip(counts["ano"], counts["n"])) == {1997: 249, 2022: 250}
+
+
+def test_reconciliation_is_skipped_with_its_reason_when_yahoo_has_no_rows(lake_root):
+    assert cli.main(["--lake", str(lake_root), "import-index-history",
+                     str(DAILY_CSVS / "Evolucao_Diaria_IBOVESPA_1998_lumpleme_TEXTCOPY.csv")]) == 0
+    result = run(definitions(lake_root), "index_closes_job")
+    assert result.success
+    checks = evaluations(result)
+    assert checks["published_min_max_equal_grid"].passed
+    assert "yahoo_reconciles_with_b3" not in checks and "closes_on_sessions" not in checks  # skipped, not passed
+    skipped = metadata(result, "index_closes")["skipped_checks"].value
+    assert "ibov_refined (Yahoo) has no rows yet" in skipped and "1998: before" in skipped
+
+
+def test_import_index_history_keeps_the_longer_download_and_names_a_bad_file(lake_root, tmp_path, capsys):
+    shorter, longer = (DAILY_CSVS / "Evolucao_Diaria_IBOVESPA_2021_to-2021-04-07_LuisXIII.csv",
+                       DAILY_CSVS / "Evolucao_Diaria_IBOVESPA_2021_to-2021-08-25_danielpiasecki.csv")
+    assert cli.main(["--lake", str(lake_root), "import-index-history", str(longer), str(shorter)]) == 0
+    out = capsys.readouterr().out
+    assert "written   Evolucao_Diaria_IBOVESPA_2021_to-2021-08-25" in out and "kept (the stored download has 161" in out
+    assert (lake_root / "raw/index_history/indice=IBOV/ano=2021/evolucao_diaria.csv").read_bytes() == \
+        longer.read_bytes()
+    bad = tmp_path / "Evolucao_Diaria_broken.csv"
+    bad.write_bytes(longer.read_bytes()[:300])
+    assert cli.main(["--lake", str(lake_root), "import-index-history", str(bad)]) == 1
+    assert "Evolucao_Diaria_broken.csv" in capsys.readouterr().err
+
+
+def test_membership_equals_the_ibov_portfolio_of_the_same_day(lake_root, query_tables):
+    recording = next(r for r in recorded_days() if r.date == "2025-04-07")
+    with B3Replay(recording) as b3:
+        assert run(definitions(lake_root, b3_url=b3.base_url, b3_language=recording.language),
+                   "ibov_snapshot_job", partition_key="2025-04-07").success
+    with IndicesReplay(recorded_answers()["2025-04-07"]) as replay:
+        assert run(definitions(lake_root, replay.base_url), "index_membership_job", partition_key="2025-04-07").success
+    with IndicesReplay(recorded_answers()["2022-05-13"]) as replay:  # a day without any stored portfolio
+        assert run(definitions(lake_root, replay.base_url), "index_membership_job", partition_key="2022-05-13").success
+    result = run(definitions(lake_root), "index_membership_table_job")
+    assert result.success
+    check = evaluations(result)["membership_matches_portfolios"]
+    assert check.passed and "IBOV 2025-04-07" in check.description
+    rows = query_tables(lake_root, "SELECT data_atualizacao, count(DISTINCT indice) AS n FROM "
+                                   "b3_refined_db.index_membership GROUP BY 1 ORDER BY 1")
+    assert rows["n"].tolist() == [25, 34]
+
+
+def test_membership_check_is_skipped_without_a_portfolio_of_the_day(lake_root):
+    with IndicesReplay(recorded_answers()["2022-05-13"]) as replay:
+        assert run(definitions(lake_root, replay.base_url), "index_membership_job", partition_key="2022-05-13").success
+    result = run(definitions(lake_root), "index_membership_table_job")
+    assert result.success and evaluations(result) == {}
+    assert "no stored portfolio of any index" in metadata(result, "index_membership")["skipped_checks"].value
+
+
+def test_portfolios_of_other_indices_from_their_downloads(lake_root, query_tables, capsys):
+    files = [str(p) for p in recorded_csvs() if p.name[:4] in ("IBXX", "IBRA")]
+    assert cli.main(["--lake", str(lake_root), "import-index-csv", *files]) == 0
+    edited = next(p for p in recorded_csvs() if "EDITED" in p.name)
+    assert cli.main(["--lake", str(lake_root), "import-index-csv", str(edited)]) == 1
+    assert edited.name in capsys.readouterr().err
+    assert cli.main(["--lake", str(lake_root), "import-index-csv", "--allow-altered", str(edited)]) == 0
+    result = run(definitions(lake_root), "index_portfolios_job")
+    assert result.success
+    assert "SMLLDia_02-07-25_EDITED.csv" in metadata(result, "index_portfolios")["altered_copies"].value
+    rows = query_tables(lake_root, "SELECT indice, DataCarteira, round(sum(part), 2) AS part, count(*) AS n "
+                                   "FROM b3_refined_db.index_portfolios GROUP BY 1, 2 ORDER BY 1, 2")
+    assert set(rows["indice"]) == {"IBRA", "IBXX", "SMLL"}
+    assert rows.loc[rows["indice"] == "IBXX", "n"].tolist() == [100, 97]
+
+
+def test_anomaly_scores_are_reproducible_and_charted(lake_root, yahoo_replay, query_tables):
+    defs = definitions(lake_root, yahoo_url=yahoo_replay)
+    assert run(defs, "ibov_index_job", start="2025-09-01", end="2026-03-12").success
+    assert run(defs, "ibov_index_refine_job", start="2025-09-01", end="2026-03-01").success
+    result = run(defs, "ibov_anomaly_job")
+    assert result.success
+    assert evaluations(result)["scores_reproducible"].passed
+    meta = metadata(result, "ibov_anomalies")
+    assert meta["random_state"].value == 1415 and meta["unscored_days"].value == 19
+    table = query_tables(lake_root, "SELECT * FROM b3_refined_db.ibov_anomalies ORDER BY data")
+    assert len(table) == meta["scored_days"].value and table["anomalia"].sum() >= 1
+    assert (lake_root / "charts" / "ibov_anomalies.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_configured_indices_setting(monkeypatch):
+    monkeypatch.setenv("B3_INDICES", " ibov, IBXX,SMLL,IBXX ")
+    assert configured_indices() == ["IBOV", "IBXX", "SMLL"]
+    monkeypatch.setenv("B3_INDICES", "IBOV;IBXX")
+    with pytest.raises(ValueError, match="B3_INDICES"):
+        configured_indices()
+    monkeypatch.delenv("B3_INDICES")
+    assert configured_indices() == ["IBOV"]
