@@ -22,13 +22,15 @@ import pyarrow as pa
 from pydantic import Field
 
 from b3_dagster.calendar import B3_TIMEZONE, sessions
-from b3_dagster.charts import markdown_image, render_close_chart, render_sector_chart
+from b3_dagster.charts import close_chart_figure, markdown_image, png_bytes, render_sector_chart
 from b3_dagster.defs.checks import asset_with_checks, check_results, result, skipped_metadata
 from b3_dagster.defs.metadata import days_in_run, path, preview
 from b3_dagster.defs.table_commit import TABLE_POOL, commit_run, snapshot_metadata
 from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.resources import CatalogResource, LakeResource
 from b3_dagster.model import CATALOG_DATABASE, DATE, PART_SUM, PORTFOLIO_TABLE, SECTOR
+from b3_dagster.model import CLOSE_SOURCE, DEFAULT_INDEX, OFFICIAL_CLOSE  # issue 14: close of record
+from b3_dagster.sources.b3_index_history import close_of_record
 from b3_dagster.quality import CheckOutcome
 from b3_dagster.sources.http import HttpPolicy, http_session
 from b3_dagster.sources.yahoo_chart import DEFAULT_BASE_URL, DEFAULT_MAX_CHART_BYTES, IBOV_SYMBOL, YahooChartClient
@@ -44,6 +46,7 @@ from b3_dagster.storage.index_store import (
 )
 from b3_dagster.storage import staging
 from b3_dagster.storage.tables import INDEX_TABLE_DEF, PORTFOLIO_TABLE_DEF, AsOf, connect, run_query
+from b3_dagster.storage.tables import INDEX_CLOSES_TABLE_DEF
 from b3_dagster.transforms.index_features import (
     CLOSE,
     DATA,
@@ -267,9 +270,14 @@ def ibov_refined(context: dg.AssetExecutionContext, catalog: CatalogResource) ->
     sql = seed_001_query(year, month)
     answer = run_query(connection, sql)
     outcome = seed_query_answers(answer, rows)
+    official = official_ibov_closes(tables, min(rows[DATA]), max(rows[DATA])) if not rows.empty else pd.DataFrame()
     return dg.MaterializeResult(
         metadata={
             "table": f"{INDEX_DATABASE}.{INDEX_TABLE}",
+            # seed 001's columns stay Yahoo's bar; the close of record is B3's where published (README)
+            "close_source": f"preco_fechamento is Yahoo's ^BVSP close (the OHLCV bar of seed 001's features); B3's "
+                            f"official close, the close of record, is published for {len(official)} of the "
+                            f"{len(rows)} sessions of {year}-{month:02d} (b3_refined_db.index_closes)",
             **snapshot_metadata(tables, INDEX_TABLE_DEF, committed),
             "months": ", ".join(f"{y}-{m:02d}" for y, m in months),
             "dagster/row_count": committed.rows,
@@ -278,6 +286,34 @@ def ibov_refined(context: dg.AssetExecutionContext, catalog: CatalogResource) ->
         },
         check_results=[result(INDEX_TABLE_ASSET, "seed_001_query_answers", outcome)],
     )
+
+
+# ---- the close of record (README, "B3's official closes"): B3's where published, Yahoo's on the other days ---------
+def official_ibov_closes(tables, first: dt.date, last: dt.date) -> pd.DataFrame:
+    """B3's official IBOV closes between ``first`` and ``last`` from b3_refined_db.index_closes (empty before its
+    first commit)."""
+    if tables.load(INDEX_CLOSES_TABLE_DEF) is None:
+        return pd.DataFrame(columns=INDEX_CLOSES_TABLE_DEF.schema.names)
+    closes = run_query(connect(tables, table_defs=[INDEX_CLOSES_TABLE_DEF]),
+                       f"SELECT * FROM {INDEX_CLOSES_TABLE_DEF.qualified_name} WHERE indice = '{DEFAULT_INDEX}' "
+                       f"AND data BETWEEN DATE '{first}' AND DATE '{last}'")
+    closes[DATA] = pd.to_datetime(closes[DATA]).dt.date
+    return closes
+
+
+def close_sources_text(record: pd.DataFrame) -> str:
+    counts = record[CLOSE_SOURCE].value_counts()
+    return (f"B3 oficial em {int(counts.get('b3', 0))} sessões, Yahoo em {int(counts.get('yahoo', 0))}")
+
+
+def with_close_of_record(tables, rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """``rows`` (ibov_refined) with ``preco_fechamento`` replaced by the close of record and ``fonte_fechamento``
+    saying where each came from; and a one-line count of the sources."""
+    official = official_ibov_closes(tables, min(rows[DATA]), max(rows[DATA]))
+    record = close_of_record(official, rows, yahoo_date=DATA, yahoo_close=CLOSE)
+    merged = rows.drop(columns=[CLOSE]).merge(
+        record.rename(columns={OFFICIAL_CLOSE: CLOSE}), on=DATA, how="left")
+    return merged, close_sources_text(record)
 
 
 # ---- charts ---------------------------------------------------------------------------------------------------------
@@ -310,14 +346,18 @@ def _save_chart(lake: LakeResource, name: str, png: bytes) -> str:
 )
 def ibov_index_chart(config: ChartConfig, lake: LakeResource, catalog: CatalogResource) -> dg.MaterializeResult:
     sql = index_chart_sql(config.sessions)
-    rows = run_query(connect(catalog.tables(), table_defs=[INDEX_TABLE_DEF]), sql)
+    tables = catalog.tables()
+    rows = run_query(connect(tables, table_defs=[INDEX_TABLE_DEF]), sql)
     if rows.empty:
         raise RawPartitionMissing(f"{INDEX_DATABASE}.{INDEX_TABLE} has no rows yet: materialise {INDEX_TABLE_ASSET}")
-    png = render_close_chart(rows)
+    rows[DATA] = pd.to_datetime(rows[DATA]).dt.date
+    rows, sources = with_close_of_record(tables, rows)
+    png = png_bytes(close_chart_figure(rows, title=f"IBOVESPA: fechamento ({sources}) e médias móveis"))
     uri = _save_chart(lake, "ibov_close_moving_averages.png", png)
     return dg.MaterializeResult(metadata={
         "chart": dg.MetadataValue.md(markdown_image(png, "IBOVESPA close, moving averages, volatility spikes")),
         "file": path(uri),
+        "close_source": sources,
         "sessions": len(rows),
         "volatility_spikes": int(rows[VOLATILITY_SPIKE].sum()),
         "sql": dg.MetadataValue.md(f"```sql\n{sql}\n```"),

@@ -9,7 +9,7 @@ import pytest
 
 from b3_dagster import cli
 from b3_dagster.definitions import build_definitions
-from b3_dagster.defs.index_assets import YahooChartResource
+from b3_dagster.defs.index_assets import YahooChartResource, ibov_index_chart
 from b3_dagster.defs.indices import B3IndicesResource, configured_indices
 from b3_dagster.defs.metadata import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
@@ -71,6 +71,11 @@ def test_official_closes_from_the_replayed_grids_are_checked_and_reconciled_with
     counts = query_tables(lake_root, "SELECT year(data) AS ano, count(*) AS n FROM b3_refined_db.index_closes "
                                      "GROUP BY 1 ORDER BY 1")
     assert dict(zip(counts["ano"], counts["n"])) == {1997: 249, 2022: 250}
+
+    # the index chart draws the close of record and says its source: B3's official close on every drawn session
+    chart = dg.materialize([ibov_index_chart], resources=defs.resources,
+                           run_config={"ops": {"ibov_index_chart": {"config": {"sessions": 20}}}})
+    assert metadata(chart, "ibov_index_chart")["close_source"].value == "B3 oficial em 20 sessões, Yahoo em 0"
 
 
 def test_reconciliation_is_skipped_with_its_reason_when_yahoo_has_no_rows(lake_root):
