@@ -76,7 +76,7 @@ REDENOMINATIONS: dict[tuple[str, dt.date], float] = {("IBOV", dt.date(1997, 3, 3
 CSV_TITLE_CODES = {"IBOVESPA": "IBOV"}
 
 # Yahoo's ^BVSP close is B3's close rounded to whole points (from 1997-03-03; one decimal before): measured on the
-# recorded years (see docs/indices_draft.md), 0.5 points plus float noise covers every ordinary day. Larger
+# recorded years (README, "B3's official index closes"), 0.5 points plus float noise covers every ordinary day. Larger
 # differences are Yahoo revisions/stale bars and are named by ``reconcile_with_yahoo``.
 YAHOO_TOLERANCE_POINTS = 0.55
 
