@@ -247,8 +247,16 @@ def _demo_indices(instance, recordings_root: Path) -> None:
     defs = build_definitions()
     _run(defs, "index_closes_job", instance)
 
-    print("\n6. Other indices' portfolios from B3's Carteira do Dia downloads (" + ", ".join(DEMO_INDEX_CSVS)
-          + ") -> raw/ -> b3_refined_db.index_portfolios")
+    print("\n6. Every index's portfolio: GetPortfolioDay per (session, index) replayed on 127.0.0.1 (only IBOV answers "
+          "are recorded), and the Carteira do Dia downloads of " + ", ".join(DEMO_INDEX_CSVS)
+          + " -> raw/ -> b3_refined_db.index_portfolios")
+    from b3_dagster.defs.resources import B3PortfolioResource
+    from b3_dagster.replay import B3Replay, recorded_days
+
+    for recording in recorded_days():
+        with B3Replay(recording) as replay:
+            api = build_definitions({"b3": B3PortfolioResource(base_url=replay.base_url, language=recording.language)})
+            _run(api, "index_portfolio_raw_job", instance, partition_key=f"{recording.date}|{recording.index}")
     for path in recorded_csvs():
         if path.name[:4] in DEMO_INDEX_CSVS:
             print("  " + _import_portfolio_file(store, path, allow_altered=False))

@@ -33,15 +33,18 @@ from b3_dagster.charts import markdown_image, render_anomaly_chart
 from b3_dagster.defs.checks import asset_with_checks, check_results, skipped_metadata
 from b3_dagster.defs.metadata import path, preview
 from b3_dagster.defs.partitions import trading_day_partitions
-from b3_dagster.defs.resources import LOCAL_DEFAULTS, CatalogResource, LakeResource
+from b3_dagster.defs.resources import LOCAL_DEFAULTS, B3PortfolioResource, CatalogResource, LakeResource
 from b3_dagster.defs.table_commit import TABLE_POOL, snapshot_metadata
 from b3_dagster.model import (
     CLOSE_DATE,
     DEFAULT_INDEX,
+    EVENT_FLAG,
     INDEX_CODE,
+    LISTING_SEGMENT,
     MEMBERSHIP_DATE,
     OFFICIAL_CLOSE,
     RAW_DATE_COLUMN,
+    SHARE_CLASS,
 )
 from b3_dagster.quality import CheckOutcome
 from b3_dagster.sources.b3_index_history import (
@@ -54,6 +57,7 @@ from b3_dagster.sources.b3_index_history import (
     reconcile_with_yahoo,
 )
 from b3_dagster.sources.b3_index_history import DEFAULT_BASE_URL as B3_LISTINGS_URL
+from b3_dagster.sources.b3_index_csv import split_type
 from b3_dagster.sources.b3_stock_index import B3StockIndexClient, compare_with_portfolio
 from b3_dagster.sources.http import HttpPolicy
 from b3_dagster.storage.indices_store import DAILY_CSV_NAME, IndicesStore
@@ -77,6 +81,7 @@ CLOSES_ASSET = "index_closes"
 MEMBERSHIP_RAW_ASSET = "index_membership_raw"
 MEMBERSHIP_ASSET = "index_membership"
 PORTFOLIOS_ASSET = "index_portfolios"
+PORTFOLIO_RAW_ASSET = "index_portfolio_raw"
 ANOMALY_ASSET = "ibov_anomalies"
 ANOMALY_CHART_ASSET = "ibov_anomaly_chart"
 IBOV_REFINED_KEY = dg.AssetKey(INDEX_TABLE_DEF.name)  # defs/index_assets.py
@@ -356,9 +361,43 @@ def index_membership(context: dg.AssetExecutionContext, lake: LakeResource,
 
 
 # ---- portfolios of any index ----------------------------------------------------------------------------------------
+portfolio_partitions = dg.MultiPartitionsDefinition({"dia": trading_day_partitions, "indice": index_dimension})
+
+
+@dg.asset(
+    key=PORTFOLIO_RAW_ASSET,
+    group_name=GROUP,
+    partitions_def=portfolio_partitions,
+    kinds={"parquet"},
+    description="One index's portfolio of one B3 session from GetPortfolioDay (the index travels in the request's "
+                "payload), kept under raw/index_portfolio/indice=<index>/date=<day>/GetPortfolioDay.parquet. "
+                "Partitioned dia x indice (B3_INDICES). B3 serves only the current portfolio: a past key cannot be "
+                "fetched again. IBOV's by-sector pipeline (ibov_raw_snapshot) is separate and unchanged.",
+)
+def index_portfolio_raw(context: dg.AssetExecutionContext, b3: B3PortfolioResource,
+                        lake: LakeResource) -> dg.MaterializeResult:
+    keys = context.partition_key.keys_by_dimension
+    index, day = keys["indice"], dt.date.fromisoformat(keys["dia"])
+    client = b3.client()
+    client.index = index  # the payload's "index" (B3PortfolioClient(index=...)); the rest from the resource
+    snapshot = client.fetch()
+    if snapshot.portfolio_date != day:
+        raise dg.Failure(description=f"B3 answered the {index} portfolio of {snapshot.portfolio_date}, not of {day}: "
+                                     "B3 serves only the current portfolio; nothing was written")
+    rows = snapshot.rows.copy()
+    rows.insert(0, INDEX_CODE, index)
+    parts = rows["type"].map(split_type)
+    rows[SHARE_CLASS], rows[EVENT_FLAG], rows[LISTING_SEGMENT] = zip(*parts) if len(rows) else ([], [], [])
+    written = _store(lake).write_api_portfolio(index, rows, snapshot.source or client.page_url(1))
+    return dg.MaterializeResult(metadata={"index": index, "day": day.isoformat(), "tickers": len(rows),
+                                          "status": written.status, "location": path(written.uri),
+                                          "dagster/row_count": len(rows)})
+
+
 @dg.asset(
     key=PORTFOLIOS_ASSET,
     group_name=GROUP,
+    deps=[PORTFOLIO_RAW_ASSET],
     kinds={"iceberg", "sql"},
     description="b3_refined_db.index_portfolios: one row per (index, day, ticker) of every stored Carteira do Dia "
                 "portfolio of any index (b3-dagster import-index-csv), with B3's Tipo split into share class, event "
@@ -453,8 +492,8 @@ def ibov_anomaly_chart(lake: LakeResource, catalog: CatalogResource) -> dg.Mater
     })
 
 
-indices_assets = [index_history_raw, index_closes, index_membership_raw, index_membership, index_portfolios,
-                  ibov_anomalies, ibov_anomaly_chart]
+indices_assets = [index_history_raw, index_closes, index_membership_raw, index_membership, index_portfolio_raw,
+                  index_portfolios, ibov_anomalies, ibov_anomaly_chart]
 index_history_job = dg.define_asset_job(
     "index_history_job", selection=dg.AssetSelection.assets(index_history_raw),
     description="Fetch B3's official closes of the selected (year, index) keys.")
@@ -467,14 +506,17 @@ membership_job = dg.define_asset_job(
 membership_table_job = dg.define_asset_job(
     "index_membership_table_job", selection=dg.AssetSelection.assets(index_membership),
     description="Rebuild b3_refined_db.index_membership and compare it with the portfolios of the same days.")
+index_portfolio_raw_job = dg.define_asset_job(
+    "index_portfolio_raw_job", selection=dg.AssetSelection.assets(index_portfolio_raw),
+    description="Fetch the selected (session, index) portfolios from B3's GetPortfolioDay.")
 index_portfolios_job = dg.define_asset_job(
     "index_portfolios_job", selection=dg.AssetSelection.assets(index_portfolios),
     description="Rebuild b3_refined_db.index_portfolios from every stored Carteira do Dia.")
 anomaly_job = dg.define_asset_job(
     "ibov_anomaly_job", selection=dg.AssetSelection.assets(ibov_anomalies, ibov_anomaly_chart),
     description="Score the IBOVESPA days (IsolationForest) and draw the anomaly chart.")
-indices_jobs = [index_history_job, index_closes_job, membership_job, membership_table_job, index_portfolios_job,
-                anomaly_job]
+indices_jobs = [index_history_job, index_closes_job, membership_job, membership_table_job, index_portfolio_raw_job,
+                index_portfolios_job, anomaly_job]
 
 
 def indices_resources(base_url) -> dict:

@@ -6,7 +6,8 @@ Raw is kept as B3 served it (the bytes), one object per (index, year) or per day
 - ``raw/index_history/indice=IBOV/ano=2022/grid_pt-br.json``: B3's ``indexStatisticsProxy`` answer.
 - ``raw/index_history/indice=IBOV/ano=1998/evolucao_diaria.csv``: an imported "Evolução Diária" download.
 - ``raw/index_membership/date=2025-04-07/GetStockIndex.json``: B3's GetStockIndex answer of that update day.
-- ``raw/index_portfolio/indice=IBXX/date=2024-11-12/<name>.csv``: a "Carteira do Dia" download as imported.
+- ``raw/index_portfolio/indice=IBXX/date=2024-11-12/<name>.csv``: a "Carteira do Dia" download as imported, or
+  ``GetPortfolioDay.parquet``: the index's portfolio of that session from B3's API (the client's parsed rows).
 
 B3 serves past years of the history again (and the current year grows), so a grid may be replaced by a newer
 answer: the old object is archived under ``archive/``, never deleted. The refined tables are rebuilt from raw.
@@ -19,13 +20,21 @@ import re
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
 
-from b3_dagster.model import INDEX_CLOSES_COLUMNS, INDEX_CODE, INDEX_PORTFOLIO_COLUMNS, MEMBERSHIP_COLUMNS
+from b3_dagster.model import (
+    INDEX_CLOSES_COLUMNS,
+    INDEX_CODE,
+    INDEX_PORTFOLIO_COLUMNS,
+    INDEX_PORTFOLIO_SCHEMA,
+    MEMBERSHIP_COLUMNS,
+    RAW_DATE_COLUMN,
+)
 from b3_dagster.sources.b3_index_csv import IndexCsv, parse_index_csv
 from b3_dagster.sources.b3_index_history import IndexYear, parse_daily_evolution_csv, parse_year_grid
 from b3_dagster.sources.b3_stock_index import StockIndexAnswer, parse_stock_index
 from b3_dagster.storage.lake import Lake
-from b3_dagster.storage.layout import archive_key
+from b3_dagster.storage.layout import archive_key, parquet_bytes, read_parquet_bytes
 
 HISTORY_PREFIX = "raw/index_history/"
 MEMBERSHIP_PREFIX = "raw/index_membership/"
@@ -35,7 +44,9 @@ MEMBERSHIP_NAME = "GetStockIndex.json"
 _GRID_KEY = re.compile(r"^raw/index_history/indice=([A-Z0-9]+)/ano=(\d{4})/grid_(pt-br|en-us)\.json$")
 _CSV_KEY = re.compile(r"^raw/index_history/indice=([A-Z0-9]+)/ano=(\d{4})/evolucao_diaria\.csv$")
 _MEMBERSHIP_KEY = re.compile(r"^raw/index_membership/date=(\d{4}-\d{2}-\d{2})/GetStockIndex\.json$")
-_PORTFOLIO_KEY = re.compile(r"^raw/index_portfolio/indice=([A-Z0-9]+)/date=(\d{4}-\d{2}-\d{2})/([^/]+\.csv)$")
+_PORTFOLIO_KEY = re.compile(r"^raw/index_portfolio/indice=([A-Z0-9]+)/date=(\d{4}-\d{2}-\d{2})/([^/]+\.csv|"
+                            r"GetPortfolioDay\.parquet)$")
+API_PORTFOLIO_NAME = "GetPortfolioDay.parquet"
 
 
 def grid_key(index: str, year: int, language: str) -> str:
@@ -156,11 +167,23 @@ class IndicesStore:
     def write_portfolio_csv(self, data: bytes, name: str, *, allow_altered: bool = False) -> tuple[RawWrite, IndexCsv]:
         parsed = parse_index_csv(data, name, allow_altered=allow_altered)
         base = name.replace("\\", "/").rsplit("/", 1)[-1]
-        for info in self.lake.list(f"{PORTFOLIO_PREFIX}indice={parsed.index}/date={parsed.portfolio_date}/"):
-            if info.key.rsplit("/", 1)[-1] != base:  # one portfolio per (index, day): a second name is a conflict
-                raise ValueError(f"{name}: {parsed.index} {parsed.portfolio_date} is already stored as "
-                                 f"{self.lake.uri(info.key)}; nothing was written")
+        self._one_per_day(parsed.index, parsed.portfolio_date, base, name)
         return _keep(self.lake, portfolio_key(parsed.index, parsed.portfolio_date, base), data), parsed
+
+    def write_api_portfolio(self, index: str, rows: pd.DataFrame, source: str) -> RawWrite:
+        """An index's portfolio from GetPortfolioDay (the client's parsed rows), as INDEX_PORTFOLIO_COLUMNS."""
+        day = rows[RAW_DATE_COLUMN].iloc[0]
+        table = pa.Table.from_pandas(rows[INDEX_PORTFOLIO_COLUMNS], schema=INDEX_PORTFOLIO_SCHEMA,
+                                     preserve_index=False)
+        self._one_per_day(index, day, API_PORTFOLIO_NAME, source)
+        return _keep(self.lake, portfolio_key(index, day, API_PORTFOLIO_NAME),
+                     parquet_bytes(table.replace_schema_metadata({b"b3.source": source.encode()})))
+
+    def _one_per_day(self, index: str, day: dt.date, base: str, name: str) -> None:
+        for info in self.lake.list(f"{PORTFOLIO_PREFIX}indice={index}/date={day}/"):
+            if info.key.rsplit("/", 1)[-1] != base:  # one portfolio per (index, day): a second source is a conflict
+                raise ValueError(f"{name}: {index} {day} is already stored as {self.lake.uri(info.key)}; "
+                                 "nothing was written")
 
     def portfolio_keys(self) -> list[tuple[str, dt.date, str]]:
         return sorted((m[1], dt.date.fromisoformat(m[2]), info.key) for info in self.lake.list(PORTFOLIO_PREFIX)
@@ -169,9 +192,12 @@ class IndicesStore:
     def portfolios(self, indices: list[str] | None = None) -> tuple[pd.DataFrame, list[IndexCsv]]:
         """Every stored portfolio (INDEX_PORTFOLIO_COLUMNS). Altered copies were accepted on import on purpose;
         their alterations are returned with them."""
+        keys = [key for index, _, key in self.portfolio_keys() if indices is None or index in indices]
         parsed = [parse_index_csv(self.lake.read_bytes(key), key.rsplit("/", 1)[-1], allow_altered=True)
-                  for index, _, key in self.portfolio_keys() if indices is None or index in indices]
-        frames = [p.rows for p in parsed]
+                  for key in keys if key.endswith(".csv")]
+        api = [read_parquet_bytes(self.lake.read_bytes(key)).cast(INDEX_PORTFOLIO_SCHEMA).to_pandas(
+            date_as_object=True) for key in keys if key.endswith(API_PORTFOLIO_NAME)]
+        frames = [p.rows for p in parsed] + api
         rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=INDEX_PORTFOLIO_COLUMNS)
         return rows, parsed
 

@@ -146,6 +146,27 @@ def test_portfolios_of_other_indices_from_their_downloads(lake_root, query_table
     assert rows.loc[rows["indice"] == "IBXX", "n"].tolist() == [100, 97]
 
 
+def test_an_index_portfolio_from_getportfolioday_joins_the_all_indices_table(lake_root, query_tables):
+    # the only recorded GetPortfolioDay answers are IBOV's (no recording of another index exists): the index
+    # travels in the payload, and the replay answers 404 to any other (index, segment, language)
+    recording = next(r for r in recorded_days() if r.date == "2025-04-07")
+    with B3Replay(recording) as b3:
+        result = run(definitions(lake_root, b3_url=b3.base_url, b3_language=recording.language),
+                     "index_portfolio_raw_job", partition_key="2025-04-07|IBOV")
+    assert result.success
+    assert (lake_root / "raw/index_portfolio/indice=IBOV/date=2025-04-07/GetPortfolioDay.parquet").exists()
+    files = [str(p) for p in recorded_csvs() if p.name.startswith("IBXX")]
+    assert cli.main(["--lake", str(lake_root), "import-index-csv", *files]) == 0
+    assert run(definitions(lake_root), "index_portfolios_job").success
+    rows = query_tables(lake_root, "SELECT indice, DataCarteira, count(*) AS n, round(sum(part), 1) AS part, "
+                                   "count(classe) AS classes, count(segmento_listagem) AS segments FROM b3_refined_db.index_portfolios "
+                                   "GROUP BY 1, 2 ORDER BY 1, 2")
+    ibov = rows[rows["indice"] == "IBOV"]
+    assert ibov["DataCarteira"].astype(str).tolist() == ["2025-04-07"] and ibov["part"].iloc[0] == 100.0
+    assert ibov["n"].iloc[0] == ibov["classes"].iloc[0] == 87, "every API row's Tipo split like a download's"
+    assert ibov["segments"].iloc[0] == 83  # 4 of B3's Tipo values name no listing segment
+
+
 def test_anomaly_scores_are_reproducible_and_charted(lake_root, yahoo_replay, query_tables):
     defs = definitions(lake_root, yahoo_url=yahoo_replay)
     assert run(defs, "ibov_index_job", start="2025-09-01", end="2026-03-12").success

@@ -57,7 +57,7 @@ def test_the_demo_runs_the_chain_end_to_end_offline(tmp_path, query_tables):
                                 "WHERE indice = 'IBOV' GROUP BY 1 ORDER BY 1")
     assert dict(zip(closes["ano"], closes["n"])) == {1968: 246, 1997: 249, 1998: 246, 2021: 161, 2022: 250}
     others = query_tables(lake, "SELECT DISTINCT indice FROM b3_refined_db.index_portfolios ORDER BY 1")
-    assert others["indice"].tolist() == ["IBRA", "IBXX"]
+    assert others["indice"].tolist() == ["IBOV", "IBRA", "IBXX"]  # IBOV from GetPortfolioDay (dia x indice keys)
     assert "index_membership_table_job : ok, 1 materialisation(s); 1 checks passed" in done.stdout
     assert "index_closes_job : ok, 1 materialisation(s); 2 checks passed; skipped: yahoo_reconciles_with_b3" \
         in done.stdout
