@@ -23,6 +23,7 @@ from b3_dagster.defs.index_assets import (
 from b3_dagster.defs.glue_refine import RefineEngineResource
 from b3_dagster.defs.portfolio_assets import portfolio_assets, portfolio_job, refine_job
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource, setting
+from b3_dagster.defs.sectors import sector_assets, sector_job
 from b3_dagster.defs.table_commit import table_maintenance_job, table_maintenance_schedule
 
 
@@ -62,9 +63,9 @@ def environment_resources() -> dict[str, dg.ConfigurableResource]:
 
 def build_definitions(resources: Optional[Mapping[str, object]] = None) -> dg.Definitions:
     return dg.Definitions(
-        assets=[*portfolio_assets, *index_assets],
+        assets=[*portfolio_assets, *index_assets, *sector_assets],
         jobs=[portfolio_job, refine_job, *automation.jobs, index_job, index_refine_job, index_charts_job,
-              table_maintenance_job],
+              table_maintenance_job, sector_job],
         schedules=[*automation.schedules, table_maintenance_schedule],
         sensors=[*automation.sensors, *alerts.alert_sensors],
         asset_checks=alerts.alert_checks,
