@@ -520,7 +520,9 @@ def _load_snapshot(connection: duckdb.DuckDBPyConnection, tables: IcebergTables,
     if iceberg is not None:
         tasks = list(iceberg.scan(snapshot_id=snapshot_id).plan_files())
         paths = [task.file.file_path for task in tasks]
-        evolved = len(iceberg.metadata.schemas) > 1  # old files may lack columns added since: pyiceberg fills them
+        # files written before a column was added lack it: pyiceberg's scan fills it (as null)
+        evolved = len(iceberg.metadata.schemas) > 1 or not set(table.schema.names) <= set(
+            iceberg.schema().column_names)
         if tasks and not evolved and all(not task.delete_files for task in tasks) and all(
                 p.startswith(("file://", "/")) for p in paths):
             connection.execute(f"CREATE TABLE {target} AS SELECT {columns} FROM read_parquet(?)",
