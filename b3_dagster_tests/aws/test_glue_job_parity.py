@@ -103,6 +103,9 @@ def test_job_arguments_carry_the_one_refine_sql():
     assert arguments["--refine_sql"] == refine_sql(PROCESSING_DATE, dialect="spark")
     assert arguments["--raw_paths"].split(",") == [lake.uri("raw/date=2025-04-07/"), lake.uri("raw/date=2025-04-08/")]
     assert arguments["--partition_columns"] == "Data"
+    # the run's sector mapping, beside (not inside) the output folder that Spark overwrites
+    assert arguments["--mapping_path"] == lake.uri("staging/ibov_sector_refined_inputs/t/sector_mapping.parquet")
+    assert arguments["--mapping_view"] == "sector_mapping" and "JOIN sector_mapping" in arguments["--refine_sql"]
     parsed = refine_sectors.parse_arguments(_argv(arguments))
     assert parsed == {name[2:]: value for name, value in arguments.items()}
     with pytest.raises(refine_sectors.JobArgumentError, match="--refine_sql"):
