@@ -280,7 +280,13 @@ def rebuild_tables(args: argparse.Namespace) -> int:
 
     tables = _tables()
     processing_date = dt.date.fromisoformat(args.processing_date) if args.processing_date else None
-    for outcome in (rebuild_portfolio_table(tables, processing_date), rebuild_index_table(tables)):
+    from b3_dagster.transforms.sector_dimension import UnplacedSectors
+
+    try:
+        outcomes = (rebuild_portfolio_table(tables, processing_date), rebuild_index_table(tables))
+    except UnplacedSectors as error:  # nothing committed: name the tickers, no traceback
+        return _fail("rebuild-tables", error)
+    for outcome in outcomes:
         if outcome is None:
             continue
         print(f"{outcome.table}: {len(outcome.keys)} partition(s), {outcome.rows} rows committed as snapshot "
