@@ -132,10 +132,8 @@ def _record_imports(instance, store, outcomes) -> int:
 def demo(args: argparse.Namespace) -> int:
     """Replay recorded real B3 and Yahoo answers through raw -> refined -> tables -> charts, with no network."""
 
-    from b3_dagster.automation_rules import contiguous_ranges
     from b3_dagster.defs.alerts import mark_demo_lake
     from b3_dagster.defs.index_assets import YahooChartResource
-    from b3_dagster.defs.partitions import trading_day_partitions
     from b3_dagster.defs.resources import B3PortfolioResource, LakeResource
     from b3_dagster.definitions import build_definitions
     from b3_dagster.history_import import exit_code, format_outcome, import_files
@@ -169,11 +167,13 @@ def demo(args: argparse.Namespace) -> int:
     recorded = _record_imports(instance, store, outcomes)
     print(f"  {recorded} imported day(s) recorded as materialisations of ibov_raw_snapshot")
 
-    print("\n3. Refine every raw day and update default.tb_ibov_refined (one run per range of consecutive sessions)")
+    raw_days = store.raw_days()
+    print(f"\n3. Refine on B3's sector classification and update default.tb_ibov_refined: ONE run over "
+          f"{raw_days[0]}..{raw_days[-1]} (the {len(raw_days)} days with raw; the sessions between are skipped by "
+          "name); then b3_refined_db.classificacao_setorial and the sector weights chart")
     defs = build_definitions()
-    for first, last in contiguous_ranges(store.raw_days(), trading_day_partitions.get_partition_keys()):
-        _run(defs, "ibov_refine_job", instance, **({"partition_key": first} if first == last else
-                                                     {"start": first, "end": last}))
+    _run(defs, "ibov_refine_job", instance, start=raw_days[0].isoformat(), end=raw_days[-1].isoformat())
+    _run(defs, "b3_sectors_job", instance)
 
     print(f"\n4. IBOVESPA daily history (Yahoo chart API replay) {args.index_from}..{args.index_to}")
     server, yahoo_url = serve_chart_recordings()
@@ -405,7 +405,13 @@ def rebuild_tables(args: argparse.Namespace) -> int:
 
     tables = _tables()
     processing_date = dt.date.fromisoformat(args.processing_date) if args.processing_date else None
-    for outcome in (rebuild_portfolio_table(tables, processing_date), rebuild_index_table(tables)):
+    from b3_dagster.transforms.sector_dimension import UnplacedSectors
+
+    try:
+        outcomes = (rebuild_portfolio_table(tables, processing_date), rebuild_index_table(tables))
+    except UnplacedSectors as error:  # nothing committed: name the tickers, no traceback
+        return _fail("rebuild-tables", error)
+    for outcome in outcomes:
         if outcome is None:
             continue
         print(f"{outcome.table}: {len(outcome.keys)} partition(s), {outcome.rows} rows committed as snapshot "

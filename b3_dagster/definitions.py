@@ -24,6 +24,7 @@ from b3_dagster.defs.glue_refine import RefineEngineResource
 from b3_dagster.defs.indices import B3IndicesResource, indices_assets, indices_jobs
 from b3_dagster.defs.portfolio_assets import portfolio_assets, portfolio_job, refine_job
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource, setting
+from b3_dagster.defs.sectors import sector_assets, sector_job
 from b3_dagster.defs.table_commit import table_maintenance_job, table_maintenance_schedule
 
 
@@ -64,9 +65,9 @@ def environment_resources() -> dict[str, dg.ConfigurableResource]:
 
 def build_definitions(resources: Optional[Mapping[str, object]] = None) -> dg.Definitions:
     return dg.Definitions(
-        assets=[*portfolio_assets, *index_assets, *indices_assets],
+        assets=[*portfolio_assets, *index_assets, *sector_assets, *indices_assets],
         jobs=[portfolio_job, refine_job, *automation.jobs, index_job, index_refine_job, index_charts_job,
-              table_maintenance_job, *indices_jobs],
+              table_maintenance_job, sector_job, *indices_jobs],
         schedules=[*automation.schedules, table_maintenance_schedule],
         sensors=[*automation.sensors, *alerts.alert_sensors],
         asset_checks=alerts.alert_checks,

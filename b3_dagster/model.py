@@ -51,10 +51,19 @@ THEORETICAL_QTY_SUM = "soma_qtd_teorica"
 PROCESSING_DATE = "data_processamento"
 DAYS_SINCE_PORTFOLIO = "dias_desde_carteira"
 
+# The canonical sector dimension (B3's Classificação Setorial, see README "The sector dimension"): the refined rows
+# carry it beside `Setor`, and the classification table by its own names.
+ECONOMIC_SECTOR = "setor_economico"
+SUBSECTOR = "subsetor"
+
 REFINED_PARTITION_COLUMNS = [DATE, SECTOR]
 REFINED_SCHEMA = pa.schema(
     [
-        pa.field(SECTOR, pa.string(), nullable=False),
+        pa.field(SECTOR, pa.string(), nullable=False),  # stable label "<setor_economico> / <subsetor>"
+        # nullable only because a table written before the sector dimension gains them empty (schema evolution);
+        # every refined row has both
+        pa.field(ECONOMIC_SECTOR, pa.string(), nullable=True),
+        pa.field(SUBSECTOR, pa.string(), nullable=True),
         pa.field(DATE, pa.date32(), nullable=False),
         pa.field(PART_SUM, pa.float64(), nullable=False),
         pa.field(TICKER_COUNT, pa.int64(), nullable=False),
@@ -121,11 +130,9 @@ class PortfolioSnapshot:
 
 # ---------------------------------------------------------------------------------------------------------------------
 # B3's sector classification (Classificação Setorial), one row per issuer (4-letter root) per vintage, and the
-# canonical sector dimension derived from it (see b3_dagster/transforms/sector_dimension.py, docs/sector_dimension.md).
+# canonical sector dimension derived from it (see b3_dagster/transforms/sector_dimension.py, README "The sector dimension").
 # ---------------------------------------------------------------------------------------------------------------------
 ISSUER_CODE = "codigo"  # 4-letter issuer root: PETR for PETR3/PETR4
-ECONOMIC_SECTOR = "setor_economico"
-SUBSECTOR = "subsetor"
 SEGMENT = "segmento"
 VALID_FROM = "vigente_desde"  # the vintage's date: B3's own file date (an upper bound for the new layout)
 SOURCE_FILE = "source_file"

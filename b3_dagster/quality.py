@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from b3_dagster.model import DATE, PART_SUM, SECTOR, TICKER_COUNT, PortfolioSnapshot
+from b3_dagster.model import DATE, PART_SUM, RAW_DATE_COLUMN as RAW_DATE, SECTOR, TICKER_COUNT, PortfolioSnapshot
 
 WEIGHT_TOTAL_TOLERANCE = 0.01  # percentage points, for the day's total of 100
 SECTOR_SUBTOTAL_TOLERANCE = 0.005  # percentage points, per sector
@@ -109,9 +109,27 @@ def theoretical_quantity_matches_header(snapshot: PortfolioSnapshot) -> CheckOut
                         {"sum_theoretical_qty": total, "header_total": header})
 
 
+def canonical_subtotals(raw: pd.DataFrame, mapping: pd.DataFrame | None) -> pd.Series:
+    """B3's subtotals (partAcum, one per source label and day) summed per canonical sector: (Data, Setor) ->
+    partAcum. Each label is placed in one canonical sector as a whole (``map_sectors``), so this is what B3 itself
+    says that sector weighs; NaN where a label of the sector has no subtotal (a standard CSV day).
+    ``mapping`` None: the source labels are the sectors (raw refined as B3 printed it)."""
+    if mapping is None:
+        return raw.groupby([RAW_DATE, "segment"])["partAcum"].last().rename_axis([DATE, SECTOR]).rename("partAcum")
+    placed = raw.merge(mapping[[RAW_DATE, "cod", SECTOR]], on=[RAW_DATE, "cod"], how="inner")
+    labels = placed.groupby([RAW_DATE, "segment"]).agg(partAcum=("partAcum", "last"), sector=(SECTOR, "first"))
+    labels["absent"] = labels["partAcum"].isna()
+    by_sector = labels.reset_index().groupby([RAW_DATE, "sector"]).agg(partAcum=("partAcum", "sum"),
+                                                                        absent=("absent", "any"))
+    return by_sector["partAcum"].mask(by_sector["absent"]).rename_axis([DATE, SECTOR])
+
+
 def refined_matches_raw(raw: pd.DataFrame, refined: pd.DataFrame,
-                        tolerance: float = SECTOR_SUBTOTAL_TOLERANCE) -> list[tuple[str, CheckOutcome]]:
-    """Refined rows against the raw rows they came from: ticker counts, B3's sector subtotals, one row per key."""
+                        tolerance: float = SECTOR_SUBTOTAL_TOLERANCE,
+                        mapping: pd.DataFrame | None = None) -> list[tuple[str, CheckOutcome]]:
+    """Refined rows against the raw rows they came from: ticker counts, B3's sector subtotals, one row per key.
+    ``mapping`` (DataCarteira, cod, Setor): the canonical sector of each raw row; B3's subtotals are then compared
+    per canonical sector (``canonical_subtotals``)."""
     outcomes = []
     raw_count = len(raw)
     refined_count = int(refined[TICKER_COUNT].sum()) if not refined.empty else 0
@@ -120,9 +138,8 @@ def refined_matches_raw(raw: pd.DataFrame, refined: pd.DataFrame,
         f"refined counts {refined_count} tickers; raw has {raw_count} rows",
         {"refined_tickers": refined_count, "raw_rows": raw_count})))
 
-    subtotals = raw.groupby(["DataCarteira", "segment"])["partAcum"].last()
-    joined = refined.set_index([DATE, SECTOR])[PART_SUM].to_frame().join(
-        subtotals.rename_axis([DATE, SECTOR]).rename("partAcum"), how="outer")
+    subtotals = canonical_subtotals(raw, mapping)
+    joined = refined.set_index([DATE, SECTOR])[PART_SUM].to_frame().join(subtotals, how="outer")
     comparable = joined.dropna()
     missing = joined[joined[PART_SUM].isna()]
     bad = comparable[(comparable[PART_SUM] - comparable["partAcum"]).abs() > tolerance]

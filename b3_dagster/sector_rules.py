@@ -1,7 +1,7 @@
 """Data-quality rules of the canonical sector dimension, as pure functions (Dagster turns them into asset checks).
 
-They return ``quality.CheckOutcome``. A rule with nothing to compare returns ``passed=True`` with a description that
-starts with "skipped:" and ``metadata["skipped"] = True``, never a bare pass.
+They return ``quality.CheckOutcome``. A rule with nothing to compare returns ``CheckOutcome.skip`` (neither passed nor
+failed; its description starts with "skipped:" and ``metadata["skipped"] = True``), never a bare pass.
 
 * ``canonical_sectors_sum_to_100``: each day's canonical sectors add up to the whole index (a row lost in the
   mapping would show here);
@@ -31,7 +31,7 @@ LISTED = 20  # how many offenders metadata lists
 
 
 def _skipped(reason: str, **metadata) -> CheckOutcome:
-    return CheckOutcome(True, f"skipped: {reason}", {"skipped": True, **metadata})
+    return CheckOutcome.skip(reason, {"skipped": True, **metadata})
 
 
 def sector_shares(rows: pd.DataFrame) -> pd.DataFrame:

@@ -107,3 +107,19 @@ def test_no_refined_rows_fail_the_count_and_skip_the_duplicate_rule():
     assert outcomes["ticker_count_matches_raw"].failed
     assert outcomes["sector_part_matches_b3_subtotal"].failed  # raw sectors missing from refined
     assert outcomes["one_row_per_sector_and_day"].skipped
+
+
+def test_refined_subtotal_check_compares_each_canonical_sector_with_the_b3_subtotals_of_its_labels():
+    """Two source labels placed in one canonical sector: B3's partAcum of both add up to that sector's soma_part."""
+    frame = raw()
+    mapping = pd.DataFrame({"DataCarteira": [DAY, DAY], "cod": ["PETR4", "ITUB4"],
+                            SECTOR: ["Financeiro / Bancos"] * 2})
+    refined = pd.DataFrame({DATE: [DAY], SECTOR: ["Financeiro / Bancos"], PART_SUM: [100.0], TICKER_COUNT: [2]})
+    outcomes = dict(refined_matches_raw(frame, refined, mapping=mapping))
+    assert outcomes["sector_part_matches_b3_subtotal"].passed
+    assert outcomes["sector_part_matches_b3_subtotal"].metadata["sectors_compared"] == 1
+    off = dict(refined_matches_raw(frame, refined.assign(**{PART_SUM: 99.0}), mapping=mapping))
+    assert off["sector_part_matches_b3_subtotal"].failed
+    assert off["sector_part_matches_b3_subtotal"].metadata["disagreeing"] == [f"{DAY} Financeiro / Bancos"]
+    # per source label, the canonical rows would not even meet B3's labels: that is what the mapping is for
+    assert dict(refined_matches_raw(frame, refined))["sector_part_matches_b3_subtotal"].failed

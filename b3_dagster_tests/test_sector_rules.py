@@ -76,15 +76,15 @@ def test_a_rebalance_in_between_excuses_the_jump():
     assert rebalanced_between(dt.date(2025, 4, 30), dt.date(2025, 5, 2))  # May 1st is a holiday: consecutive
     assert not rebalanced_between(dt.date(2025, 7, 10), dt.date(2025, 7, 11))
     outcome = subsector_share_jumps(shares([("2025-04-30", "A", 60.0), ("2025-05-02", "A", 70.0)]))
-    assert outcome.passed and outcome.description.startswith("skipped:") and outcome.metadata["pairs_rebalanced"] == 1
+    assert outcome.skipped and not outcome.passed and outcome.description.startswith("skipped:") and outcome.metadata["pairs_rebalanced"] == 1
     changed = subsector_share_jumps(shares([("2025-07-10", "A", 60.0), ("2025-07-11", "A", 70.0)]),
                                     changed_days=[dt.date(2025, 7, 11)])
-    assert changed.passed and changed.metadata["skipped"]
+    assert changed.skipped and changed.metadata["skipped"]
 
 
 def test_days_that_are_not_consecutive_sessions_are_not_compared():
     outcome = subsector_share_jumps(shares([("2025-07-07", "A", 60.0), ("2025-07-10", "A", 70.0)]))
-    assert outcome.passed and outcome.metadata["skipped"] and outcome.metadata["pairs_not_consecutive"] == 1
+    assert outcome.skipped and outcome.metadata["skipped"] and outcome.metadata["pairs_not_consecutive"] == 1
     single = subsector_share_jumps(shares([("2025-07-07", "A", 100.0)]))
     assert single.metadata["skipped"] and "fewer than two sessions" in single.description
 

@@ -22,7 +22,7 @@ from b3_dagster.automation_rules import (
     schedule_decision,
 )
 from b3_dagster.calendar import B3_TIMEZONE
-from b3_dagster.defs.checks import RAW_ASSET, REFINED_ASSET, result
+from b3_dagster.defs.checks import RAW_ASSET, REFINED_ASSET, result, skipped_metadata
 from b3_dagster.defs.metadata import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, path, preview
 from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.portfolio_assets import ibov_raw_snapshot, refine_job
@@ -142,10 +142,13 @@ def raw_day_event(store, day: dt.date, *, source: str, description: str, write_s
     if stored is not None:
         metadata.update({"dagster/row_count": len(stored.rows), "sectors": int(stored.rows["segment"].nunique()),
                          "preview": preview(stored.rows)})
+    outcomes = raw_outcomes([stored]) if stored is not None else []
+    if stored is not None:
+        metadata.update(skipped_metadata(outcomes))  # a rule with nothing to compare is named, never passed
     materialization = dg.AssetMaterialization(asset_key=RAW_ASSET, partition=day.isoformat(),
                                               description=description, metadata=metadata)
     evaluations = []
-    for name, outcome in (raw_outcomes([stored]) if stored is not None else []):
+    for name, outcome in outcomes:
         if outcome.skipped is not None:  # nothing to compare: no evaluation (Dagster shows it not run), never passed
             continue
         checked = result(RAW_ASSET, name, outcome)

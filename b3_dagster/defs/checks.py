@@ -39,6 +39,17 @@ REFINED_CHECKS = {
     "sector_part_matches_b3_subtotal": "Each sector's soma_part equals B3's partAcum of that sector.",
     "one_row_per_sector_and_day": "No duplicate (Data, Setor) rows.",
 }
+# The canonical sector dimension's rules (b3_dagster/sector_rules.py), on the refine asset too.
+SECTOR_CHECKS = {
+    "canonical_sectors_sum_to_100": "Each day's canonical sectors (Setor) add up to 100% of the index.",
+    "every_ticker_placed": "Every ticker of raw is placed in a canonical sector by B3's classification; a label or "
+                           "ticker that no vintage can place fails, named with its day (never a new sector).",
+    "subsector_share_jumps": "WARN: a subsector's share moves by at most 2 points between consecutive B3 sessions "
+                             "unless the portfolio was rebalanced (January, May, September, or a change of tickers "
+                             "or quantities); the sessions are named.",
+}
+# Checks whose failure is a warning (a thing to look at, not a stop).
+WARN_CHECKS = {"subsector_share_jumps"}
 TABLE_CHECKS = {
     "table_answers_query": "After the update, the catalogued table answers SQL with the refined rows of the day.",
 }
@@ -75,7 +86,7 @@ def result(asset: str, name: str, outcome: CheckOutcome) -> dg.AssetCheckResult:
         asset_key=asset,
         check_name=name,
         passed=bool(outcome.passed),
-        severity=dg.AssetCheckSeverity.ERROR,
+        severity=dg.AssetCheckSeverity.WARN if name in WARN_CHECKS else dg.AssetCheckSeverity.ERROR,
         description=outcome.description,
         metadata={k: (v if isinstance(v, (str, int, float, bool)) else dg.MetadataValue.json(v))
                   for k, v in metadata.items()},

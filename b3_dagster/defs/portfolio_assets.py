@@ -18,6 +18,7 @@ from b3_dagster.defs.checks import (
     RAW_CHECKS,
     REFINED_ASSET,
     REFINED_CHECKS,
+    SECTOR_CHECKS,
     TABLE_ASSET,
     TABLE_CHECKS,
     asset_with_checks,
@@ -32,12 +33,25 @@ from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
 from b3_dagster.model import DATE, PART_SUM, PORTFOLIO_TABLE, REFINED_SCHEMA, SECTOR, TICKER_COUNT
 from b3_dagster.quality import CheckOutcome, raw_outcomes, refined_matches_raw
+from b3_dagster.sector_rules import (
+    canonical_sectors_sum_to_100,
+    every_ticker_placed,
+    portfolio_changes,
+    subsector_share_jumps,
+)
 from b3_dagster.sources.b3_portfolio import B3ResponseError, B3Unreachable
 from b3_dagster.storage import staging
 from b3_dagster.storage.layout import raw_prefix
-from b3_dagster.storage.portfolio_store import REFINE_DATASET, RawPartitionConflict, expected_refined
+from b3_dagster.storage.portfolio_store import (
+    REFINE_DATASET,
+    PortfolioStore,
+    RawPartitionConflict,
+    expected_refined,
+)
+from b3_dagster.storage.classification_store import ClassificationStore
 from b3_dagster.storage.glue_job import GlueRefineError
 from b3_dagster.storage.tables import PORTFOLIO_TABLE_DEF, AsOf, connect, run_query
+from b3_dagster.transforms.sector_dimension import SectorDimension, map_sectors
 
 GROUP = "ibov_portfolio"
 
@@ -148,10 +162,13 @@ def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConf
     deps=[RAW_ASSET],
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"sql", "parquet"},  # the engine (DuckDB or Glue) is chosen at run time: the metadata's `engine` names it
-    check_specs=specs(REFINED_ASSET, REFINED_CHECKS),
-    description="Sector aggregation of the raw portfolio (seed 000's Glue job): sum of part, ticker count and "
-                "theoretical quantity per Setor and Data, computed by DuckDB in process or by the Glue Spark job "
-                "into the run's staging folder (staging/ibov_sector_refined/<run id>/). tb_ibov_refined commits it."
+    check_specs=specs(REFINED_ASSET, {**REFINED_CHECKS, **SECTOR_CHECKS}),
+    description="Sector aggregation of the raw portfolio (seed 000's Glue job) on B3's own classification: each "
+                "raw row is placed in its canonical sector (setor_economico, subsetor, Setor = the stable label; "
+                "README, \"The sector dimension\"), then part, tickers and theoretical quantity are summed per "
+                "Setor and Data, by DuckDB in process or by the Glue Spark job, into the run's staging folder "
+                "(staging/ibov_sector_refined/<run id>/). tb_ibov_refined commits it. Days of the run without raw "
+                "are skipped and named (metadata `skipped_days`); the run fails only when no day has raw."
                 + SINGLE_RUN_NOTE,
 )
 def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig, lake: LakeResource,
@@ -159,7 +176,7 @@ def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig,
     processing_date = (dt.date.fromisoformat(config.processing_date) if config.processing_date
                        else _today_in_sao_paulo())
     store = lake.portfolio_store()
-    days = [dt.date.fromisoformat(key) for key in days_in_run(context)]
+    days, skipped_days = _days_with_raw(context, store)
     snapshots = [store.read_raw(day) for day in days]
     broken = {}
     if any(outcome.failed for _, outcome in raw_outcomes(snapshots)):  # the rules run over all days at once;
@@ -169,17 +186,30 @@ def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig,
         raise dg.Failure(description=f"raw partitions break the data-quality rules ({broken}); nothing was refined. "
                                      "Replace them (allow_overwrite, or b3-dagster import-csv --allow-overwrite).")
     raw_rows = pd.concat([s.rows for s in snapshots], ignore_index=True)
+    classification, classification_errors = ClassificationStore(store.lake).history()
+    for error in classification_errors:  # a workbook dropped into the lake that cannot be used: named, not fatal
+        context.log.warning(f"classification file not used: {error}")
+    dimension = SectorDimension.from_classification(classification)
+    mapping = map_sectors(raw_rows, dimension)
+    for note in mapping.notes:
+        context.log.info(note)
     prefix = staging.run_prefix(REFINE_DATASET, context.run.run_id)
     staging.remove(store.lake, prefix)  # a retried step starts from an empty staging folder
     context.log.info(f"refining {len(days)} day(s) on the {refine_engine.kind} engine into {store.lake.uri(prefix)}")
     try:
-        refine_engine.refine(context, store, days, processing_date, prefix, raw_rows)
+        refine_engine.refine(context, store, days, processing_date, prefix, raw_rows, mapping.rows)
     except GlueRefineError as error:
         raise dg.Failure(description=str(error)) from error
-    staging.write_expected(store.lake, prefix, expected_refined(raw_rows))  # last: says the refine finished
+    # last: says the refine finished. A ticker the mapping could not place leaves its day short of raw's ticker
+    # count, so the table commit refuses that day (and every_ticker_placed names the ticker)
+    staging.write_expected(store.lake, prefix, expected_refined(raw_rows, mapping.rows))
     # the checks judge what was staged, read back from the lake
     refined_rows = staging.read_rows(store.lake, prefix, REFINED_SCHEMA).to_pandas(date_as_object=True)
-    verdicts = refined_matches_raw(raw_rows, refined_rows)
+    shares = refined_rows[[DATE, SECTOR, PART_SUM]]
+    verdicts = [*refined_matches_raw(raw_rows, refined_rows, mapping=mapping.rows),
+                ("canonical_sectors_sum_to_100", canonical_sectors_sum_to_100(shares)),
+                ("every_ticker_placed", every_ticker_placed(mapping, raw_rows)),
+                ("subsector_share_jumps", subsector_share_jumps(shares, changed_days=portfolio_changes(raw_rows)))]
     first = days[0]
     yield dg.MaterializeResult(  # yielded so that a skipped check can be left out (defs/checks.py)
         metadata={
@@ -187,6 +217,9 @@ def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig,
             "first_day": str(first),
             "last_day": str(days[-1]),
             "dagster/row_count": len(refined_rows),
+            "skipped_days": _day_list(skipped_days),
+            "sectors": int(refined_rows[SECTOR].nunique()),
+            "classification_vintages": len(dimension.vintages) + len(dimension.fallback),
             "engine": refine_engine.kind,
             "processing_date": str(processing_date),
             "staging": path(store.lake.uri(prefix)),
@@ -198,6 +231,30 @@ def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig,
         },
         check_results=check_results(REFINED_ASSET, verdicts),
     )
+
+
+def _day_list(days: list[dt.date], shown: int = 30) -> str:
+    text = ", ".join(day.isoformat() for day in days[:shown])
+    return (f"{len(days)}: {text}" + (f" ... (+{len(days) - shown})" if len(days) > shown else "")) if days else "none"
+
+
+def _days_with_raw(context: dg.AssetExecutionContext, store) -> tuple[list[dt.date], list[dt.date]]:
+    """The run's days that have raw, and those that do not (skipped, named in the log). A range over sessions that
+    were never taken refines the days it can; it fails, with a ``dg.Failure``, only when no day has raw."""
+    days = [dt.date.fromisoformat(key) for key in days_in_run(context)]
+    stored = set(store.raw_days())
+    present = [day for day in days if day in stored]
+    skipped = [day for day in days if day not in stored]
+    if not present:
+        raise dg.Failure(
+            description=f"none of the run's {len(days)} day(s) ({days[0]}..{days[-1]}) has a raw portfolio in "
+                        f"{store.lake.uri('raw/')}: nothing to refine. Take them with ibov_raw_snapshot (the day "
+                        "itself) or import B3's IBOVDia CSV downloads (b3-dagster import-csv).",
+            metadata={"days": len(days)})
+    if skipped:
+        context.log.info(f"{len(skipped)} day(s) of the run have no raw portfolio and are skipped: "
+                         f"{_day_list(skipped, shown=200)}")
+    return present, skipped
 
 
 def _table_answers(connection, days: list[dt.date], expected: pd.DataFrame) -> CheckOutcome:
@@ -227,12 +284,14 @@ def _table_answers(connection, days: list[dt.date], expected: pd.DataFrame) -> C
     kinds={"iceberg", "sql"},
     check_specs=specs(TABLE_ASSET, TABLE_CHECKS),
     description="default.tb_ibov_refined, an Apache Iceberg table (SQLite catalog locally, Glue Data Catalog on AWS, "
-                "queried natively by Athena): the run's staged days replace the table's rows of those days in ONE "
-                "commit. A day absent, empty or partial in staging is refused, never deleted." + SINGLE_RUN_NOTE,
+                "queried natively by Athena): one row per canonical Setor (with setor_economico, subsetor) and Data. "
+                "The run's staged days replace the table's rows of those days in ONE commit. Days without raw are "
+                "skipped, as by the refine (metadata `skipped_days`); a day that has raw but is absent, empty or "
+                "partial in staging is refused, never deleted." + SINGLE_RUN_NOTE,
 )
 def tb_ibov_refined(context: dg.AssetExecutionContext, catalog: CatalogResource) -> dg.MaterializeResult:
     tables = catalog.tables()
-    days = [dt.date.fromisoformat(key) for key in days_in_run(context)]
+    days, skipped_days = _days_with_raw(context, PortfolioStore(tables.lake))
     outcome = commit_run(context, tables, PORTFOLIO_TABLE_DEF, REFINE_DATASET, [day.isoformat() for day in days])
     context.log.info(f"committed {len(days)} day(s), {outcome.rows} rows to {tables.description}: snapshot "
                      f"{outcome.snapshot_id}")
@@ -249,6 +308,7 @@ def tb_ibov_refined(context: dg.AssetExecutionContext, catalog: CatalogResource)
             "table": f"default.{PORTFOLIO_TABLE}",
             **snapshot_metadata(tables, PORTFOLIO_TABLE_DEF, outcome),
             "days": len(days),
+            "skipped_days": _day_list(skipped_days),
             "dagster/row_count": outcome.rows,
             **({} if len(days) > 1 else {"participation_by_sector": preview(by_sector, rows=40),  # as in the refine
                                          "query": dg.MetadataValue.md(f"```sql\n{by_sector_sql}\n```")}),

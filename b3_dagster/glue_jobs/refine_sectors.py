@@ -9,6 +9,9 @@ Arguments (``--name value``, as Glue passes them; unknown ones such as Glue's ow
     --raw_paths          comma-separated raw Parquet folders or files (``s3://bucket/lake/raw/date=2025-04-07/``)
     --refine_sql         the Spark SQL statement; it reads the raw rows from the view named by --source_view
     --source_view        the view name the SQL reads (``raw_portfolio``)
+    --mapping_path       the run's sector mapping (Parquet: DataCarteira, cod, setor_economico, subsetor, Setor),
+                         staged by the pipeline beside the run's output
+    --mapping_view       the view name the SQL joins the mapping as (``sector_mapping``)
     --output_path        where the refined rows are written, Hive-partitioned (the run's staging folder: the table
                          asset commits it to the Iceberg table in one commit)
     --partition_columns  comma-separated partition columns (``Data``: one folder per day; the sector stays a column,
@@ -24,7 +27,8 @@ from __future__ import annotations
 import contextlib
 import sys
 
-REQUIRED = ("raw_paths", "refine_sql", "source_view", "output_path", "partition_columns")
+REQUIRED = ("raw_paths", "refine_sql", "source_view", "mapping_path", "mapping_view", "output_path",
+            "partition_columns")
 
 
 class JobArgumentError(ValueError):
@@ -57,10 +61,12 @@ def split_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def refine(spark, raw_paths: list[str], sql: str, source_view: str):
-    """The refined rows: the SQL run over the raw Parquet rows, exposed to it as ``source_view``."""
+def refine(spark, raw_paths: list[str], sql: str, source_view: str, mapping_path: str, mapping_view: str):
+    """The refined rows: the SQL run over the raw Parquet rows (``source_view``) joined with the sector mapping
+    (``mapping_view``)."""
     raw = spark.read.parquet(*raw_paths)
     raw.createOrReplaceTempView(source_view)
+    spark.read.parquet(mapping_path).createOrReplaceTempView(mapping_view)
     return spark.sql(sql)
 
 
@@ -107,7 +113,8 @@ def main(argv: list[str] | None = None, spark=None) -> int:
             from pyspark.sql import SparkSession
 
             spark = SparkSession.builder.appName("b3-dagster refine_sectors").getOrCreate()
-        refined = refine(spark, raw_paths, arguments["refine_sql"], arguments["source_view"]).cache()
+        refined = refine(spark, raw_paths, arguments["refine_sql"], arguments["source_view"],
+                         arguments["mapping_path"], arguments["mapping_view"]).cache()
         rows = refined.count()
         write_partitioned(refined, arguments["output_path"], partition_columns)
         refined.unpersist()

@@ -17,6 +17,7 @@ import pyarrow as pa
 from b3_dagster.model import (
     RAW_COLUMNS,
     RAW_DATE_COLUMN,
+    SECTOR,
     THEORETICAL_QTY_SUM,
     TICKER_COUNT,
     PortfolioSnapshot,
@@ -177,12 +178,16 @@ class PortfolioStore:
         return key
 
 
-def expected_refined(raw_rows: pd.DataFrame) -> dict[str, Expected]:
-    """What each day's refined rows must hold, from its raw rows: one row per sector, every ticker counted, every
-    theoretical quantity summed. The table commit refuses a day whose staged rows disagree (a partial refine)."""
+def expected_refined(raw_rows: pd.DataFrame, mapping: pd.DataFrame | None = None) -> dict[str, Expected]:
+    """What each day's refined rows must hold, from its raw rows: one row per sector (per canonical ``Setor`` of
+    ``mapping``, the refine's sector mapping; per source label without one), every ticker counted, every theoretical
+    quantity summed. The table commit refuses a day whose staged rows disagree (a partial refine, or a ticker the
+    mapping could not place)."""
+    sectors = (mapping.groupby(RAW_DATE_COLUMN)[SECTOR].nunique() if mapping is not None
+               else raw_rows.groupby(RAW_DATE_COLUMN)["segment"].nunique())
     expected = {}
     for day, rows in raw_rows.groupby(RAW_DATE_COLUMN, sort=True):
         expected[day.isoformat()] = Expected(
-            rows=int(rows["segment"].nunique()),
+            rows=int(sectors.get(day, 0)),
             sums={TICKER_COUNT: float(len(rows)), THEORETICAL_QTY_SUM: float(rows["theoricalQty"].sum())})
     return expected

@@ -19,6 +19,8 @@ from b3_dagster.storage.lake import Lake
 from b3_dagster.storage.portfolio_store import PortfolioStore
 from b3_dagster.storage.tables import INDEX_TABLE_DEF, PORTFOLIO_TABLE_DEF, CommitOutcome, IcebergTables
 from b3_dagster.transforms.index_features import INDEX_SCHEMA, refine_index
+from b3_dagster.storage.classification_store import ClassificationStore
+from b3_dagster.transforms.sector_dimension import SectorDimension, UnplacedSectors, map_sectors
 from b3_dagster.transforms.sectors import refine_portfolio
 
 OLD_LAYOUT = ("refined/", "catalog.duckdb")
@@ -37,7 +39,13 @@ def rebuild_portfolio_table(tables: IcebergTables, processing_date: dt.date | No
         return None
     processing_date = processing_date or pd.Timestamp.now(tz=B3_TIMEZONE).date()
     raw = pd.concat([store.read_raw(day).rows for day in days], ignore_index=True)
-    refined = refine_portfolio(raw, processing_date)
+    # the same classification history as the refine asset (shipped vintages plus the lake's); a ticker no vintage
+    # places stops the rebuild (UnplacedSectors, naming it), never a day short of a ticker
+    classification, _ = ClassificationStore(tables.lake).history()
+    mapping = map_sectors(raw, SectorDimension.from_classification(classification))
+    if mapping.problems:
+        raise UnplacedSectors(mapping.problems)
+    refined = refine_portfolio(raw, processing_date, mapping.rows)
     return _replace_all(tables, PORTFOLIO_TABLE_DEF,
                         pa.Table.from_pandas(refined, schema=REFINED_SCHEMA, preserve_index=False))
 

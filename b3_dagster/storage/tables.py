@@ -40,7 +40,16 @@ from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files, _expressio
 from pyiceberg.table import Table, Transaction
 from pyiceberg.transforms import IdentityTransform, MonthTransform, YearTransform
 
-from b3_dagster.model import CATALOG_DATABASE, DATE, PORTFOLIO_TABLE, REFINED_SCHEMA
+from b3_dagster.model import (
+    CATALOG_DATABASE,
+    CLASSIFICATION_SCHEMA,
+    CLASSIFICATION_TABLE,
+    DATE,
+    ISSUER_CODE,
+    PORTFOLIO_TABLE,
+    REFINED_SCHEMA,
+    VALID_FROM,
+)
 from b3_dagster.model import (  # issue 14's tables
     CLOSE_DATE, INDEX_CLOSES_SCHEMA, INDEX_CLOSES_TABLE, INDEX_CODE, INDEX_PORTFOLIO_SCHEMA,
     MEMBERSHIP_DATE, MEMBERSHIP_SCHEMA, RAW_DATE_COLUMN,
@@ -142,7 +151,11 @@ PORTFOLIO_TABLE_DEF = TableDef(CATALOG_DATABASE, PORTFOLIO_TABLE, REFINED_SCHEMA
 INDEX_TABLE_DEF = TableDef("b3_refined_db", "ibov_refined", INDEX_SCHEMA,
                            partitioning=((YEAR, "identity"), (MONTH, "identity")), replace_by=(YEAR, MONTH),
                            sort_by=("data",))
-TABLE_DEFS = (PORTFOLIO_TABLE_DEF, INDEX_TABLE_DEF)
+# B3's sector classification, one vintage per file (a few thousand rows a vintage): one file per vintage year.
+CLASSIFICATION_TABLE_DEF = TableDef("b3_refined_db", CLASSIFICATION_TABLE, CLASSIFICATION_SCHEMA,
+                                    partitioning=((VALID_FROM, "year"),), replace_by=(VALID_FROM,),
+                                    sort_by=(VALID_FROM, ISSUER_CODE))
+TABLE_DEFS = (PORTFOLIO_TABLE_DEF, INDEX_TABLE_DEF, CLASSIFICATION_TABLE_DEF)
 
 
 @dataclass(frozen=True)
@@ -210,10 +223,11 @@ class IcebergTables:
             return None
 
     def ensure(self, table: TableDef) -> Table:
-        """The table, created (with its partition spec) when it does not exist yet."""
+        """The table, created (with its partition spec) when it does not exist yet; a table made by an older
+        version gains the columns added since (``evolve``)."""
         existing = self.load(table)
         if existing is not None:
-            return existing
+            return self.evolve(table, existing)
         namespace, _ = self.identifier(table)
         self.catalog.create_namespace_if_not_exists(namespace)
         created = self.catalog.create_table_if_not_exists(self.identifier(table), schema=table.schema,
@@ -225,6 +239,28 @@ class IcebergTables:
                     spec.add_field(column, _TRANSFORMS[transform](), name)
             created = self.catalog.load_table(self.identifier(table))
         return created
+
+    def evolve(self, table: TableDef, iceberg: Table) -> Table:
+        """Add the TableDef's columns that ``iceberg`` lacks (Iceberg schema evolution: a metadata-only commit; old
+        data files read the new columns as null). Only optional columns are ever added; a table that lacks a
+        required column, or whose column has another type, is a ``TableError`` pointing at ``rebuild-tables``."""
+        present = {field.name: field for field in iceberg.schema().fields}
+        added = [field for field in table.schema if field.name not in present]
+        if not added:
+            return iceberg
+        required = [field.name for field in added if not field.nullable]
+        if required:
+            raise TableError(f"{table.qualified_name} was made by an older version and lacks the required "
+                             f"column(s) {required}: run `b3-dagster rebuild-tables` to rebuild it from raw")
+        try:
+            with iceberg.update_schema() as update:
+                update.union_by_name(table.schema)
+        except (ValueError, ValidationException) as error:
+            raise TableError(f"{table.qualified_name} cannot gain the column(s) {[f.name for f in added]} "
+                             f"({error}): run `b3-dagster rebuild-tables` to rebuild it from raw") from error
+        log.warning("%s: added column(s) %s; rows committed before hold null there until re-refined "
+                    "(b3-dagster rebuild-tables)", table.qualified_name, [field.name for field in added])
+        return self.catalog.load_table(self.identifier(table))
 
     # ---- writing -----------------------------------------------------------------------------------------------
     def commit(self, table: TableDef, rows: pa.Table, keys: Iterable[str],
@@ -293,7 +329,7 @@ class IcebergTables:
         if iceberg is None or iceberg.current_snapshot() is None:
             return table.schema.empty_table()
         arrow = iceberg.scan(row_filter=row_filter, snapshot_id=snapshot_id).to_arrow()
-        return arrow.select(table.schema.names).cast(table.schema)
+        return _conform(table, arrow)
 
     def planned_files(self, table: TableDef, row_filter: BooleanExpression = AlwaysTrue()) -> int:
         """How many data files a scan with ``row_filter`` reads (partition pruning at work)."""
@@ -361,6 +397,18 @@ class IcebergTables:
             return self.lake_key(uri)
         except TableError:
             return uri
+
+
+def _conform(table: TableDef, arrow: pa.Table) -> pa.Table:
+    """``arrow`` as the TableDef's schema. A snapshot from before a column was added has none: an optional column
+    reads as null; a required one is a ``TableError`` pointing at ``rebuild-tables``."""
+    for field in table.schema:
+        if field.name not in arrow.column_names:
+            if not field.nullable:
+                raise TableError(f"{table.qualified_name} lacks the column {field.name} (made by an older "
+                                 "version): run `b3-dagster rebuild-tables` to rebuild it from raw")
+            arrow = arrow.append_column(field.name, pa.nulls(arrow.num_rows, field.type))
+    return arrow.select(table.schema.names).cast(table.schema)
 
 
 def _overwrite_in_one_snapshot(transaction: Transaction, rows: pa.Table, row_filter: BooleanExpression,
@@ -494,8 +542,11 @@ def _load_snapshot(connection: duckdb.DuckDBPyConnection, tables: IcebergTables,
     if iceberg is not None:
         tasks = list(iceberg.scan(snapshot_id=snapshot_id).plan_files())
         paths = [task.file.file_path for task in tasks]
-        if tasks and all(not task.delete_files for task in tasks) and all(p.startswith(("file://", "/"))
-                                                                          for p in paths):
+        # files written before a column was added lack it: pyiceberg's scan fills it (as null)
+        evolved = len(iceberg.metadata.schemas) > 1 or not set(table.schema.names) <= set(
+            iceberg.schema().column_names)
+        if tasks and not evolved and all(not task.delete_files for task in tasks) and all(
+                p.startswith(("file://", "/")) for p in paths):
             connection.execute(f"CREATE TABLE {target} AS SELECT {columns} FROM read_parquet(?)",
                                [[path.removeprefix("file://") for path in paths]])
             return

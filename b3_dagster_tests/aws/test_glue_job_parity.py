@@ -14,11 +14,11 @@ import pyarrow as pa
 
 from b3_dagster.model import DATE, REFINED_SCHEMA, SECTOR
 from b3_dagster.storage import staging
-from b3_dagster.storage.glue_job import refine_job_arguments
+from b3_dagster.storage.glue_job import refine_job_arguments, stage_sector_mapping
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.portfolio_store import PortfolioStore, expected_refined
 from b3_dagster.storage.tables import PORTFOLIO_TABLE_DEF, open_tables
-from b3_dagster.transforms.sectors import refine_portfolio
+from b3_dagster.transforms.sectors import mapping_table, refine_portfolio, shipped_sector_mapping
 
 
 def staging_prefix(token: str) -> str:
@@ -49,6 +49,8 @@ def refined_by_spark(tmp_path_factory, spark, recorded_snapshots):
         store.write_raw(snapshot)
     days = [snapshot.portfolio_date for snapshot in recorded_snapshots]
     prefix = staging_prefix("parity")
+    raw = pd.concat([snapshot.rows for snapshot in recorded_snapshots], ignore_index=True)
+    stage_sector_mapping(lake, prefix, mapping_table(shipped_sector_mapping(raw)))
     rows = refine_sectors.main(_argv(refine_job_arguments(lake, days, PROCESSING_DATE, prefix)), spark=spark)
     return store, days, prefix, rows
 
@@ -61,7 +63,9 @@ def test_spark_job_rows_equal_the_local_refine_exactly(refined_by_spark, recorde
 
     staged = read_staged_refined(store.lake, prefix)
 
-    assert rows == len(expected) == sum(s.rows["segment"].nunique() for s in recorded_snapshots)
+    mapping = shipped_sector_mapping(raw)
+    assert rows == len(expected) == mapping.groupby("DataCarteira")[SECTOR].nunique().sum()
+    assert set(staged[SECTOR]) == set(mapping[SECTOR])  # canonical labels, not B3's text
     pd.testing.assert_frame_equal(staged, expected, check_exact=True)
 
 
@@ -72,14 +76,15 @@ def test_spark_stages_one_folder_per_day_and_no_sector_path(refined_by_spark):
                if info.key.endswith(".parquet")}
     assert folders == {f"{DATE}={day.isoformat()}" for day in days}
     staged = read_staged_refined(store.lake, prefix)
-    assert "Bens Indls / Máqs e Equips" in set(staged[SECTOR]), "a '/' in a sector is data, not a folder"
+    assert "Bens Industriais / Máquinas e Equipamentos" in set(staged[SECTOR]), \
+        "a '/' in a sector is data, not a folder"
 
 
 @pytest.mark.slow
 def test_committed_spark_output_is_the_table_the_local_engine_gives(refined_by_spark, tmp_path, recorded_snapshots):
     store, days, prefix, _ = refined_by_spark
     raw = pd.concat([snapshot.rows for snapshot in recorded_snapshots], ignore_index=True)
-    staging.write_expected(store.lake, prefix, expected_refined(raw))
+    staging.write_expected(store.lake, prefix, expected_refined(raw, shipped_sector_mapping(raw)))
     spark_tables = open_tables(store.lake)
     staging.commit_staged(spark_tables, PORTFOLIO_TABLE_DEF, prefix, [day.isoformat() for day in days])
     local_tables = open_tables(LocalLake(tmp_path / "local"))
@@ -98,6 +103,9 @@ def test_job_arguments_carry_the_one_refine_sql():
     assert arguments["--refine_sql"] == refine_sql(PROCESSING_DATE, dialect="spark")
     assert arguments["--raw_paths"].split(",") == [lake.uri("raw/date=2025-04-07/"), lake.uri("raw/date=2025-04-08/")]
     assert arguments["--partition_columns"] == "Data"
+    # the run's sector mapping, beside (not inside) the output folder that Spark overwrites
+    assert arguments["--mapping_path"] == lake.uri("staging/ibov_sector_refined_inputs/t/sector_mapping.parquet")
+    assert arguments["--mapping_view"] == "sector_mapping" and "JOIN sector_mapping" in arguments["--refine_sql"]
     parsed = refine_sectors.parse_arguments(_argv(arguments))
     assert parsed == {name[2:]: value for name, value in arguments.items()}
     with pytest.raises(refine_sectors.JobArgumentError, match="--refine_sql"):

@@ -50,7 +50,17 @@ def test_the_demo_runs_the_chain_end_to_end_offline(tmp_path, query_tables):
     index = query_tables(lake, 'SELECT COUNT(*) AS n FROM "b3_refined_db"."ibov_refined"')
     assert index["n"].iloc[0] > 200
     charts = sorted(p.name for p in (lake / "charts").glob("*.png"))
-    assert charts == ["ibov_anomalies.png", "ibov_close_moving_averages.png", "ibov_sector_participation.png"]
+    assert charts == ["ibov_anomalies.png", "ibov_close_moving_averages.png", "ibov_sector_participation.png",
+                      "ibov_sector_weights.png"]
+    # every shipped download (2022-12..2026-03) in the table, one row per canonical subsector, never B3's damaged text
+    assert len(raw_days) == 25 and raw_days[0] == "date=2022-12-08" and raw_days[-1] == "date=2026-03-24"
+    from b3_dagster.cli import SEED_000_QUERIES
+
+    by_sector = query_tables(lake, SEED_000_QUERIES["Participação por setor"])
+    subsectors = query_tables(lake, "SELECT COUNT(DISTINCT (setor_economico, subsetor)) AS n "
+                                    "FROM default.tb_ibov_refined")
+    assert len(by_sector) == subsectors["n"].iloc[0] and not by_sector["Setor"].str.contains("\ufffd").any()
+    assert "ONE run over 2022-12-08..2026-03-24" in done.stdout
     # issue 14: B3's official IBOV closes from the replayed grids and downloads, two other indices' portfolios from
     # their real downloads, membership compared with the IBOV portfolios of the same days, the anomaly table
     closes = query_tables(lake, "SELECT year(data) AS ano, count(*) AS n FROM b3_refined_db.index_closes "

@@ -141,7 +141,7 @@ def test_the_portfolio_group_shows_no_failed_check_and_no_failed_run(ui):
     nodes = ui.graphql(GROUP_CHECKS, {"group": {**REPOSITORY_SELECTOR, "groupName": "ibov_portfolio"}})["assetNodes"]
     statuses = {(node["assetKey"]["path"][-1], check["name"]): (check["executionForLatestMaterialization"] or {})
                 .get("status") for node in nodes for check in node["assetChecksOrError"]["checks"]}
-    assert len(statuses) == 10, statuses
+    assert len(statuses) == 14, statuses  # raw: 6 rules + freshness; refine: 3 + 3 sector checks; table: 1
     assert not [key for key, status in statuses.items() if status in ("FAILED", "EXECUTION_FAILED")], statuses
     assert statuses[("ibov_raw_snapshot", "raw_snapshot_on_time")] == "SKIPPED", "a demo lake: skipped, not failed"
     assert {status for key, status in statuses.items() if key[1] != "raw_snapshot_on_time"} == {"SUCCEEDED"}

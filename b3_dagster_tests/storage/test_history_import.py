@@ -23,7 +23,7 @@ from b3_dagster.sources.b3_portfolio import parse_page, rows_to_frame
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.layout import raw_key
 from b3_dagster.storage.portfolio_store import PortfolioStore
-from b3_dagster.transforms.sectors import refine_portfolio
+from b3_dagster.transforms.sectors import refine_portfolio, shipped_sector_mapping
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "b3_csv"
 STANDARD_FILES = sorted((FIXTURES / "csv").glob("IBOVDia_*.csv"))
@@ -185,7 +185,8 @@ def test_the_real_files_exercise_both_branches(sectored_store):
     refined = refine_portfolio(stored.rows, dt.date(2026, 1, 1))
     assert refined["total_codigo"].sum() == len(stored.rows)
     assert round(refined["soma_part"].sum(), 3) == 100.0
-    assert set(refined["Setor"]) == set(stored.rows["segment"])
+    # the refine's sectors are the canonical ones of B3's classification, whatever label the snapshot lent
+    assert set(refined["Setor"]) == set(shipped_sector_mapping(stored.rows)["Setor"])
 
 
 def test_labels_come_from_the_snapshot_and_a_standard_file_uses_a_sector_file_of_the_same_batch(store, tmp_path):
@@ -292,7 +293,12 @@ def test_the_shipped_recordings_import_cleanly(store, recordings, tmp_path):
     assert exit_code(import_files(sector_recordings, other)) == 0
     assert exit_code(import_files(standard_recordings, other, sector_source=NEAREST_SNAPSHOT)) == 1  # none lists all
     other.write_raw(api_snapshot(recordings["2025-04-07"]))
-    outcomes = import_files(standard_recordings, other, sector_source=NEAREST_SNAPSHOT)
+    # the 2025-01..04 downloads: every ticker of each is in the 2025-04-07 answer
+    early_2025 = [path for path in standard_recordings if path.name in {
+        "IBOVDia_06-01-25.csv", "IBOVDia_24-02-25.csv", "IBOVDia_05-03-25.csv", "IBOVDia_10-03-25.csv",
+        "IBOVDia_17-03-25.csv", "IBOVDia_28-04-25.csv"}]
+    assert len(early_2025) == 6
+    outcomes = import_files(early_2025, other, sector_source=NEAREST_SNAPSHOT)
     assert exit_code(outcomes) == 0 and {o.sector_snapshot for o in outcomes} == {dt.date(2025, 4, 7)}
 
     outcomes = import_files(standard_recordings, store)  # the default: B3's classification

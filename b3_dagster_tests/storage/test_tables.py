@@ -31,7 +31,7 @@ from b3_dagster.storage.tables import (
     to_duckdb_sql,
 )
 from b3_dagster.transforms.index_features import INDEX_SCHEMA, index_features
-from b3_dagster.transforms.sectors import refine_portfolio
+from b3_dagster.transforms.sectors import refine_portfolio, shipped_sector_mapping
 from b3_dagster_tests.storage.test_portfolio_store import snapshot_of
 from b3_dagster_tests.transforms.test_index_features import bars
 
@@ -274,16 +274,53 @@ def test_a_sector_name_longer_than_a_path_segment_lands_in_the_table(tables, rec
     snapshot = snapshot_of(recordings["2025-04-07"])
     long_name = "Setor " + "é" * 150  # 306 bytes in UTF-8, over the 255-byte limit of a file name
     rows = snapshot.rows.copy()
-    rows.loc[rows["segment"] == rows["segment"].iloc[0], "segment"] = long_name
-    refined = refine_portfolio(rows, dt.date(2025, 6, 1))
+    mapping = shipped_sector_mapping(rows)
+    mapping.loc[mapping["Setor"] == mapping["Setor"].iloc[0], "Setor"] = long_name
+    refined = refine_portfolio(rows, dt.date(2025, 6, 1), mapping)
     prefix = staging.run_prefix("ibov_sector_refined", "run-long")
     staging.write_rows(tables.lake, prefix, pa.Table.from_pandas(refined, schema=REFINED_SCHEMA,
                                                                  preserve_index=False))
-    staging.write_expected(tables.lake, prefix, expected_refined(rows))
+    staging.write_expected(tables.lake, prefix, expected_refined(rows, mapping))
     staging.commit_staged(tables, PORTFOLIO_TABLE_DEF, prefix, ["2025-04-07"])
     answer = run_query(connect(tables), f"SELECT Setor, total_codigo FROM default.tb_ibov_refined "
                                         f"WHERE Setor = '{long_name}'")
     assert len(long_name.encode()) > 255 and answer["Setor"].tolist() == [long_name]
+
+
+def test_a_table_made_before_the_sector_columns_gains_them_and_keeps_its_rows(tables, lake_root):
+    """A tb_ibov_refined committed by the version before the sector dimension (no setor_economico/subsetor): the next
+    commit adds the columns (Iceberg schema evolution); old rows read them as null, in scans and in SQL."""
+    import dataclasses
+
+    old_schema = pa.schema([f for f in REFINED_SCHEMA if f.name not in ("setor_economico", "subsetor")])
+    old_def = dataclasses.replace(PORTFOLIO_TABLE_DEF, schema=old_schema)
+    day1, day2 = dt.date(2025, 4, 7), dt.date(2025, 4, 8)
+    tables.commit(old_def, synthetic([day1]).select(old_schema.names).cast(old_schema), keys([day1]))
+    assert len(tables.scan(PORTFOLIO_TABLE_DEF)) == 30  # read with today's definition before any new commit
+    assert run_query(connect(tables), "SELECT COUNT(*) AS n FROM default.tb_ibov_refined")["n"][0] == 30
+
+    new_rows = synthetic([day2]).to_pandas()
+    new_rows["setor_economico"], new_rows["subsetor"] = "Financeiro", "Intermediários Financeiros"
+    tables.commit(PORTFOLIO_TABLE_DEF, pa.Table.from_pandas(new_rows, schema=REFINED_SCHEMA, preserve_index=False),
+                  keys([day2]))
+    names = [field.name for field in tables.load(PORTFOLIO_TABLE_DEF).schema().fields]
+    assert {"setor_economico", "subsetor"} <= set(names)
+    answer = run_query(connect(tables), "SELECT Data, COUNT(*) AS n, COUNT(setor_economico) AS placed "
+                                        "FROM default.tb_ibov_refined GROUP BY Data ORDER BY Data")
+    assert answer["n"].tolist() == [30, 30] and answer["placed"].tolist() == [0, 30]
+
+
+def test_a_table_lacking_a_required_column_points_at_rebuild_tables(tables):
+    import dataclasses
+
+    from b3_dagster.storage.tables import TableError
+
+    old_schema = pa.schema([f for f in REFINED_SCHEMA if f.name != "total_codigo"])
+    day = dt.date(2025, 4, 7)
+    tables.commit(dataclasses.replace(PORTFOLIO_TABLE_DEF, schema=old_schema),
+                  synthetic([day]).select(old_schema.names).cast(old_schema), keys([day]))
+    with pytest.raises(TableError, match="rebuild-tables"):
+        tables.commit(PORTFOLIO_TABLE_DEF, synthetic([day]), keys([day]))
 
 
 # ---- SQL -----------------------------------------------------------------------------------------------------------
