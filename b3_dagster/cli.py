@@ -14,8 +14,9 @@ import argparse
 import datetime as dt
 import os
 import sys
-import warnings
 from pathlib import Path
+
+from b3_dagster.library_warnings import quiet_library_warnings
 
 SEED_000_QUERIES = {
     "10 primeiros registros": "SELECT * FROM default.tb_ibov_refined LIMIT 10",
@@ -30,18 +31,6 @@ LOCAL_INSTANCE_YAML = """\
 telemetry:
   enabled: false
 """
-
-
-def _quiet_library_warnings() -> None:
-    """Only here, at the command line's edge: warnings addressed to this project's developers, not to its users.
-    Narrow on purpose (category and message), so that anything else still shows."""
-    from dagster import BetaWarning
-
-    # `backfill_policy` is beta in Dagster 1.13; the assets use it on purpose (README, "Backfills").
-    warnings.filterwarnings("ignore", category=BetaWarning, message=r"Parameter `backfill_policy`")
-    # exchange_calendars reads tz-aware Series.values, which pandas 3.1 deprecates (a pandas-side warning).
-    warnings.filterwarnings("ignore", category=DeprecationWarning, message=r"Series\.values returning an ndarray")
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"exchange_calendars(\.|$)")
 
 
 def _local_instance_home() -> None:
@@ -335,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     run_rebuild.set_defaults(handler=rebuild_tables)
 
     args = parser.parse_args(argv)
-    _quiet_library_warnings()
+    quiet_library_warnings()  # only library warnings meant for developers (library_warnings.py)
     return args.handler(args)
 
 

@@ -12,7 +12,13 @@ from typing import Mapping, Optional
 
 import dagster as dg
 
-from b3_dagster.defs import alerts, automation
+from b3_dagster.library_warnings import quiet_library_warnings
+
+# Before the assets are defined (their decorators warn at import): `dagster dev`, the code server and `dagster
+# definitions validate` load this module, and users must not meet library warnings addressed to developers.
+quiet_library_warnings()
+
+from b3_dagster.defs import alerts, automation  # noqa: E402 (after the warning filters, on purpose)
 from b3_dagster.defs.index_assets import (
     YahooChartResource,
     index_assets,
@@ -21,7 +27,7 @@ from b3_dagster.defs.index_assets import (
     index_refine_job,
 )
 from b3_dagster.defs.glue_refine import RefineEngineResource
-from b3_dagster.defs.portfolio_assets import portfolio_assets, portfolio_job, refine_job
+from b3_dagster.defs.portfolio_assets import portfolio_assets, refine_job
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource, setting
 from b3_dagster.defs.table_commit import table_maintenance_job, table_maintenance_schedule
 
@@ -63,7 +69,7 @@ def environment_resources() -> dict[str, dg.ConfigurableResource]:
 def build_definitions(resources: Optional[Mapping[str, object]] = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[*portfolio_assets, *index_assets],
-        jobs=[portfolio_job, refine_job, *automation.jobs, index_job, index_refine_job, index_charts_job,
+        jobs=[refine_job, *automation.jobs, index_job, index_refine_job, index_charts_job,
               table_maintenance_job],
         schedules=[*automation.schedules, table_maintenance_schedule],
         sensors=[*automation.sensors, *alerts.alert_sensors],
