@@ -39,8 +39,6 @@ def aws_settings() -> dict[str, Optional[str]]:
     return {
         "region": env("AWS_REGION") or env("AWS_DEFAULT_REGION") or None,
         "glue_database": env("B3_GLUE_DATABASE", "default"),
-        "athena_workgroup": env("B3_ATHENA_WORKGROUP", "primary"),
-        "athena_output": env("B3_ATHENA_OUTPUT") or None,
         "refine_engine": env("B3_REFINE_ENGINE", "duckdb"),
         "glue_job": env("B3_GLUE_JOB", "b3-refine-sectors"),
         "pipes_bucket": env("B3_PIPES_BUCKET") or None,

@@ -51,7 +51,6 @@ THEORETICAL_QTY_SUM = "soma_qtd_teorica"
 PROCESSING_DATE = "data_processamento"
 DAYS_SINCE_PORTFOLIO = "dias_desde_carteira"
 
-REFINED_PARTITION_COLUMNS = [DATE, SECTOR]
 REFINED_SCHEMA = pa.schema(
     [
         pa.field(SECTOR, pa.string(), nullable=False),
@@ -64,9 +63,6 @@ REFINED_SCHEMA = pa.schema(
     ]
 )
 REFINED_COLUMNS = REFINED_SCHEMA.names
-# What a refined Parquet file holds: the partition columns live in the folder names (Hive layout).
-REFINED_FILE_SCHEMA = pa.schema([f for f in REFINED_SCHEMA if f.name not in REFINED_PARTITION_COLUMNS])
-REFINED_FILE_NAME = "part-0.parquet"
 
 CATALOG_DATABASE = "default"
 PORTFOLIO_TABLE = "tb_ibov_refined"
