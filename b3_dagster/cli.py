@@ -46,7 +46,7 @@ def _local_instance_home() -> None:
 
 
 def _apply_defaults(lake: str | None) -> None:
-    from b3_dagster.defs.resources import LOCAL_DEFAULTS  # settings are declared once, with the resources
+    from b3_dagster.settings import LOCAL_DEFAULTS  # declared once; plain Python: no Dagster import for a query
 
     for name, value in LOCAL_DEFAULTS.items():
         os.environ.setdefault(name, value)
@@ -55,11 +55,9 @@ def _apply_defaults(lake: str | None) -> None:
 
 
 def _tables():
-    from b3_dagster.definitions import aws_settings, catalog_resource
-    from b3_dagster.defs.resources import LakeResource
+    import b3_dagster  # the tables as a notebook opens them: without loading the code location (and Dagster)
 
-    lake = LakeResource(root=os.environ["B3_LAKE_ROOT"], s3_region=aws_settings()["region"])
-    return catalog_resource(lake, os.environ["B3_CATALOG"]).tables()
+    return b3_dagster.open_lake_tables(os.environ["B3_LAKE_ROOT"], os.environ["B3_CATALOG"])
 
 
 def _store():

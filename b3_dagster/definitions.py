@@ -1,7 +1,7 @@
 """The code location: one ``Definitions`` object, built from ``b3_dagster.defs``.
 
 Settings are read at run time from the environment (``dg.EnvVar``) when exported; otherwise the local defaults of
-``defs/resources.py`` (``LOCAL_DEFAULTS``) apply. No ``.env`` is shipped: the dagster CLI would load it over the
+``settings.py`` (``LOCAL_DEFAULTS``) apply. No ``.env`` is shipped: the dagster CLI would load it over the
 exported variables. Switching homes (local folder + SQLite Iceberg catalog, or S3 + Glue Iceberg catalog) is a change of
 environment, never of code. ``build_definitions(resources)`` lets the CLI and the tests supply concrete resources
 (e.g. a local replay of B3) to the very same assets, jobs, schedules and sensors.
