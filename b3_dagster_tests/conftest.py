@@ -72,3 +72,35 @@ def query_tables():
         return run_query(b3_dagster.connect(str(lake_root), as_of, catalog="sql"), sql)
 
     return run
+
+
+# ---- cfn-lint: one process for every template the tests lint (it takes ~2 s to start) ----------------------------
+CLOUDFORMATION = Path(__file__).resolve().parents[1] / "deploy" / "aws"
+CFN_TEMPLATES = {"template": CLOUDFORMATION / "template.yaml", "production": CLOUDFORMATION / "production.yaml"}
+
+
+def broken_template_text() -> str:
+    """deploy/aws/template.yaml with a property cfn-lint must refuse (and a Glue version of the wrong type)."""
+    text = CFN_TEMPLATES["template"].read_text()
+    broken = text.replace('GlueVersion: "5.0"', "GlueVersion: 5.0\n      Bogus: 1")
+    assert broken != text, "the template changed: pick another line to break"
+    return broken
+
+
+@pytest.fixture(scope="session")
+def cfn_lint_findings(tmp_path_factory) -> dict[str, list[str]]:
+    """cfn-lint's findings (``parseable`` lines) per template name: the shipped ``template`` and ``production``
+    stacks, and ``broken`` (``broken_template_text()``, which must have findings), linted in one run."""
+    import subprocess
+    import sys
+
+    broken = tmp_path_factory.mktemp("cfn") / "broken.yaml"
+    broken.write_text(broken_template_text())
+    paths = {**CFN_TEMPLATES, "broken": broken}
+    done = subprocess.run([str(Path(sys.executable).with_name("cfn-lint")), "--format", "parseable",
+                           *map(str, paths.values())], capture_output=True, text=True, timeout=300)
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    findings = {name: [line for line in lines if line.startswith(f"{path}:")] for name, path in paths.items()}
+    assert sum(map(len, findings.values())) == len(lines), f"unattributed cfn-lint output: {done.stdout}{done.stderr}"
+    assert done.returncode == 0 or lines, f"cfn-lint failed without findings: {done.stderr}"
+    return findings
