@@ -104,3 +104,17 @@ def cfn_lint_findings(tmp_path_factory) -> dict[str, list[str]]:
     assert sum(map(len, findings.values())) == len(lines), f"unattributed cfn-lint output: {done.stdout}{done.stderr}"
     assert done.returncode == 0 or lines, f"cfn-lint failed without findings: {done.stderr}"
     return findings
+
+
+# ---- running on two workers (pytest-xdist, scripts/test.sh) ------------------------------------------------------
+# Tests that start real processes or servers (the slow ones: Spark, PostgreSQL + the Dagster daemons, the demo, a
+# browser; and the kill/commit races between processes) share one worker and run one after another, as they do
+# serially: two of them side by side on two cores would time each other out. Everything else is spread over both
+# workers (`--dist loadgroup`); each test passes alone and in any order.
+PROCESS_MODULES = ("test_table_processes.py",)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("slow") or item.path.name in PROCESS_MODULES:
+            item.add_marker(pytest.mark.xdist_group("processes"))
