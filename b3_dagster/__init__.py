@@ -20,13 +20,20 @@ def connect(lake: str | None = None, as_of: str | None = None, *, catalog: str |
     with ``$B3_GLUE_DATABASE`` and the AWS region/endpoint from the environment). ``external_access=False`` locks
     DuckDB's file and network access off (what ``b3-dagster query`` does with user SQL). ``notes``, when given,
     receives a line for each table that has no snapshot (then) and so answers as an empty table."""
-    from b3_dagster.storage.lake import lake_from_uri
     from b3_dagster.storage import tables
+
+    return tables.connect(open_lake_tables(lake, catalog), tables.AsOf.parse(as_of) if as_of else None,
+                          external_access=external_access, notes=notes)
+
+
+def open_lake_tables(lake: str | None = None, catalog: str | None = None):
+    """The lake's Iceberg tables (``storage.tables.IcebergTables``) with the same defaults as ``connect``: what
+    the command line's ``snapshots`` and ``rebuild-tables`` work on."""
+    from b3_dagster.storage.lake import lake_from_uri
+    from b3_dagster.storage.tables import open_tables
 
     env = os.environ.get
     region = env("AWS_REGION") or env("AWS_DEFAULT_REGION") or None
-    opened = tables.open_tables(lake_from_uri(lake or env("B3_LAKE_ROOT") or "data", region_name=region),
-                                catalog or env("B3_CATALOG") or "sql",
-                                glue_database=env("B3_GLUE_DATABASE") or "default", region_name=region)
-    return tables.connect(opened, tables.AsOf.parse(as_of) if as_of else None, external_access=external_access,
-                          notes=notes)
+    return open_tables(lake_from_uri(lake or env("B3_LAKE_ROOT") or "data", region_name=region),
+                       catalog or env("B3_CATALOG") or "sql",
+                       glue_database=env("B3_GLUE_DATABASE") or "default", region_name=region)

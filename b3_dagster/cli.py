@@ -16,8 +16,9 @@ import argparse
 import datetime as dt
 import os
 import sys
-import warnings
 from pathlib import Path
+
+from b3_dagster.library_warnings import quiet_library_warnings
 
 SEED_000_QUERIES = {
     "10 primeiros registros": "SELECT * FROM default.tb_ibov_refined LIMIT 10",
@@ -34,18 +35,6 @@ telemetry:
 """
 
 
-def _quiet_library_warnings() -> None:
-    """Only here, at the command line's edge: warnings addressed to this project's developers, not to its users.
-    Narrow on purpose (category and message), so that anything else still shows."""
-    from dagster import BetaWarning
-
-    # `backfill_policy` is beta in Dagster 1.13; the assets use it on purpose (README, "Backfills").
-    warnings.filterwarnings("ignore", category=BetaWarning, message=r"Parameter `backfill_policy`")
-    # exchange_calendars reads tz-aware Series.values, which pandas 3.1 deprecates (a pandas-side warning).
-    warnings.filterwarnings("ignore", category=DeprecationWarning, message=r"Series\.values returning an ndarray")
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"exchange_calendars(\.|$)")
-
-
 def _local_instance_home() -> None:
     """Give DAGSTER_HOME (when set) an instance file if it has none: no "No dagster instance configuration file"
     line, no telemetry banner. An existing dagster.yaml is the user's and is left alone."""
@@ -59,7 +48,7 @@ def _local_instance_home() -> None:
 
 
 def _apply_defaults(lake: str | None) -> None:
-    from b3_dagster.defs.resources import LOCAL_DEFAULTS  # settings are declared once, with the resources
+    from b3_dagster.settings import LOCAL_DEFAULTS  # declared once; plain Python: no Dagster import for a query
 
     for name, value in LOCAL_DEFAULTS.items():
         os.environ.setdefault(name, value)
@@ -68,11 +57,9 @@ def _apply_defaults(lake: str | None) -> None:
 
 
 def _tables():
-    from b3_dagster.definitions import aws_settings, catalog_resource
-    from b3_dagster.defs.resources import LakeResource
+    import b3_dagster  # the tables as a notebook opens them: without loading the code location (and Dagster)
 
-    lake = LakeResource(root=os.environ["B3_LAKE_ROOT"], s3_region=aws_settings()["region"])
-    return catalog_resource(lake, os.environ["B3_CATALOG"]).tables()
+    return b3_dagster.open_lake_tables(os.environ["B3_LAKE_ROOT"], os.environ["B3_CATALOG"])
 
 
 def _store():
@@ -478,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     run_rebuild.set_defaults(handler=rebuild_tables)
 
     args = parser.parse_args(argv)
-    _quiet_library_warnings()
+    quiet_library_warnings()  # only library warnings meant for developers (library_warnings.py)
     return args.handler(args)
 
 

@@ -1,7 +1,7 @@
 """The code location: one ``Definitions`` object, built from ``b3_dagster.defs``.
 
 Settings are read at run time from the environment (``dg.EnvVar``) when exported; otherwise the local defaults of
-``defs/resources.py`` (``LOCAL_DEFAULTS``) apply. No ``.env`` is shipped: the dagster CLI would load it over the
+``settings.py`` (``LOCAL_DEFAULTS``) apply. No ``.env`` is shipped: the dagster CLI would load it over the
 exported variables. Switching homes (local folder + SQLite Iceberg catalog, or S3 + Glue Iceberg catalog) is a change of
 environment, never of code. ``build_definitions(resources)`` lets the CLI and the tests supply concrete resources
 (e.g. a local replay of B3) to the very same assets, jobs, schedules and sensors.
@@ -12,7 +12,13 @@ from typing import Mapping, Optional
 
 import dagster as dg
 
-from b3_dagster.defs import alerts, automation
+from b3_dagster.library_warnings import quiet_library_warnings
+
+# Before the assets are defined (their decorators warn at import): `dagster dev`, the code server and `dagster
+# definitions validate` load this module, and users must not meet library warnings addressed to developers.
+quiet_library_warnings()
+
+from b3_dagster.defs import alerts, automation  # noqa: E402 (after the warning filters, on purpose)
 from b3_dagster.defs.index_assets import (
     YahooChartResource,
     index_assets,
@@ -22,7 +28,7 @@ from b3_dagster.defs.index_assets import (
 )
 from b3_dagster.defs.glue_refine import RefineEngineResource
 from b3_dagster.defs.indices import B3IndicesResource, indices_assets, indices_jobs
-from b3_dagster.defs.portfolio_assets import portfolio_assets, portfolio_job, refine_job
+from b3_dagster.defs.portfolio_assets import portfolio_assets, refine_job
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource, setting
 from b3_dagster.defs.sectors import sector_assets, sector_job
 from b3_dagster.defs.table_commit import table_maintenance_job, table_maintenance_schedule
@@ -35,8 +41,6 @@ def aws_settings() -> dict[str, Optional[str]]:
     return {
         "region": env("AWS_REGION") or env("AWS_DEFAULT_REGION") or None,
         "glue_database": env("B3_GLUE_DATABASE", "default"),
-        "athena_workgroup": env("B3_ATHENA_WORKGROUP", "primary"),
-        "athena_output": env("B3_ATHENA_OUTPUT") or None,
         "refine_engine": env("B3_REFINE_ENGINE", "duckdb"),
         "glue_job": env("B3_GLUE_JOB", "b3-refine-sectors"),
         "pipes_bucket": env("B3_PIPES_BUCKET") or None,
@@ -66,7 +70,7 @@ def environment_resources() -> dict[str, dg.ConfigurableResource]:
 def build_definitions(resources: Optional[Mapping[str, object]] = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[*portfolio_assets, *index_assets, *sector_assets, *indices_assets],
-        jobs=[portfolio_job, refine_job, *automation.jobs, index_job, index_refine_job, index_charts_job,
+        jobs=[refine_job, *automation.jobs, index_job, index_refine_job, index_charts_job,
               table_maintenance_job, sector_job, *indices_jobs],
         schedules=[*automation.schedules, table_maintenance_schedule],
         sensors=[*automation.sensors, *alerts.alert_sensors],

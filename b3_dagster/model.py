@@ -56,7 +56,6 @@ DAYS_SINCE_PORTFOLIO = "dias_desde_carteira"
 ECONOMIC_SECTOR = "setor_economico"
 SUBSECTOR = "subsetor"
 
-REFINED_PARTITION_COLUMNS = [DATE, SECTOR]
 REFINED_SCHEMA = pa.schema(
     [
         pa.field(SECTOR, pa.string(), nullable=False),  # stable label "<setor_economico> / <subsetor>"
@@ -73,9 +72,6 @@ REFINED_SCHEMA = pa.schema(
     ]
 )
 REFINED_COLUMNS = REFINED_SCHEMA.names
-# What a refined Parquet file holds: the partition columns live in the folder names (Hive layout).
-REFINED_FILE_SCHEMA = pa.schema([f for f in REFINED_SCHEMA if f.name not in REFINED_PARTITION_COLUMNS])
-REFINED_FILE_NAME = "part-0.parquet"
 
 CATALOG_DATABASE = "default"
 PORTFOLIO_TABLE = "tb_ibov_refined"

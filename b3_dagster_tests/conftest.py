@@ -72,3 +72,49 @@ def query_tables():
         return run_query(b3_dagster.connect(str(lake_root), as_of, catalog="sql"), sql)
 
     return run
+
+
+# ---- cfn-lint: one process for every template the tests lint (it takes ~2 s to start) ----------------------------
+CLOUDFORMATION = Path(__file__).resolve().parents[1] / "deploy" / "aws"
+CFN_TEMPLATES = {"template": CLOUDFORMATION / "template.yaml", "production": CLOUDFORMATION / "production.yaml"}
+
+
+def broken_template_text() -> str:
+    """deploy/aws/template.yaml with a property cfn-lint must refuse (and a Glue version of the wrong type)."""
+    text = CFN_TEMPLATES["template"].read_text()
+    broken = text.replace('GlueVersion: "5.0"', "GlueVersion: 5.0\n      Bogus: 1")
+    assert broken != text, "the template changed: pick another line to break"
+    return broken
+
+
+@pytest.fixture(scope="session")
+def cfn_lint_findings(tmp_path_factory) -> dict[str, list[str]]:
+    """cfn-lint's findings (``parseable`` lines) per template name: the shipped ``template`` and ``production``
+    stacks, and ``broken`` (``broken_template_text()``, which must have findings), linted in one run."""
+    import subprocess
+    import sys
+
+    broken = tmp_path_factory.mktemp("cfn") / "broken.yaml"
+    broken.write_text(broken_template_text())
+    paths = {**CFN_TEMPLATES, "broken": broken}
+    done = subprocess.run([str(Path(sys.executable).with_name("cfn-lint")), "--format", "parseable",
+                           *map(str, paths.values())], capture_output=True, text=True, timeout=300)
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    findings = {name: [line for line in lines if line.startswith(f"{path}:")] for name, path in paths.items()}
+    assert sum(map(len, findings.values())) == len(lines), f"unattributed cfn-lint output: {done.stdout}{done.stderr}"
+    assert done.returncode == 0 or lines, f"cfn-lint failed without findings: {done.stderr}"
+    return findings
+
+
+# ---- running on two workers (pytest-xdist, scripts/test.sh) ------------------------------------------------------
+# Tests that start real processes or servers (the slow ones: Spark, PostgreSQL + the Dagster daemons, the demo, a
+# browser; and the kill/commit races between processes) share one worker and run one after another, as they do
+# serially: two of them side by side on two cores would time each other out. Everything else is spread over both
+# workers (`--dist loadgroup`); each test passes alone and in any order.
+PROCESS_MODULES = ("test_table_processes.py",)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("slow") or item.path.name in PROCESS_MODULES:
+            item.add_marker(pytest.mark.xdist_group("processes"))

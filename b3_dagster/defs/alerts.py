@@ -90,7 +90,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-SNAPSHOT_JOBS = ("ibov_snapshot_job", "ibov_portfolio_job")  # the jobs that take the day's raw snapshot
+SNAPSHOT_JOBS = ("ibov_snapshot_job",)  # the job that takes the day's raw snapshot
 
 
 def _last_run(instance, day: dt.date):

@@ -318,11 +318,9 @@ def tb_ibov_refined(context: dg.AssetExecutionContext, catalog: CatalogResource)
 
 
 portfolio_assets = [ibov_raw_snapshot, ibov_sector_refined, tb_ibov_refined]
-portfolio_job = dg.define_asset_job(
-    "ibov_portfolio_job",
-    selection=dg.AssetSelection.assets(*portfolio_assets),
-    description="Snapshot B3's portfolio of the day, refine it by sector and update tb_ibov_refined.",
-)
+# No job mixes the snapshot (one B3 call per day: one run per day) with the refine and table (single-run
+# backfills): Dagster would warn and fall back to one run per day for all three. The schedule runs
+# ibov_snapshot_job (automation.py); the raw sensor then runs ibov_refine_job over the new days.
 refine_job = dg.define_asset_job(
     "ibov_refine_job",
     selection=dg.AssetSelection.assets(ibov_sector_refined, tb_ibov_refined),

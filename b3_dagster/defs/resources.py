@@ -13,24 +13,14 @@ from typing import Literal, Optional  # noqa: F401
 import dagster as dg
 from pydantic import Field
 
+from b3_dagster.settings import LOCAL_DEFAULTS
 from b3_dagster.sources.b3_portfolio import DEFAULT_BASE_URL, DEFAULT_MAX_PAGE_BYTES, B3PortfolioClient
 from b3_dagster.sources.http import HttpPolicy
-from b3_dagster.sources.yahoo_chart import DEFAULT_BASE_URL as YAHOO_BASE_URL
 from b3_dagster.storage.lake import Lake, lake_from_uri
 from b3_dagster.storage.portfolio_store import PortfolioStore
 from b3_dagster.storage.tables import SQL_CATALOG_FILE, IcebergTables, open_tables
 
-# The local home's settings, used when the variable is not exported (no .env is shipped: the dagster CLI would
-# load ./.env over exported variables, and an exported B3_LAKE_ROOT=s3://... must win).
-LOCAL_DEFAULTS = {
-    "B3_LAKE_ROOT": "data",
-    "B3_CATALOG": "sql",
-    "B3_BASE_URL": DEFAULT_BASE_URL,
-    "B3_YAHOO_BASE_URL": YAHOO_BASE_URL,
-    # The B3 indices whose official closes (and membership comparisons) the b3_indices group fetches: B3 codes
-    # separated by commas, e.g. IBOV,IBXX,SMLL. Read when the code location loads (a partition dimension).
-    "B3_INDICES": "IBOV",
-}
+# LOCAL_DEFAULTS (b3_dagster/settings.py): the local home's settings, used when the variable is not exported.
 
 
 def setting(name: str):

@@ -1,8 +1,9 @@
 """Where each layer's objects go in the lake, and how Parquet is written: one place for every path rule.
 
-Refined partitions use Hive-style folders (``Data=2025-04-07/Setor=...``). Partition values are escaped the way
-Hive and Spark escape them (``/`` -> ``%2F``, ``%`` -> ``%25``, ...; spaces and accents stay), so a sector such as
-``Bens Indls / Máqs e Equips`` stays one folder and round-trips through DuckDB, pyarrow, Spark and Athena.
+Raw objects live under ``raw/date=YYYY-MM-DD/``. The refined rows are Iceberg tables (storage/tables.py); the Glue
+Spark job stages them in Hive-style folders (``Data=2025-04-07/``), whose values Spark escapes the Hive way (``/`` ->
+``%2F``, ``%`` -> ``%25``, ...; spaces and accents stay): ``hive_unescape`` reads them back, ``hive_escape`` is
+that rule.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from urllib.parse import unquote
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from b3_dagster.model import DATE, RAW_FILE_NAME, REFINED_FILE_NAME, SECTOR
+from b3_dagster.model import RAW_FILE_NAME
 
 RAW_PREFIX = "raw/"
-REFINED_PREFIX = "refined/"
 ARCHIVE_PREFIX = "archive/"
 QUARANTINE_PREFIX = "quarantine/"
 
@@ -63,28 +63,6 @@ def parse_raw_key(key: str) -> dt.date:
     if match["date"] != day.isoformat():
         raise NotARawPartition(f"{key!r}: {match['date']!r} is not a YYYY-MM-DD date")
     return day
-
-
-def refined_day_prefix(day: dt.date) -> str:
-    return f"{REFINED_PREFIX}{DATE}={day.isoformat()}/"
-
-
-def refined_sector_folder(sector: str) -> str:
-    """A sector's folder, relative to its day's prefix (``Setor=Bens Indls %2F Máqs e Equips/``)."""
-    return f"{SECTOR}={hive_escape(sector)}/"
-
-
-def refined_relative_key(sector: str) -> str:
-    """A sector's file, relative to its day's prefix."""
-    return refined_sector_folder(sector) + REFINED_FILE_NAME
-
-
-def sector_from_relative_key(relative_key: str) -> str:
-    folder = relative_key.split("/", 1)[0]
-    name, _, value = folder.partition("=")
-    if name != SECTOR or not value:
-        raise ValueError(f"{relative_key!r} is not {SECTOR}=<sector>/<file>")
-    return hive_unescape(value)
 
 
 def archive_key(original_key: str, stamp: dt.datetime, prefix: str = ARCHIVE_PREFIX) -> str:

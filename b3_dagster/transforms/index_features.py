@@ -48,7 +48,6 @@ YEAR = "year"
 MONTH = "month"
 
 LOOKBACK_SESSIONS = LONG_WINDOW - 1  # earlier sessions a day's longest window needs
-PARTITION_COLUMNS = (YEAR, MONTH)
 
 INDEX_SCHEMA = pa.schema(
     [
@@ -73,8 +72,6 @@ INDEX_SCHEMA = pa.schema(
     ]
 )
 INDEX_COLUMNS = INDEX_SCHEMA.names
-# What a refined Parquet file holds: year and month live in the folder names (Hive layout).
-INDEX_FILE_SCHEMA = pa.schema([f for f in INDEX_SCHEMA if f.name not in PARTITION_COLUMNS])
 
 # Raw (Yahoo) field -> refined name: seed 001's renaming.
 RENAMES = {"date": DATA, "open": OPEN, "high": HIGH, "low": LOW, "close": CLOSE, "volume": VOLUME}

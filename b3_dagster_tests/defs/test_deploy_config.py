@@ -53,11 +53,8 @@ def test_start_script_refuses_a_home_without_dagster_yaml(tmp_path):
     assert result.returncode == 2 and "usage" in result.stderr
 
 
-def test_production_cloudformation_template_passes_cfn_lint():
-    template = REPO / "deploy" / "aws" / "production.yaml"
-    result = subprocess.run(["cfn-lint", str(template)], capture_output=True, text=True,
-                            env={"PATH": str(Path(__import__("sys").executable).parent) + ":/usr/bin:/bin"})
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_production_cloudformation_template_passes_cfn_lint(cfn_lint_findings):
+    assert cfn_lint_findings["production"] == []
 
 
 class _CloudFormationLoader(yaml.SafeLoader):

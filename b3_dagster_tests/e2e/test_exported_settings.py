@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from b3_dagster.replay import B3Replay, recorded_days
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -19,6 +21,7 @@ def files_under(folder: Path) -> dict[str, float]:
     return {str(path): path.stat().st_mtime for path in folder.rglob("*")} if folder.exists() else {}
 
 
+@pytest.mark.slow  # the real `dagster` CLI loads the whole code location in a subprocess (~20 s on 2 cores)
 def test_exported_settings_win_over_the_project_folder(tmp_path):
     recording = {r.date: r for r in recorded_days()}[DAY]
     lake = tmp_path / "lake"

@@ -193,9 +193,9 @@ def clean_run(tmp_path: Path, recording) -> Path:
         defs = build_definitions(resources={
             "lake": lake_resource, "catalog": CatalogResource(lake=lake_resource, kind="duckdb"),
             "b3": B3PortfolioResource(base_url=replay.base_url)})
-        result = defs.resolve_job_def("ibov_portfolio_job").execute_in_process(partition_key=KILLED_DAY,
-                                                                           instance=instance)
-    assert result.success
+        for job in ("ibov_snapshot_job", "ibov_refine_job"):  # what the schedule and then the sensor run
+            result = defs.resolve_job_def(job).execute_in_process(partition_key=KILLED_DAY, instance=instance)
+            assert result.success, job
     return lake
 
 
