@@ -58,7 +58,7 @@ TABLE_CHECKS = {
 def asset_with_checks(*, key: str, check_specs: Sequence[dg.AssetCheckSpec], group_name: Optional[str] = None,
                       partitions_def: Optional[dg.PartitionsDefinition] = None, deps: Sequence[Any] = (),
                       backfill_policy: Optional[dg.BackfillPolicy] = None, kinds: Optional[set[str]] = None,
-                      description: Optional[str] = None):
+                      description: Optional[str] = None, pool: Optional[str] = None):
     """``@dg.asset`` with these arguments, except that a skipped check may be left out of its (yielded) result."""
     return dg.multi_asset(
         name=key,
@@ -67,6 +67,7 @@ def asset_with_checks(*, key: str, check_specs: Sequence[dg.AssetCheckSpec], gro
         partitions_def=partitions_def,
         backfill_policy=backfill_policy,
         can_subset=True,
+        pool=pool,
     )
 
 

@@ -211,6 +211,7 @@ def _through(year_data: IndexYear, today: dt.date) -> Optional[dt.date]:
 @asset_with_checks(  # not @dg.asset: a skipped check must be left out (defs/checks.py)
     key=CLOSES_ASSET,
     group_name=GROUP,
+    pool=TABLE_POOL,  # a table-writing step: one at a time across runs in production
     deps=[HISTORY_RAW_ASSET, IBOV_REFINED_KEY],
     kinds={"iceberg", "sql"},
     check_specs=[dg.AssetCheckSpec(name=name, asset=CLOSES_ASSET, description=text)
@@ -330,6 +331,7 @@ def _portfolios_by_day(lake: LakeResource, days: list[dt.date]) -> dict[tuple[st
 @asset_with_checks(
     key=MEMBERSHIP_ASSET,
     group_name=GROUP,
+    pool=TABLE_POOL,  # a table-writing step: one at a time across runs in production
     deps=[MEMBERSHIP_RAW_ASSET],
     kinds={"iceberg", "sql"},
     check_specs=[dg.AssetCheckSpec(name=name, asset=MEMBERSHIP_ASSET, description=text)
@@ -397,6 +399,7 @@ def index_portfolio_raw(context: dg.AssetExecutionContext, b3: B3PortfolioResour
 @dg.asset(
     key=PORTFOLIOS_ASSET,
     group_name=GROUP,
+    pool=TABLE_POOL,  # a table-writing step: one at a time across runs in production
     deps=[PORTFOLIO_RAW_ASSET],
     kinds={"iceberg", "sql"},
     description="b3_refined_db.index_portfolios: one row per (index, day, ticker) of every stored Carteira do Dia "

@@ -121,6 +121,11 @@ def test_the_table_commits_share_one_pool_limited_to_one_step_across_runs(tmp_pa
     from b3_dagster.defs.table_commit import TABLE_POOL, maintain_tables, table_maintenance_job
 
     assert tb_ibov_refined.op.pool == ibov_refined.op.pool == maintain_tables.pool == TABLE_POOL
+    from b3_dagster.definitions import defs as shipped
+
+    table_writers = {spec.key.to_user_string(): asset.op.pool for asset in shipped.assets for spec in asset.specs
+                     if "iceberg" in spec.kinds}
+    assert len(table_writers) >= 7 and set(table_writers.values()) == {TABLE_POOL}, table_writers
     for path in (ONE_HOST, ECS):
         assert yaml.safe_load(path.read_text())["concurrency"] == {"default_op_concurrency_limit": 1}
 
