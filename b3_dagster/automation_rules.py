@@ -15,10 +15,14 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from b3_dagster.calendar import is_session
+from b3_dagster.storage.index_store import RAW_INDEX_PREFIX
+from b3_dagster.storage.indices_store import HISTORY_PREFIX, MEMBERSHIP_PREFIX, PORTFOLIO_PREFIX
 from b3_dagster.storage.lake import ObjectInfo
 from b3_dagster.storage.layout import RAW_PREFIX, NotARawPartition, parse_raw_key
 
-OTHER_RAW_DATASETS = ("raw/ibov_index/",)  # raw layers of other assets, watched by nobody here
+# The raw layers of the other pipelines (the index history, every index's portfolios, membership, official closes):
+# their own assets read them, the portfolio's sensor does not.
+OTHER_RAW_DATASETS = (RAW_INDEX_PREFIX, HISTORY_PREFIX, MEMBERSHIP_PREFIX, PORTFOLIO_PREFIX)
 
 
 @dataclass

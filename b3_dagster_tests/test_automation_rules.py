@@ -78,7 +78,13 @@ def test_bad_keys_are_ignored_once_with_a_reason(key, reason):
 
 
 def test_other_raw_datasets_are_not_the_portfolio():
-    decision = decide([obj("raw/ibov_index/date=2025-04-07/bvsp_daily.parquet")], RawCursor(), VALID)
+    """The raw layers the other pipelines keep (what the demo writes) are neither refined nor warned about."""
+    others = ["raw/ibov_index/date=2025-04-07/bvsp_daily.parquet",
+              "raw/index_history/indice=IBOV/ano=2022/grid_pt-br.json",
+              "raw/index_history/indice=IBOV/ano=1998/evolucao_diaria.csv",
+              "raw/index_membership/date=2025-04-07/GetStockIndex.json",
+              "raw/index_portfolio/indice=IBXX/date=2024-11-12/IBXXDia_12-11-24.csv"]
+    decision = decide([obj(key) for key in others], RawCursor(), VALID)
     assert decision.changes == [] and decision.ignored == []
 
 

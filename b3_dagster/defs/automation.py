@@ -229,10 +229,11 @@ def raw_partition_sensor(context: dg.SensorEvaluationContext, lake: LakeResource
         decision.cursor.requested.append(key)
         context.log.info(f"refine requested for {days_of_group[0]}..{days_of_group[-1]} ({len(days_of_group)} day(s))")
 
-    if not run_requests and not decision.ignored:
+    if not run_requests:  # no changes, so no asset events either: say why the tick did nothing
+        ignored = f"; {len(decision.ignored)} ignored, named in the tick's log" if decision.ignored else ""
         return dg.SensorResult(skip_reason=dg.SkipReason(
-            f"no raw object left to refine among {len(listing)} (newest day {decision.cursor.newest_day or 'none'})"),
-            cursor=decision.cursor.serialize())
+            f"no raw object left to refine among {len(listing)} (newest day {decision.cursor.newest_day or 'none'})"
+            f"{ignored}"), cursor=decision.cursor.serialize())
     return dg.SensorResult(run_requests=run_requests, asset_events=asset_events, cursor=decision.cursor.serialize())
 
 

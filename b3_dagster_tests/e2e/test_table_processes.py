@@ -49,6 +49,17 @@ WRITER = textwrap.dedent("""
     from b3_dagster.storage.tables import PORTFOLIO_TABLE_DEF, TableCommitConflict, open_tables
 
     lake, first, last, marker, commits, retries = sys.argv[1:7]
+    if sys.argv[7:] == ["pause"]:  # stop between the data files and the catalog's pointer, until told (or killed)
+        from pyiceberg.table import Transaction
+
+        commit_transaction = Transaction.commit_transaction
+
+        def paused(self):
+            print("files written", flush=True)
+            sys.stdin.readline()
+            return commit_transaction(self)
+
+        Transaction.commit_transaction = paused
     days = sessions(first, last)
     tables = open_tables(LocalLake(lake), commit_retries=int(retries))
     sys.stdin.readline()  # start together
@@ -139,6 +150,22 @@ def test_sigkill_mid_commit_leaves_the_last_committed_snapshot_and_maintenance_r
         live = tables.load(PORTFOLIO_TABLE_DEF)
         referenced = {tables._key_of_uri(uri) for uri in tables.referenced_files(live)}
         orphans_seen |= {i.key for i in tables.lake.list("warehouse/") if i.key not in referenced}
+
+    # and one kill at the moment that matters most, whatever the machine's load: the commit's data and manifest files
+    # are written, the catalog does not point at them yet
+    writer = start(WRITER, lake_root, YEAR[0], YEAR[-1], 5000, 1, 3, "pause")
+    writer.stdin.write("go\n")
+    writer.stdin.flush()
+    assert writer.stdout.readline().startswith("committing"), writer.stderr.read()
+    assert writer.stdout.readline().startswith("files written"), writer.stderr.read()
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=30)
+    assert writer.returncode == -signal.SIGKILL
+    by_day = markers_by_day(lake_root)
+    assert list(by_day) == YEAR and len(set().union(*by_day.values())) == 1 and 5000.0 not in by_day[YEAR[0]]
+    live = tables.load(PORTFOLIO_TABLE_DEF)
+    referenced = {tables._key_of_uri(uri) for uri in tables.referenced_files(live)}
+    orphans_seen |= {i.key for i in tables.lake.list("warehouse/") if i.key not in referenced}
 
     outcome = tables.maintain(PORTFOLIO_TABLE_DEF, snapshot_retention=dt.timedelta(days=30),
                               orphan_grace=dt.timedelta(0))
