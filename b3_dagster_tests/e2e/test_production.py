@@ -366,6 +366,9 @@ def test_a_day_in_production(deployment, recordings, tmp_path):
          lambda: the_webserver_shows_the_raw_partitions_in_a_real_browser(deployment, tmp_path)),
         ("6. no run is left unfinished", lambda: no_run_is_left_unfinished(deployment)),
     ]
+    done = []
     for name, step in steps:
-        with named_step(name):
+        with named_step(name):  # each step asserts what it is about; a failure names the step
             step()
+        done.append(name)
+    assert done == [name for name, _ in steps], "every step of the day ran, in order"
