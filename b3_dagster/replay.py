@@ -81,19 +81,16 @@ def answer(recording: Recording, token: str, document: dict[str, Any] | None = N
     return 200, body.encode("utf-8")
 
 
-class B3Replay:
-    """A local HTTP server on 127.0.0.1 replaying one recorded day at a time."""
+class LocalReplayServer:
+    """A local HTTP server on 127.0.0.1 (a free port) that answers every GET with ``self.answer(path)``: the replay
+    servers of the demo and the tests differ only in that method. Use it as a context manager."""
 
-    def __init__(self, recording: Recording):
-        self.current = recording
+    def __init__(self) -> None:
         replay = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 (http.server's naming)
-                if not self.path.startswith(ENDPOINT_PATH):
-                    status, body = 404, b'{"message":"not found"}'
-                else:
-                    status, body = answer(replay.current, self.path[len(ENDPOINT_PATH):])
+                status, body = replay.answer(self.path)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
@@ -106,15 +103,31 @@ class B3Replay:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    def answer(self, path: str) -> tuple[int, bytes]:
+        raise NotImplementedError
+
     @property
     def base_url(self) -> str:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def __enter__(self) -> "B3Replay":
+    def __enter__(self):
         self.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class B3Replay(LocalReplayServer):
+    """A local HTTP server on 127.0.0.1 replaying one recorded day at a time."""
+
+    def __init__(self, recording: Recording):
+        self.current = recording
+        super().__init__()
+
+    def answer(self, path: str) -> tuple[int, bytes]:
+        if not path.startswith(ENDPOINT_PATH):
+            return 404, b'{"message":"not found"}'
+        return answer(self.current, path[len(ENDPOINT_PATH):])
