@@ -63,3 +63,21 @@ def test_the_history_adds_the_lakes_vintages_to_the_shipped_ones(store):
     assert errors == [] and history["vigente_desde"].nunique() == 13 and len(history) == len(shipped) + 378
     only_lake, _ = store.history(include_shipped=False)
     assert sorted(set(only_lake["vigente_desde"])) == [dt.date(2022, 6, 24), dt.date(2026, 11, 30)]
+
+
+def test_the_shipped_parses_are_remembered_by_digest_and_a_damaged_entry_is_parsed_again(store):
+    from b3_dagster.sources.b3_classification import load_shipped_classification
+    from b3_dagster.storage.classification_store import PARSED_CACHE_PREFIX
+
+    parsed = load_shipped_classification()
+    first, _ = store.history()
+    entries = [info.key for info in store.lake.list(PARSED_CACHE_PREFIX)]
+    assert len(entries) == len(set(parsed["source_file"])), "one remembered parse per shipped workbook"
+    again, errors = store.history()
+    assert errors == [] and again.equals(first) and again.dtypes.equals(first.dtypes)
+    assert store.vintages().vintages == [], "the remembered parses are not taken for dropped workbooks"
+
+    store.lake.write_bytes(entries[0], b"PAR1 cut short")
+    damaged, _ = store.history()
+    assert damaged.equals(first)
+    assert store.lake.read_bytes(entries[0]).startswith(b"PAR1") and len(store.lake.read_bytes(entries[0])) > 100
