@@ -228,6 +228,8 @@ YAHOO_CLOSE = "fechamento_yahoo"
 CLOSE_DIFFERENCE = "diferenca"  # Yahoo minus B3, in index points, on B3's current scale
 WITHIN_TOLERANCE = "dentro_tolerancia"
 CLOSE_SOURCE = "fonte_fechamento"  # which source a close came from: "b3" (official) or "yahoo"
+# ibov_refined per row: B3's official close of the session (current scale), null where B3 has not published it
+OFFICIAL_B3_CLOSE = "fechamento_oficial_b3"
 
 # Anomaly score of the refined index features (transforms/anomaly.py) -> one row per session.
 ANOMALY_SCORE = "anomalia_score"  # higher = more anomalous (the negated IsolationForest score_samples)

@@ -29,8 +29,8 @@ from b3_dagster.defs.table_commit import TABLE_POOL, commit_run, snapshot_metada
 from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.resources import CatalogResource, LakeResource
 from b3_dagster.model import CATALOG_DATABASE, DATE, PART_SUM, PORTFOLIO_TABLE, SECTOR
-from b3_dagster.model import CLOSE_SOURCE, DEFAULT_INDEX, OFFICIAL_CLOSE  # issue 14: close of record
-from b3_dagster.sources.b3_index_history import close_of_record
+from b3_dagster.model import CLOSE_DATE, CLOSE_SOURCE, DEFAULT_INDEX, OFFICIAL_CLOSE  # issue 14: close of record
+from b3_dagster.sources.b3_index_history import close_of_record, on_current_scale
 from b3_dagster.quality import CheckOutcome
 from b3_dagster.sources.http import HttpPolicy, http_session
 from b3_dagster.sources.yahoo_chart import DEFAULT_BASE_URL, DEFAULT_MAX_CHART_BYTES, IBOV_SYMBOL, YahooChartClient
@@ -60,6 +60,7 @@ from b3_dagster.transforms.index_features import (
     VOLATILITY_SPIKE,
     YEAR,
     INDEX_SCHEMA,
+    with_official_closes,
     refine_index,
 )
 
@@ -194,7 +195,8 @@ def _lookback_days(first_day: dt.date, raw_days: list[dt.date]) -> list[dt.date]
                 "moving averages, 20-session volatility z-score, volatilidade_pico) per month under "
                 "staged per run for ibov_refined's commit. Windows at a month's start use the previous month's sessions.",
 )
-def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource) -> Iterator[dg.MaterializeResult]:
+def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource,
+                       catalog: CatalogResource) -> Iterator[dg.MaterializeResult]:
     months = _months_in_run(context)
     store = IndexStore(lake.lake())
     raw_days = store.raw_days()
@@ -206,6 +208,14 @@ def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource) ->
     lookback = _lookback_days(first_day, raw_days)
     in_run = [day for day in raw_days if first_day <= day <= last_day]
     refined = refine_index(store.read_raw(lookback + in_run), first_day)  # raises on a gap in the sessions
+    # B3's official close per row, read (not declared as a dep: index_closes' reconciliation check reads
+    # ibov_refined) from index_closes when it has been materialised; otherwise the column stays null
+    tables = catalog.tables()
+    official = on_current_scale(official_ibov_closes(tables, first_day, last_day))
+    refined = with_official_closes(refined, official, official_date=CLOSE_DATE, official_close=OFFICIAL_CLOSE)
+    official_note = (f"fechamento_oficial_b3 from b3_refined_db.index_closes on {len(official)} of "
+                     f"{len(refined)} sessions" if tables.load(INDEX_CLOSES_TABLE_DEF) is not None else
+                     "fechamento_oficial_b3 is null: b3_refined_db.index_closes has never been materialised")
     prefix = staging.run_prefix(REFINE_INDEX_DATASET, context.run.run_id)
     staging.remove(store.lake, prefix)
     staging.write_rows(store.lake, prefix, pa.Table.from_pandas(refined[INDEX_SCHEMA.names], schema=INDEX_SCHEMA,
@@ -219,6 +229,7 @@ def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource) ->
             "months": ", ".join(f"{y}-{m:02d}" for y, m in months),
             "sessions": len(stored),
             "lookback_sessions_read": len(lookback),
+            "close_source": f"fonte_fechamento = yahoo on every row (Yahoo's ^BVSP bar); {official_note}",
             "volatility_spikes": int(stored[VOLATILITY_SPIKE].sum()),
             "staging": path(store.lake.uri(prefix)),
             "dagster/row_count": len(stored),

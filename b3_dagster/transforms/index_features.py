@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from b3_dagster.calendar import sessions
+from b3_dagster.model import CLOSE_SOURCE, OFFICIAL_B3_CLOSE
 from b3_dagster.quality import CheckOutcome
 
 # ---- the refined table's columns (seed 001 names) -------------------------------------------------------------------
@@ -69,9 +70,13 @@ INDEX_SCHEMA = pa.schema(
         pa.field(VOLATILITY_SPIKE, pa.int32(), nullable=False),
         pa.field(YEAR, pa.int32(), nullable=False),
         pa.field(MONTH, pa.int32(), nullable=False),
+        # added after seed 001 (nullable: the table gains them by schema evolution); seed 001 names its columns
+        pa.field(CLOSE_SOURCE, pa.string(), nullable=True),  # "yahoo": preco_fechamento is Yahoo's bar
+        pa.field(OFFICIAL_B3_CLOSE, pa.float64(), nullable=True),  # B3's close of record, where published
     ]
 )
 INDEX_COLUMNS = INDEX_SCHEMA.names
+YAHOO_SOURCE = "yahoo"
 
 # Raw (Yahoo) field -> refined name: seed 001's renaming.
 RENAMES = {"date": DATA, "open": OPEN, "high": HIGH, "low": LOW, "close": CLOSE, "volume": VOLUME}
@@ -124,6 +129,8 @@ def index_features(bars: pd.DataFrame) -> pd.DataFrame:
     dates = pd.to_datetime(frame[DATA])
     frame[YEAR] = dates.dt.year.astype("int32")
     frame[MONTH] = dates.dt.month.astype("int32")
+    frame[CLOSE_SOURCE] = YAHOO_SOURCE  # the refined close IS Yahoo's bar (README, close of record)
+    frame[OFFICIAL_B3_CLOSE] = np.nan  # filled by with_official_closes where B3's close is known
     table = pa.Table.from_pandas(frame[INDEX_COLUMNS], schema=INDEX_SCHEMA, preserve_index=False)
     return table.to_pandas(date_as_object=True)
 
@@ -138,6 +145,17 @@ def refine_index(bars: pd.DataFrame, first_day: dt.date) -> pd.DataFrame:
     ``LOOKBACK_SESSIONS`` sessions before ``first_day`` when that history exists)."""
     refined = index_features(bars)
     return refined[refined[DATA] >= first_day].reset_index(drop=True)
+
+
+
+def with_official_closes(refined: pd.DataFrame, official: pd.DataFrame, *, official_date: str,
+                         official_close: str) -> pd.DataFrame:
+    """``refined`` with ``fechamento_oficial_b3`` set from ``official`` (B3's closes, current scale) per session;
+    null on the sessions B3 has not published."""
+    closes = dict(zip(official[official_date], official[official_close]))
+    out = refined.copy()
+    out[OFFICIAL_B3_CLOSE] = [float(closes[day]) if day in closes else np.nan for day in out[DATA]]
+    return out
 
 
 # ---- quality checks on refined rows (pure; exposed as asset checks in defs/index_assets.py) -------------------------

@@ -120,6 +120,10 @@ def test_refined_month_uses_the_previous_months_sessions_and_passes_its_checks(l
                 for m in result.get_asset_materialization_events()}
     assert int(metadata["ibov_refined"]["snapshot_id"].value) > 0
     assert not list((lake_root / "staging").rglob("*.parquet")), "the staged month is gone once committed"
+    # each row says its close is Yahoo's bar; index_closes was never run, so B3's close is null and the metadata says why
+    assert set(february["fonte_fechamento"]) == {"yahoo"}
+    assert february["fechamento_oficial_b3"].isna().all()
+    assert "never been materialised" in metadata["ibov_index_refined"]["close_source"].value
 
 
 def test_refining_without_the_lookback_sessions_fails_and_names_them(lake_root, yahoo_replay):

@@ -18,6 +18,7 @@ from b3_dagster.sources.yahoo_chart import parse_chart
 from b3_dagster.transforms import index_features as features
 from b3_dagster.transforms.index_features import (
     INDEX_COLUMNS,
+    with_official_closes,
     LOOKBACK_SESSIONS,
     IndexHistoryGap,
     index_features,
@@ -81,7 +82,8 @@ def test_columns_are_seed_001s():
     seed_columns = ["data", "preco_abertura", "preco_maximo", "preco_minimo", "preco_fechamento", "volume_negociado",
                     "variacao_diaria", "variacao_pct", "amplitude", "volatilidade_pct", "volatilidade_pico"]
     assert [name for name in INDEX_COLUMNS if name in seed_columns] == seed_columns
-    assert INDEX_COLUMNS[-2:] == ["year", "month"]
+    # seed 001's partition columns, then the columns added since (last: the table gains them by schema evolution)
+    assert INDEX_COLUMNS[-4:] == ["year", "month", "fonte_fechamento", "fechamento_oficial_b3"]
 
 
 @pytest.mark.parametrize("source, start, end", [
@@ -97,6 +99,7 @@ def test_features_match_an_independent_computation(source, start, end):
     assert refined["data"].tolist() == raw["date"].tolist()
     assert refined["preco_fechamento"].tolist() == raw["close"].tolist()
     assert refined["volume_negociado"].tolist() == raw["volume"].tolist()
+    assert set(refined["fonte_fechamento"]) == {"yahoo"} and refined["fechamento_oficial_b3"].isna().all()
     assert_rows_match(refined, expected_rows(raw.reset_index(drop=True)))
     assert refined["month"].tolist() == [day.month for day in raw["date"]]
 
@@ -239,3 +242,14 @@ def test_zscore_check_is_skipped_when_no_row_has_a_full_window():
     assert len(first_rows) == 5
     outcome = features.check_zscore_recomputable(first_rows)
     assert outcome.skipped and "full 20-session window" in outcome.skipped and not outcome.passed
+
+
+def test_official_closes_fill_only_the_sessions_b3_published():
+    raw = bars(REAL)
+    refined = index_features(raw)
+    first, second = refined["data"].iloc[0], refined["data"].iloc[1]
+    official = pd.DataFrame({"data": [first, dt.date(1990, 1, 2)], "fechamento": [123456.78, 1.0]})
+    filled = with_official_closes(refined, official, official_date="data", official_close="fechamento")
+    assert filled["fechamento_oficial_b3"].iloc[0] == 123456.78
+    assert filled["fechamento_oficial_b3"].iloc[1:].isna().all(), second
+    assert filled["preco_fechamento"].tolist() == refined["preco_fechamento"].tolist()  # Yahoo's bar untouched
