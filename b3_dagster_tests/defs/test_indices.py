@@ -77,6 +77,16 @@ def test_official_closes_from_the_replayed_grids_are_checked_and_reconciled_with
                            run_config={"ops": {"ibov_index_chart": {"config": {"sessions": 20}}}})
     assert metadata(chart, "ibov_index_chart")["close_source"].value == "B3 oficial em 20 sessões, Yahoo em 0"
 
+    # refined again now that index_closes exists, ibov_refined carries B3's close beside Yahoo's on every row
+    refined = run(defs, "ibov_index_refine_job", start="2022-12-01", end="2022-12-01")
+    assert refined.success
+    rows = query_tables(lake_root, "SELECT r.data, r.fonte_fechamento, r.fechamento_oficial_b3, c.fechamento "
+                                   "FROM b3_refined_db.ibov_refined r JOIN b3_refined_db.index_closes c "
+                                   "ON c.data = r.data AND c.indice = 'IBOV' WHERE r.year = 2022 AND r.month = 12")
+    assert len(rows) == 21 and set(rows["fonte_fechamento"]) == {"yahoo"}
+    assert rows["fechamento_oficial_b3"].tolist() == rows["fechamento"].tolist()
+    assert "on 21 of 21 sessions" in metadata(refined, "ibov_index_refined")["close_source"].value
+
 
 def test_reconciliation_is_skipped_with_its_reason_when_yahoo_has_no_rows(lake_root):
     assert cli.main(["--lake", str(lake_root), "import-index-history",
