@@ -390,3 +390,36 @@ def deployment(postgres, recordings, tmp_path_factory, e2e_settings):
             deployment.processes[role].stop()
         replay.close()
         receiver.close()
+
+
+# ---- the demo, run once for the tests that read what it leaves (test_demo.py, test_ui_after_demo.py) ----------------
+@dataclass
+class DemoRun:
+    """``b3-dagster --lake <root>/data demo`` with DAGSTER_HOME=<root>/home, as a new user runs it (no B3_* or
+    DAGSTER_* variable of the test's own environment)."""
+    root: Path
+    lake: Path
+    home: Path
+    env: dict
+    done: subprocess.CompletedProcess
+
+
+def b3_dagster_command() -> list[str]:
+    """The installed `b3-dagster` script of this environment (or the module, when the script is not installed)."""
+    found = shutil.which("b3-dagster", path=str(Path(sys.executable).parent))
+    return [found] if found else [sys.executable, "-m", "b3_dagster.cli"]
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> DemoRun:
+    """The demo runs once per test session (~35-60 s on 2 cores) for every test that reads its lake and instance;
+    the tests assert its exit status themselves. Both its users are slow tests, so they share one xdist worker
+    (b3_dagster_tests/conftest.py) and so this one run."""
+    root = tmp_path_factory.mktemp("demo")
+    lake, home = root / "data", root / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("B3_", "DAGSTER_"))}
+    env["DAGSTER_HOME"] = str(home)
+    done = subprocess.run([*b3_dagster_command(), "--lake", str(lake), "demo"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=900)
+    return DemoRun(root=root, lake=lake, home=home, env=env, done=done)

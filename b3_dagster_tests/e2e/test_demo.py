@@ -1,8 +1,6 @@
 """The README's first command, for real: `b3-dagster demo` in a subprocess on an empty lake, then the table is
 queried from outside. And the code location loads as `dagster dev` would load it."""
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,23 +10,16 @@ from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 import pytest
 
+from .conftest import b3_dagster_command
+
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-def cli() -> list[str]:
-    found = shutil.which("b3-dagster", path=str(Path(sys.executable).parent))
-    return [found] if found else [sys.executable, "-m", "b3_dagster.cli"]
-
-
 @pytest.mark.slow
-def test_the_demo_runs_the_chain_end_to_end_offline(tmp_path, query_tables):
-    lake = tmp_path / "data"
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
-    (tmp_path / "home").mkdir()
-    for name in ("B3_LAKE_ROOT", "B3_CATALOG", "B3_BASE_URL", "B3_YAHOO_BASE_URL"):
-        env.pop(name, None)
-    done = subprocess.run([*cli(), "--lake", str(lake), "demo"], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=600)
+def test_the_demo_runs_the_chain_end_to_end_offline(demo_run, query_tables):
+    # the demo's first run on an empty lake and a fresh DAGSTER_HOME is the shared fixture (conftest.py): the UI test
+    # reads the same lake and instance
+    tmp_path, lake, env, done = demo_run.root, demo_run.lake, demo_run.env, demo_run.done
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert_clean(done.stdout + done.stderr)
     assert f"Apache Iceberg, Iceberg SQL catalog {lake / 'iceberg_catalog.db'}" in done.stdout
@@ -36,7 +27,7 @@ def test_the_demo_runs_the_chain_end_to_end_offline(tmp_path, query_tables):
     assert "skipped: raw_snapshot_on_time (demo lake" in done.stdout
     assert (tmp_path / "home" / "dagster.yaml").read_text().count("enabled: false") == 1
 
-    asked = subprocess.run([*cli(), "--lake", str(lake), "query", "SELECT COUNT(*) AS n FROM default.tb_ibov_refined"],
+    asked = subprocess.run([*b3_dagster_command(), "--lake", str(lake), "query", "SELECT COUNT(*) AS n FROM default.tb_ibov_refined"],
                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert asked.returncode == 0 and asked.stderr == "", asked.stderr[-2000:]
     assert asked.stdout.split()[0] == "n", "the answer is the first thing printed"
@@ -75,8 +66,8 @@ def test_the_demo_runs_the_chain_end_to_end_offline(tmp_path, query_tables):
     assert anomalies["n"].iloc[0] > 250 and anomalies["flagged"].iloc[0] >= 1
     assert all((lake / "charts" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in charts)
 
-    again = subprocess.run([*cli(), "--lake", str(lake), "demo"], cwd=tmp_path, env=env, capture_output=True,
-                           text=True, timeout=600)
+    again = subprocess.run([*b3_dagster_command(), "--lake", str(lake), "demo"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "unchanged" in again.stdout, "a second demo finds the raw partitions identical and keeps them"
 

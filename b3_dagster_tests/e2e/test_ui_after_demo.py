@@ -51,13 +51,10 @@ class Ui:
 
 
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ui_after_demo")
-    lake, home = root / "data", root / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("B3_", "DAGSTER_"))}
-    env["DAGSTER_HOME"] = str(home)
-    demo = subprocess.run([venv_tool("b3-dagster"), "--lake", str(lake), "demo"], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=900)
+def ui(demo_run):
+    # the demo into a fresh DAGSTER_HOME (the shared fixture, conftest.py: test_demo.py checks its output)
+    root, lake, demo = demo_run.root, demo_run.lake, demo_run.done
+    env = dict(demo_run.env)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
 
     port = free_port()
