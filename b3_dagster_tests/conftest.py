@@ -108,18 +108,13 @@ def cfn_lint_findings(tmp_path_factory) -> dict[str, list[str]]:
 
 # ---- running on two workers (pytest-xdist, scripts/test.sh) ------------------------------------------------------
 # Tests that start real processes or servers (the slow ones: Spark, PostgreSQL + the Dagster daemons, the demo, a
-# browser; and the kill/commit races between processes) run in two groups, one per worker (`--dist loadgroup`), so
-# at most two of them run side by side on two cores: the production day (PostgreSQL, the daemons, the webserver: the
-# longest test alone) in one, every other slow or process test in the other. None of them share a fixed port or
-# folder (free ports, temporary folders), so the two groups may overlap; within a group they run one after another.
-# Everything else is spread over both workers; each test passes alone and in any order.
+# browser; and the kill/commit races between processes) share one worker and run one after another, as they do
+# serially: two of them side by side on two cores would time each other out. Everything else is spread over both
+# workers (`--dist loadgroup`); each test passes alone and in any order.
 PROCESS_MODULES = ("test_table_processes.py",)
-# module -> its group; a slow test of any other module goes to PROCESS_GROUP
-OWN_GROUPS = {"test_production.py": "production"}
-PROCESS_GROUP = "processes"
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("slow") or item.path.name in PROCESS_MODULES:
-            item.add_marker(pytest.mark.xdist_group(OWN_GROUPS.get(item.path.name, PROCESS_GROUP)))
+            item.add_marker(pytest.mark.xdist_group("processes"))

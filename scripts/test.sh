@@ -8,8 +8,8 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 bash scripts/setup.sh --dev
 # --durations: every run (CI included) ends with its 15 slowest tests; a later --durations=N overrides it.
-# Two workers (pytest-xdist) halve the wall-clock time on 2 cores; the tests that start real processes run in two
-# groups, the production day on one worker and the others on the other (b3_dagster_tests/conftest.py). B3_TEST_WORKERS=0 runs everything in this one process (e.g. with pdb).
+# Two workers (pytest-xdist) halve the wall-clock time on 2 cores; the tests that start real processes share one
+# worker (b3_dagster_tests/conftest.py). B3_TEST_WORKERS=0 runs everything in this one process (e.g. with pdb).
 workers="${B3_TEST_WORKERS:-2}"
 if [ "$workers" = "0" ]; then
     exec .venv/bin/python -m pytest --durations=15 "$@"
