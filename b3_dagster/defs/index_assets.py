@@ -22,9 +22,9 @@ import pyarrow as pa
 from pydantic import Field
 
 from b3_dagster.calendar import B3_TIMEZONE, sessions
-from b3_dagster.charts import close_chart_figure, markdown_image, png_bytes, render_sector_chart
+from b3_dagster.charts import close_chart_figure, png_bytes, render_sector_chart
 from b3_dagster.defs.checks import asset_with_checks, check_results, result, skipped_metadata
-from b3_dagster.defs.metadata import days_in_run, path, preview
+from b3_dagster.defs.metadata import chart, days_in_run, path, preview
 from b3_dagster.defs.table_commit import TABLE_POOL, commit_run, snapshot_metadata
 from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.resources import CatalogResource, LakeResource
@@ -71,7 +71,6 @@ INDEX_TABLE_ASSET = INDEX_TABLE  # "ibov_refined"
 INDEX_CHART_ASSET = "ibov_index_chart"
 SECTOR_CHART_ASSET = "ibov_sector_chart"
 PORTFOLIO_TABLE_KEY = dg.AssetKey(PORTFOLIO_TABLE)  # produced by defs/portfolio_assets.py
-CHARTS_PREFIX = "charts/"
 
 
 def _month_partitions() -> dg.MonthlyPartitionsDefinition:
@@ -338,13 +337,6 @@ SECTOR_CHART_SQL = (f"SELECT {SECTOR}, {DATE}, {PART_SUM} FROM {CATALOG_DATABASE
                     f"ORDER BY {PART_SUM} DESC")
 
 
-def _save_chart(lake: LakeResource, name: str, png: bytes) -> str:
-    target = lake.lake()
-    key = f"{CHARTS_PREFIX}{name}"
-    target.write_bytes(key, png)
-    return target.uri(key)
-
-
 @dg.asset(
     key=INDEX_CHART_ASSET,
     group_name=GROUP,
@@ -364,10 +356,9 @@ def ibov_index_chart(config: ChartConfig, lake: LakeResource, catalog: CatalogRe
     rows[DATA] = pd.to_datetime(rows[DATA]).dt.date
     rows, sources = with_close_of_record(tables, rows)
     png = png_bytes(close_chart_figure(rows, title=f"IBOVESPA: fechamento ({sources}) e médias móveis"))
-    uri = _save_chart(lake, "ibov_close_moving_averages.png", png)
     return dg.MaterializeResult(metadata={
-        "chart": dg.MetadataValue.md(markdown_image(png, "IBOVESPA close, moving averages, volatility spikes")),
-        "file": path(uri),
+        **chart(lake.lake(), "ibov_close_moving_averages.png", png,
+                "IBOVESPA close, moving averages, volatility spikes"),
         "close_source": sources,
         "sessions": len(rows),
         "volatility_spikes": int(rows[VOLATILITY_SPIKE].sum()),
@@ -391,10 +382,8 @@ def ibov_sector_chart(lake: LakeResource, catalog: CatalogResource) -> dg.Materi
         raise RawPartitionMissing(f"{CATALOG_DATABASE}.{PORTFOLIO_TABLE} has no rows yet: materialise it first")
     day = pd.Timestamp(rows[DATE].iloc[0]).date()
     png = render_sector_chart(rows, day)
-    uri = _save_chart(lake, "ibov_sector_participation.png", png)
     return dg.MaterializeResult(metadata={
-        "chart": dg.MetadataValue.md(markdown_image(png, f"IBOV participation by sector on {day}")),
-        "file": path(uri),
+        **chart(lake.lake(), "ibov_sector_participation.png", png, f"IBOV participation by sector on {day}"),
         "day": day.isoformat(),
         "sectors": len(rows),
         "sql": dg.MetadataValue.md(f"```sql\n{SECTOR_CHART_SQL}\n```"),

@@ -29,9 +29,9 @@ import pyarrow as pa
 from pydantic import Field
 
 from b3_dagster.calendar import B3_TIMEZONE
-from b3_dagster.charts import markdown_image, render_anomaly_chart
+from b3_dagster.charts import render_anomaly_chart
 from b3_dagster.defs.checks import asset_with_checks, check_results, skipped_metadata
-from b3_dagster.defs.metadata import path, preview
+from b3_dagster.defs.metadata import chart, path, preview
 from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.resources import LOCAL_DEFAULTS, B3PortfolioResource, CatalogResource, LakeResource
 from b3_dagster.defs.table_commit import TABLE_POOL, snapshot_metadata
@@ -486,12 +486,9 @@ def ibov_anomaly_chart(lake: LakeResource, catalog: CatalogResource) -> dg.Mater
         raise RawPartitionMissing(f"materialise {ANOMALY_ASSET} first")
     scores[DATA] = pd.to_datetime(scores[DATA]).dt.date
     png = render_anomaly_chart(refined, scores)
-    target = lake.lake()
-    key = "charts/ibov_anomalies.png"
-    target.write_bytes(key, png)
     return dg.MaterializeResult(metadata={
-        "chart": dg.MetadataValue.md(markdown_image(png, "IBOVESPA anomalies and volatility spikes")),
-        "file": path(target.uri(key)), "anomalous_days": int(scores["anomalia"].sum()), "sessions": len(refined),
+        **chart(lake.lake(), "ibov_anomalies.png", png, "IBOVESPA anomalies and volatility spikes"),
+        "anomalous_days": int(scores["anomalia"].sum()), "sessions": len(refined),
     })
 
 

@@ -14,8 +14,8 @@ import pyarrow as pa
 from pydantic import Field
 
 from b3_dagster.calendar import B3_TIMEZONE
-from b3_dagster.charts import markdown_image, render_sector_weights_chart
-from b3_dagster.defs.metadata import path, preview
+from b3_dagster.charts import render_sector_weights_chart
+from b3_dagster.defs.metadata import CHARTS_PREFIX, chart, path, preview
 from b3_dagster.defs.resources import CatalogResource, LakeResource
 from b3_dagster.defs.table_commit import TABLE_POOL, snapshot_metadata
 from b3_dagster.model import (
@@ -48,7 +48,6 @@ from b3_dagster.storage.tables import (
 GROUP = "b3_sectors"
 CLASSIFICATION_ASSET = CLASSIFICATION_TABLE  # "classificacao_setorial"
 SECTOR_WEIGHTS_CHART_ASSET = "ibov_sector_weights_chart"
-CHARTS_PREFIX = "charts/"
 SECTOR_WEIGHTS_FILE = "ibov_sector_weights.png"
 SECTOR_WEIGHTS_SQL = (f"SELECT {DATE}, {ECONOMIC_SECTOR}, SUM({PART_SUM}) AS {PART_SUM} FROM default.{PORTFOLIO_TABLE} "
                       f"WHERE {ECONOMIC_SECTOR} IS NOT NULL GROUP BY {DATE}, {ECONOMIC_SECTOR} "
@@ -148,13 +147,9 @@ def ibov_sector_weights_chart(lake: LakeResource, catalog: CatalogResource) -> d
                                      "b3-dagster rebuild-tables)")
     rows[DATE] = pd.to_datetime(rows[DATE]).dt.date
     png = render_sector_weights_chart(rows)
-    target = lake.lake()
-    key = f"{CHARTS_PREFIX}{SECTOR_WEIGHTS_FILE}"
-    target.write_bytes(key, png)
     days = sorted(set(rows[DATE]))
     return dg.MaterializeResult(metadata={
-        "chart": dg.MetadataValue.md(markdown_image(png, f"IBOV weight by economic sector, {days[0]} to {days[-1]}")),
-        "file": path(target.uri(key)),
+        **chart(lake.lake(), SECTOR_WEIGHTS_FILE, png, f"IBOV weight by economic sector, {days[0]} to {days[-1]}"),
         "days": len(days),
         "first_day": days[0].isoformat(),
         "last_day": days[-1].isoformat(),
