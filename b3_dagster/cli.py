@@ -2,7 +2,7 @@
 
     b3-dagster demo                 # replay recorded real days through the whole pipeline (no network)
     b3-dagster import-csv FILE...   # past portfolios from B3's IBOVDia CSV downloads into raw partitions
-    b3-dagster import-index-history FILE...   # B3's Evolução Diária downloads (official index closes) into raw
+    b3-dagster import-index-history FILE...   # B3's Evolução Diária/Mensal downloads (official closes) into raw
     b3-dagster import-index-csv FILE...       # B3's Carteira do Dia downloads of any index into raw
     b3-dagster query "SQL"          # Athena-style SQL on the Iceberg tables (through DuckDB)
     b3-dagster query --as-of 2026-11-30T10:00:00Z "SQL"   # ... as the tables were then (or --as-of <snapshot id>)
@@ -231,6 +231,7 @@ def _demo_indices(instance, recordings_root: Path) -> None:
             _run(defs, "index_history_job", instance, partition_key=f"{year}|IBOV")
     for path in sorted((recordings_root / "b3_index_history" / "csv_evolucao_diaria").glob("*.csv")):
         print("  " + _import_history_file(store, path))
+    print("\n".join(_demo_monthly_closes(store, recordings_root)))
     defs = build_definitions()
     _run(defs, "index_closes_job", instance)
 
@@ -270,9 +271,17 @@ def _indices_store():
 
 
 def _import_history_file(store, path: Path) -> str:
-    written, year = store.write_daily_csv(path.read_bytes(), str(path))
-    return (f"{written.status:<9} {path.name}: {year.index} {year.year}, {len(year.closes)} closes through "
-            f"{year.last_day} -> {written.uri}")
+    """An "Evolução Diária" or "Evolução Mensal" download (told apart by its header) into raw."""
+    written, held = store.write_history_csv(path.read_bytes(), str(path))
+    return f"{written.status:<9} {path.name}: {held} -> {written.uri}"
+
+
+def _demo_monthly_closes(store, recordings_root: Path) -> list[str]:
+    """The demo's import of the shipped "Evolução Mensal" downloads (IBOV 2014-2025, IFIX 2014-2025) into raw, before
+    index_closes_job runs: its check ``monthly_matches_daily`` then compares IBOV's months with the daily closes of
+    2021 and 2022. Plain file copies into raw (milliseconds); returns the lines to print."""
+    return ["  " + _import_history_file(store, path)
+            for path in sorted((recordings_root / "b3_index_history" / "csv_evolucao_mensal").glob("*.csv"))]
 
 
 def _import_portfolio_file(store, path: Path, allow_altered: bool) -> str:
@@ -386,16 +395,24 @@ def snapshots(args: argparse.Namespace) -> int:
 
 
 def rebuild_tables(args: argparse.Namespace) -> int:
-    """Raw is the system of record: recompute both tables from it, each in one commit."""
+    """Raw is the system of record: recompute the portfolio, official-closes and index tables from it, each in one
+    commit."""
     _apply_defaults(args.lake)
-    from b3_dagster.storage.rebuild import rebuild_index_table, rebuild_portfolio_table, retired_artefacts
+    from b3_dagster.storage.rebuild import (
+        rebuild_index_closes_table,
+        rebuild_index_table,
+        rebuild_portfolio_table,
+        retired_artefacts,
+    )
 
     tables = _tables()
     processing_date = dt.date.fromisoformat(args.processing_date) if args.processing_date else None
     from b3_dagster.transforms.sector_dimension import UnplacedSectors
 
     try:
-        outcomes = (rebuild_portfolio_table(tables, processing_date), rebuild_index_table(tables))
+        # index_closes before ibov_refined: the latter's fechamento_oficial_b3 is B3's official close (from raw)
+        outcomes = (rebuild_portfolio_table(tables, processing_date), rebuild_index_closes_table(tables),
+                    rebuild_index_table(tables))
     except UnplacedSectors as error:  # nothing committed: name the tickers, no traceback
         return _fail("rebuild-tables", error)
     for outcome in outcomes:
@@ -435,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
     run_import.set_defaults(handler=import_csv)
 
     run_history = commands.add_parser("import-index-history",
-                                      help="import B3's Evolução Diária downloads (official index closes) into raw")
+                                      help="import B3's Evolução Diária and Evolução Mensal downloads (official "
+                                           "index closes) into raw")
     run_history.add_argument("files", nargs="+", type=Path)
     run_history.set_defaults(handler=import_index_history)
 

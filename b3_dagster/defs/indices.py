@@ -5,7 +5,8 @@ any index, and the anomaly score of the IBOVESPA days.
   ``raw/index_history/``. Partitioned by ``ano`` × ``indice`` (the configured indices, ``B3_INDICES``).
 - ``index_closes``: ``b3_refined_db.index_closes`` (data, indice, fechamento), rebuilt from every stored grid and
   imported "Evolução Diária" download (``b3-dagster import-index-history``), one commit per run. Checks: the
-  published monthly min/max equal the grid, closes on B3 sessions and every session with a close, and the
+  published monthly min/max equal the grid, closes on B3 sessions and every session with a close, the imported
+  "Evolução Mensal" month-end closes equal the daily ones, and the
   reconciliation of Yahoo's ^BVSP close (ibov_refined) with B3's IBOV close (WARN: it names the days outside).
 - ``index_membership_raw`` (one partition per B3 session) keeps B3's GetStockIndex answer; ``index_membership``:
   ``b3_refined_db.index_membership``, checked against each index's portfolio of the same day.
@@ -53,6 +54,7 @@ from b3_dagster.sources.b3_index_history import (
     IndexYear,
     Skipped,
     check_closes_on_sessions,
+    check_monthly_matches_daily,
     check_published_min_max,
     reconcile_with_yahoo,
 )
@@ -195,6 +197,9 @@ CLOSES_CHECKS = {
     "published_min_max_equal_grid": "Each month's published minimum and maximum equal the grid's own cells.",
     "closes_on_sessions": "Every close falls on a B3 session and every session of the year so far has a close "
                           "(skipped before the project's calendar, which lacks old B3 holidays).",
+    "monthly_matches_daily": "Each month's value in the imported Evolução Mensal downloads equals that month's last "
+                             "daily close, wherever the daily closes hold the whole month (skipped where they share "
+                             "no month; the download's month in progress is named, not failed).",
     "yahoo_reconciles_with_b3": "Yahoo's ^BVSP close (ibov_refined) equals B3's official IBOV close within "
                                 "±0.55 points; the days outside are named (WARN).",
 }
@@ -239,6 +244,7 @@ def index_closes(context: dg.AssetExecutionContext, lake: LakeResource,
         ("published_min_max_equal_grid", _combine("min/max", [check_published_min_max(y) for y in years])),
         ("closes_on_sessions", _combine("sessions", [check_closes_on_sessions(y, _through(y, today))
                                                      for y in years])),
+        ("monthly_matches_daily", _monthly_verdict(store, stored)),
     ]
     ibov = stored[stored[INDEX_CODE] == DEFAULT_INDEX]
     yahoo = _ibov_refined(catalog)
@@ -261,10 +267,22 @@ def index_closes(context: dg.AssetExecutionContext, lake: LakeResource,
             "years": len(years),
             "by_index": preview(per_index.astype(str)),
             "sources": dg.MetadataValue.md("\n".join(f"- {i} {y}: {s}" for (i, y), s in sorted(sources.items()))),
+            "monthly_downloads": dg.MetadataValue.md("\n".join(f"- {s}" for s in store.monthly()[1]) or "none"),
             **skipped_metadata(evaluated),
         },
         check_results=results,
     )
+
+
+def _monthly_verdict(store: IndicesStore, stored: pd.DataFrame) -> CheckOutcome:
+    """The imported Evolução Mensal months against the daily closes just committed."""
+    monthly, downloads = store.monthly()
+    if monthly.empty:
+        return CheckOutcome.skip("no Evolução Mensal download imported (b3-dagster import-index-history "
+                                 "Evolucao_Mensal.csv)")
+    found = check_monthly_matches_daily(monthly, stored)
+    return CheckOutcome.skip(f"{found.reason} ({len(downloads)} monthly download(s))") if isinstance(found, Skipped) \
+        else found
 
 
 def _selected(asset: str, name: str) -> bool:

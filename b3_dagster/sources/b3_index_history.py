@@ -419,6 +419,13 @@ class MonthlyEvolution:
     warnings: tuple[str, ...]
 
 
+def is_monthly_evolution(data: bytes, name: str = "download") -> bool:
+    """An "Evolução Mensal" download (header ``Mês;Ano;Valor``), not an "Evolução Diária" one: the two downloads of
+    the index page are imported by the same command."""
+    lines = _csv_lines(data, name).lines
+    return len(lines) > 1 and tuple(lines[1].split(";")) == MONTHLY_HEADER
+
+
 def parse_monthly_evolution_csv(data: bytes, name: str, index: str | None = None) -> MonthlyEvolution:
     """``Evolucao_Mensal.csv``: title ``<INDEX> - M/D/YYYY 12:00:00 AM M/D/YYYY 12:00:00 AM`` (.NET US dates),
     the header ``Mês;Ano;Valor``, a blank line, then rows ``m;yyyy;value``."""
@@ -562,24 +569,73 @@ def check_closes_on_sessions(year_data: IndexYear, through: dt.date | None = Non
                                        "missing_days": [d.isoformat() for d in missing]})
 
 
-def check_monthly_matches_daily(monthly: pd.DataFrame, closes: pd.DataFrame) -> CheckOutcome | Skipped:
-    """Each month's "Evolução Mensal" value equals that month's last daily close, where both sources cover it."""
+def _month_complete(closes: pd.DataFrame, year: int, month: int) -> bool:
+    """The daily closes hold the whole month: a close follows in the next calendar month (the series runs on), or the
+    month's last B3 session (exchange_calendars) has a close. A download made mid-month holds neither."""
+    days = set(closes[CLOSE_DATE])
+    end = dt.date(year, month, month_calendar.monthrange(year, month)[1])
+    following = [day for day in days if day > end]
+    if following and (min(following).year, min(following).month) == ((year, month + 1) if month < 12 else
+                                                                      (year + 1, 1)):
+        return True
+    sessions = year_sessions(year, end)
+    in_month = [day for day in sessions or [] if day.month == month]
+    return bool(in_month) and in_month[-1] in days
+
+
+def check_monthly_matches_daily(monthly: pd.DataFrame, closes: pd.DataFrame,
+                                in_progress: set[tuple[str, int, int]] | None = None) -> CheckOutcome | Skipped:
+    """Each month's "Evolução Mensal" value equals that month's last daily close, where the daily closes hold the
+    whole month (a daily download made mid-month is left out of the comparison and named).
+
+    ``in_progress``: (index, year, month) that may have been in progress when the monthly file was downloaded (by
+    default each index's last month): there B3 wrote the latest close so far, so the value must equal the close of
+    some day of that month, and the month is named."""
     if closes.empty or monthly.empty:
         return Skipped("no daily closes or no monthly values to compare")
+    if in_progress is None:
+        last = monthly.sort_values([YEAR_COLUMN, MONTH_COLUMN]).groupby(INDEX_CODE).tail(1)
+        in_progress = {(row[0], int(row[1]), int(row[2])) for row in
+                       last[[INDEX_CODE, YEAR_COLUMN, MONTH_COLUMN]].itertuples(index=False)}
     frame = closes.copy()
     stamps = pd.to_datetime(frame[CLOSE_DATE])
     frame[YEAR_COLUMN], frame[MONTH_COLUMN] = stamps.dt.year, stamps.dt.month
-    last = frame.sort_values(CLOSE_DATE).groupby([INDEX_CODE, YEAR_COLUMN, MONTH_COLUMN])[OFFICIAL_CLOSE].last()
-    merged = monthly.merge(last.rename("ultimo_diario").reset_index(), on=[INDEX_CODE, YEAR_COLUMN, MONTH_COLUMN])
-    if merged.empty:
-        return Skipped("the monthly and daily closes share no month")
-    bad = merged[(merged[MONTH_LAST_CLOSE] - merged["ultimo_diario"]).abs() > 0.005]
-    named = [f"{row.ano}-{row.mes:02d}: monthly {row.fechamento_mes} vs daily {row.ultimo_diario}"
-             for row in bad.itertuples()]
-    return CheckOutcome(bad.empty, f"{len(merged)} month(s) compared; the monthly value equals the month's last daily "
-                                   "close in all" if bad.empty else
-                        f"{len(bad)} of {len(merged)} month(s) differ: {named[:5]}",
-                        {"months_compared": len(merged), "months_different": len(bad), "different": named})
+    by_month = {key: group.sort_values(CLOSE_DATE) for key, group in
+                frame.groupby([INDEX_CODE, YEAR_COLUMN, MONTH_COLUMN])}
+    compared, different, partial_daily, month_in_progress = 0, [], [], []
+    for row in monthly.itertuples(index=False):
+        index, year, month = getattr(row, INDEX_CODE), int(getattr(row, YEAR_COLUMN)), int(getattr(row, MONTH_COLUMN))
+        value = float(getattr(row, MONTH_LAST_CLOSE))
+        days = by_month.get((index, year, month))
+        if days is None:
+            continue
+        label = f"{index} {year}-{month:02d}"
+        if not _month_complete(frame[frame[INDEX_CODE] == index], year, month):
+            partial_daily.append(f"{label} (daily closes end {days[CLOSE_DATE].iloc[-1]})")
+            continue
+        compared += 1
+        last_close = float(days[OFFICIAL_CLOSE].iloc[-1])
+        if abs(value - last_close) <= 0.005:
+            continue
+        same = days[(days[OFFICIAL_CLOSE] - value).abs() <= 0.005]
+        if (index, year, month) in in_progress and not same.empty:
+            month_in_progress.append(f"{label}: monthly {value} is the close of {same[CLOSE_DATE].iloc[-1]} (the "
+                                     f"month was in progress at download; it ended at {last_close})")
+            continue
+        different.append(f"{label}: monthly {value} vs daily {last_close}")
+    if not compared:
+        return Skipped("the monthly values and the daily closes share no whole month"
+                       + (f" (daily partial: {partial_daily[:3]})" if partial_daily else ""))
+    text = (f"{compared} month(s) compared; the monthly value equals the month's last daily close in all"
+            if not different else f"{len(different)} of {compared} month(s) differ: {different[:5]}")
+    if month_in_progress:
+        text += f"; in progress at download: {month_in_progress}"
+    if partial_daily:
+        text += f"; not compared (daily download made mid-month): {partial_daily[:3]}"
+    return CheckOutcome(not different, text,
+                        {"months_compared": compared, "months_different": len(different), "different": different,
+                         "months_in_progress_at_download": month_in_progress,
+                         "months_partial_in_daily": partial_daily})
 
 
 # ---------------------------------------------------------------------------------------------------------------------

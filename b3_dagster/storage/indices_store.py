@@ -5,6 +5,8 @@ Raw is kept as B3 served it (the bytes), one object per (index, year) or per day
 
 - ``raw/index_history/indice=IBOV/ano=2022/grid_pt-br.json``: B3's ``indexStatisticsProxy`` answer.
 - ``raw/index_history/indice=IBOV/ano=1998/evolucao_diaria.csv``: an imported "Evolução Diária" download.
+- ``raw/index_history/indice=IBOV/mensal/2014-01-01_2025-12-31.csv``: an imported "Evolução Mensal" download (each
+  month's last close), keyed by the range its title states.
 - ``raw/index_membership/date=2025-04-07/GetStockIndex.json``: B3's GetStockIndex answer of that update day.
 - ``raw/index_portfolio/indice=IBXX/date=2024-11-12/<name>.csv``: a "Carteira do Dia" download as imported, or
   ``GetPortfolioDay.parquet``: the index's portfolio of that session from B3's API (the client's parsed rows).
@@ -31,7 +33,15 @@ from b3_dagster.model import (
     RAW_DATE_COLUMN,
 )
 from b3_dagster.sources.b3_index_csv import IndexCsv, parse_index_csv
-from b3_dagster.sources.b3_index_history import IndexYear, parse_daily_evolution_csv, parse_year_grid
+from b3_dagster.model import MONTH_COLUMN, MONTHLY_CLOSE_COLUMNS, YEAR_COLUMN
+from b3_dagster.sources.b3_index_history import (
+    IndexYear,
+    MonthlyEvolution,
+    is_monthly_evolution,
+    parse_daily_evolution_csv,
+    parse_monthly_evolution_csv,
+    parse_year_grid,
+)
 from b3_dagster.sources.b3_stock_index import StockIndexAnswer, parse_stock_index
 from b3_dagster.storage.lake import Lake
 from b3_dagster.storage.layout import archive_key, parquet_bytes, read_parquet_bytes
@@ -43,6 +53,7 @@ DAILY_CSV_NAME = "evolucao_diaria.csv"
 MEMBERSHIP_NAME = "GetStockIndex.json"
 _GRID_KEY = re.compile(r"^raw/index_history/indice=([A-Z0-9]+)/ano=(\d{4})/grid_(pt-br|en-us)\.json$")
 _CSV_KEY = re.compile(r"^raw/index_history/indice=([A-Z0-9]+)/ano=(\d{4})/evolucao_diaria\.csv$")
+_MONTHLY_KEY = re.compile(r"^raw/index_history/indice=([A-Z0-9]+)/mensal/(\d{4}-\d{2}-\d{2})_(\d{4}-\d{2}-\d{2})\.csv$")
 _MEMBERSHIP_KEY = re.compile(r"^raw/index_membership/date=(\d{4}-\d{2}-\d{2})/GetStockIndex\.json$")
 _PORTFOLIO_KEY = re.compile(r"^raw/index_portfolio/indice=([A-Z0-9]+)/date=(\d{4}-\d{2}-\d{2})/([^/]+\.csv|"
                             r"GetPortfolioDay\.parquet)$")
@@ -55,6 +66,10 @@ def grid_key(index: str, year: int, language: str) -> str:
 
 def daily_csv_key(index: str, year: int) -> str:
     return f"{HISTORY_PREFIX}indice={index}/ano={int(year)}/{DAILY_CSV_NAME}"
+
+
+def monthly_csv_key(index: str, start: dt.date, end: dt.date) -> str:
+    return f"{HISTORY_PREFIX}indice={index}/mensal/{start.isoformat()}_{end.isoformat()}.csv"
 
 
 def membership_key(day: dt.date) -> str:
@@ -108,6 +123,52 @@ class IndicesStore:
                 return RawWrite(key, self.lake.uri(key), f"kept (the stored download has {len(stored.closes)} "
                                                          f"closes through {stored.last_day})"), year_data
         return _keep(self.lake, key, data), year_data
+
+    def write_history_csv(self, data: bytes, name: str, index: str | None = None) -> tuple[RawWrite, str]:
+        """Keep either download of B3's index page ("Evolução Diária" or "Evolução Mensal"); the write and one line
+        saying what it held."""
+        if is_monthly_evolution(data, name):
+            written, monthly = self.write_monthly_csv(data, name, index)
+            months = monthly.months
+            first, last = months.iloc[0], months.iloc[-1]
+            return written, (f"{months[INDEX_CODE].iloc[0]} monthly closes, {len(months)} months "
+                             f"{first[YEAR_COLUMN]}-{first[MONTH_COLUMN]:02d}..{last[YEAR_COLUMN]}-"
+                             f"{last[MONTH_COLUMN]:02d}")
+        written, year = self.write_daily_csv(data, name, index)
+        return written, f"{year.index} {year.year}, {len(year.closes)} closes through {year.last_day}"
+
+    def write_monthly_csv(self, data: bytes, name: str, index: str | None = None) -> tuple[RawWrite, MonthlyEvolution]:
+        """Keep an "Evolução Mensal" download (parsed first). A later download of the same range holds more months
+        (or the month in progress further on): an earlier one with fewer months never replaces it."""
+        monthly = parse_monthly_evolution_csv(data, name, index)
+        if monthly.months.empty:
+            raise ValueError(f"{name}: no month rows; nothing was written")
+        key = monthly_csv_key(monthly.months[INDEX_CODE].iloc[0], monthly.start, monthly.end)
+        if self.lake.exists(key) and self.lake.read_bytes(key) != data:
+            stored = self.read_monthly(key)
+            if len(stored.months) > len(monthly.months):
+                return RawWrite(key, self.lake.uri(key), f"kept (the stored download has {len(stored.months)} "
+                                                         "months)"), monthly
+        return _keep(self.lake, key, data), monthly
+
+    def read_monthly(self, key: str) -> MonthlyEvolution:
+        match = _MONTHLY_KEY.match(key)
+        if not match:
+            raise ValueError(f"{self.lake.uri(key)} is not a raw Evolução Mensal download")
+        return parse_monthly_evolution_csv(self.lake.read_bytes(key), self.lake.uri(key), match[1])
+
+    def monthly(self, indices: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+        """Every stored month (MONTHLY_CLOSE_COLUMNS; where downloads overlap, the one whose range ends later wins)
+        and the downloads read."""
+        keys = sorted((m[1], m[3], m[2], info.key) for info in self.lake.list(HISTORY_PREFIX)
+                      if (m := _MONTHLY_KEY.match(info.key)) and (indices is None or m[1] in indices))
+        frames = [self.read_monthly(key).months for *_, key in keys]  # by index, then range end: later ones last
+        if not frames:
+            return pd.DataFrame(columns=MONTHLY_CLOSE_COLUMNS), []
+        rows = pd.concat(frames, ignore_index=True).drop_duplicates([INDEX_CODE, YEAR_COLUMN, MONTH_COLUMN],
+                                                                    keep="last")
+        return (rows.sort_values([INDEX_CODE, YEAR_COLUMN, MONTH_COLUMN]).reset_index(drop=True),
+                [self.lake.uri(key) for *_, key in keys])
 
     def history_keys(self) -> list[tuple[str, int, str]]:
         """(index, year, key) of every stored grid and CSV."""

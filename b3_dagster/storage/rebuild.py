@@ -13,12 +13,20 @@ import pandas as pd
 import pyarrow as pa
 
 from b3_dagster.calendar import B3_TIMEZONE
-from b3_dagster.model import REFINED_SCHEMA
+from b3_dagster.model import CLOSE_DATE, DEFAULT_INDEX, OFFICIAL_CLOSE, REFINED_SCHEMA
+from b3_dagster.sources.b3_index_history import on_current_scale
 from b3_dagster.storage.index_store import IndexStore
+from b3_dagster.storage.indices_store import IndicesStore
 from b3_dagster.storage.lake import Lake
 from b3_dagster.storage.portfolio_store import PortfolioStore
-from b3_dagster.storage.tables import INDEX_TABLE_DEF, PORTFOLIO_TABLE_DEF, CommitOutcome, IcebergTables
-from b3_dagster.transforms.index_features import INDEX_SCHEMA, refine_index
+from b3_dagster.storage.tables import (
+    INDEX_CLOSES_TABLE_DEF,
+    INDEX_TABLE_DEF,
+    PORTFOLIO_TABLE_DEF,
+    CommitOutcome,
+    IcebergTables,
+)
+from b3_dagster.transforms.index_features import INDEX_SCHEMA, refine_index, with_official_closes
 from b3_dagster.storage.classification_store import ClassificationStore
 from b3_dagster.transforms.sector_dimension import SectorDimension, UnplacedSectors, map_sectors
 from b3_dagster.transforms.sectors import refine_portfolio
@@ -56,8 +64,26 @@ def rebuild_index_table(tables: IcebergTables) -> CommitOutcome | None:
     if not days:
         return None
     refined = refine_index(store.read_raw(days), days[0])
+    refined = with_official_closes(refined, official_ibov_closes(tables.lake), official_date=CLOSE_DATE,
+                                   official_close=OFFICIAL_CLOSE)
     return _replace_all(tables, INDEX_TABLE_DEF,
                         pa.Table.from_pandas(refined[INDEX_SCHEMA.names], schema=INDEX_SCHEMA, preserve_index=False))
+
+
+def official_ibov_closes(lake: Lake) -> pd.DataFrame:
+    """B3's official IBOV closes on the current scale, from raw (every stored year grid and Evolução Diária
+    download, the same choice per year as index_closes): what ``fechamento_oficial_b3`` holds. Empty without any."""
+    closes, _ = IndicesStore(lake).closes([DEFAULT_INDEX])
+    return on_current_scale(closes)
+
+
+def rebuild_index_closes_table(tables: IcebergTables) -> CommitOutcome | None:
+    """b3_refined_db.index_closes from raw, as the index_closes asset writes it (its checks run with the asset)."""
+    closes, _ = IndicesStore(tables.lake).closes()
+    if closes.empty:
+        return None
+    return _replace_all(tables, INDEX_CLOSES_TABLE_DEF, pa.Table.from_pandas(
+        closes[INDEX_CLOSES_TABLE_DEF.schema.names], schema=INDEX_CLOSES_TABLE_DEF.schema, preserve_index=False))
 
 
 def retired_artefacts(lake: Lake) -> list[str]:

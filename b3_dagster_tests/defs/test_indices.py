@@ -20,6 +20,7 @@ from b3_dagster.sources.b3_index_history import recordings_dir
 from b3_dagster.sources.b3_stock_index import recorded_answers
 
 DAILY_CSVS = recordings_dir() / "csv_evolucao_diaria"
+MONTHLY_CSVS = recordings_dir() / "csv_evolucao_mensal"
 
 
 def definitions(lake_root, indices_url="http://127.0.0.1:9", language="pt-br", yahoo_url="http://127.0.0.1:9",
@@ -98,6 +99,38 @@ def test_reconciliation_is_skipped_with_its_reason_when_yahoo_has_no_rows(lake_r
     assert "yahoo_reconciles_with_b3" not in checks and "closes_on_sessions" not in checks  # skipped, not passed
     skipped = metadata(result, "index_closes")["skipped_checks"].value
     assert "ibov_refined (Yahoo) has no rows yet" in skipped and "1998: before" in skipped
+    assert "monthly_matches_daily" not in checks and "no Evolução Mensal download imported" in skipped
+
+
+def test_the_monthly_download_is_imported_and_checked_against_the_daily_closes(lake_root, capsys, query_tables):
+    monthly = MONTHLY_CSVS / "Evolucao_Mensal_IBOVESPA_2014-2025_JulioZequin.csv"
+    daily = DAILY_CSVS / "Evolucao_Diaria_IBOVESPA_2021_to-2021-08-25_danielpiasecki.csv"
+    assert cli.main(["--lake", str(lake_root), "import-index-history", str(monthly), str(daily)]) == 0
+    out = capsys.readouterr().out
+    assert "written   Evolucao_Mensal_IBOVESPA_2014-2025_JulioZequin.csv: IBOV monthly closes, 140 months " \
+           "2014-01..2025-08" in out
+    assert (lake_root / "raw/index_history/indice=IBOV/mensal/2014-01-01_2025-12-31.csv").read_bytes() == \
+        monthly.read_bytes()
+    result = run(definitions(lake_root), "index_closes_job")
+    assert result.success
+    check = evaluations(result)["monthly_matches_daily"]
+    # Jan-Jul 2021 compared; August is partial in the daily download (made 2021-08-25): named, not compared
+    assert check.passed and check.metadata["months_compared"].value == 7
+    assert "IBOV 2021-08 (daily closes end 2021-08-25)" in str(check.metadata["months_partial_in_daily"].value)
+    # the monthly closes are raw, not a table: index_closes holds only the daily closes
+    assert query_tables(lake_root, "SELECT count(*) AS n FROM b3_refined_db.index_closes")["n"].tolist() == [161]
+
+
+def test_a_monthly_value_off_the_daily_close_fails_the_check(lake_root, tmp_path):
+    """A hand-made fault: the real monthly download with March 2021's value changed by one point."""
+    data = (MONTHLY_CSVS / "Evolucao_Mensal_IBOVESPA_2014-2025_JulioZequin.csv").read_bytes()
+    march = next(line for line in data.split(b"\n") if line.startswith(b"3;2021;"))
+    altered = tmp_path / "Evolucao_Mensal_altered.csv"
+    altered.write_bytes(data.replace(march, march[:-4] + (b"9" if march[-4:-3] != b"9" else b"8") + march[-3:]))
+    daily = DAILY_CSVS / "Evolucao_Diaria_IBOVESPA_2021_to-2021-08-25_danielpiasecki.csv"
+    assert cli.main(["--lake", str(lake_root), "import-index-history", str(altered), str(daily)]) == 0
+    check = evaluations(run(definitions(lake_root), "index_closes_job"))["monthly_matches_daily"]
+    assert not check.passed and "IBOV 2021-03: monthly" in check.description
 
 
 def test_import_index_history_keeps_the_longer_download_and_names_a_bad_file(lake_root, tmp_path, capsys):

@@ -27,6 +27,7 @@ from b3_dagster.sources.b3_index_history import (
     decode_history_token,
     history_payload,
     history_url,
+    is_monthly_evolution,
     on_current_scale,
     parse_daily_evolution_csv,
     parse_monthly_evolution_csv,
@@ -294,21 +295,44 @@ def test_monthly_values_are_the_months_last_daily_close():
     daily = pd.concat([grid("rb3_IndexStatistics_IBOV_2022_en-us_rec2025-04-07.json").closes,
                        daily_csv("Evolucao_Diaria_IBOVESPA_2021_to-2021-08-25_danielpiasecki.csv").year_data.closes])
     outcome = check_monthly_matches_daily(monthly.months, daily)
-    # 12 months of 2022 and Jan-Jul 2021 (Aug 2021 is partial in the download: its last close is not the month's)
-    assert not outcome.passed and outcome.metadata["months_compared"] == 20
-    assert outcome.metadata["different"] == [d for d in outcome.metadata["different"] if d.startswith("2021-08")]
-    assert outcome.metadata["months_different"] == 1
+    # 12 months of 2022 and Jan-Jul 2021 equal; Aug 2021 is partial in the daily download (made 2021-08-25), so its
+    # last close is not the month's: left out and named, not a failure
+    assert outcome.passed and outcome.metadata["months_compared"] == 19
+    assert outcome.metadata["months_partial_in_daily"] == ["IBOV 2021-08 (daily closes end 2021-08-25)"]
 
 
-def test_ifix_monthly_values_match_the_derived_daily_series_except_the_month_in_progress():
+def test_a_monthly_value_that_departs_from_the_daily_close_fails_naming_the_month():
+    monthly = parse_monthly_evolution_csv(
+        (RECORDED / "csv_evolucao_mensal" / "Evolucao_Mensal_IBOVESPA_2014-2025_JulioZequin.csv").read_bytes(), "m")
+    months = monthly.months.copy()
+    june = (months["ano"] == 2022) & (months["mes"] == 6)
+    months.loc[june, "fechamento_mes"] += 1.0  # hand-made fault: one month off by a point
+    outcome = check_monthly_matches_daily(months, grid("rb3_IndexStatistics_IBOV_2022_en-us_rec2025-04-07.json").closes)
+    assert not outcome.passed and outcome.metadata["months_different"] == 1
+    assert outcome.metadata["different"][0] == "IBOV 2022-06: monthly 98542.95 vs daily 98541.95"
+
+
+def test_the_ifix_month_in_progress_at_download_is_named_not_failed():
+    """IFIX's monthly download was made 2025-11-26: its November value is that day's close, not the month's last
+    (3,660.41 per the daily series derived from B3's grids); every other month equals the daily month-end."""
     monthly = parse_monthly_evolution_csv(
         (RECORDED / "csv_evolucao_mensal" / "Evolucao_Mensal_IFIX_2014-2025_python-crepaldi.csv").read_bytes(), "m")
     derived = pd.read_csv(FIXTURES / "b3_index_history" / "derived" / "opbrreit_ifix_daily_2010-12-30_2025-12-19.csv")
     daily = pd.DataFrame({CLOSE_DATE: pd.to_datetime(derived["Date"]).dt.date, "indice": "IFIX",
                           OFFICIAL_CLOSE: derived["IFIX"]})
     outcome = check_monthly_matches_daily(monthly.months, daily)
-    assert outcome.metadata["months_compared"] == 143 and outcome.metadata["months_different"] == 1
-    assert outcome.metadata["different"][0].startswith("2025-11")
+    assert outcome.passed and outcome.metadata["months_compared"] == 143
+    [in_progress] = outcome.metadata["months_in_progress_at_download"]
+    assert in_progress.startswith("IFIX 2025-11: monthly 3631.23 is the close of 2025-11-") and "3660.41" in in_progress
+    # the same value on a month that was not the download's last is a difference
+    strict = check_monthly_matches_daily(monthly.months, daily, in_progress=set())
+    assert not strict.passed and strict.metadata["different"][0].startswith("IFIX 2025-11")
+
+
+@pytest.mark.parametrize("folder, monthly", [("csv_evolucao_mensal", True), ("csv_evolucao_diaria", False)])
+def test_every_download_is_told_monthly_or_daily(folder, monthly):
+    files = sorted((RECORDED / folder).glob("*.csv"))
+    assert files and all(is_monthly_evolution(path.read_bytes(), path.name) is monthly for path in files)
 
 
 # ---- reconciliation with Yahoo ---------------------------------------------------------------------------------------

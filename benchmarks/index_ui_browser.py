@@ -1,0 +1,149 @@
+"""Benchmark: the asset page's partition view in a real browser (headless Chromium through playwright) with 5 indices
+× ~250 sessions (``index_portfolio_raw``, ``dia`` × ``indice``), beside the baseline of IBOV's own daily asset
+(``ibov_raw_snapshot``, ~250 keys). ``benchmarks/index_ui.py`` times only the GraphQL query behind the view; this
+times what a user waits for: the page opened until its partition grid is drawn.
+
+Starts ``dagster-webserver`` on 127.0.0.1 as ``index_ui.py`` does (empty temporary DAGSTER_HOME, no daemon,
+B3_INDICES=IBOV,IBXX,IBRA,SMLL,IDIV, B3_PARTITIONS_START a year back, B3 and Yahoo pointed at a closed port), then per
+asset and state opens ``/assets/<asset>?view=partitions`` in a fresh page ROUNDS times and measures:
+
+- ``drawn``: navigation start until the partition view shows its first key (the newest session, or the index codes
+  of the second dimension), i.e. the grid is on screen;
+- ``idle``: until the network is idle (every GraphQL answer of the page received and rendered);
+- the webserver's CPU seconds (user+sys of it and its code server) spent serving the page, and Chromium's.
+
+    .venv/bin/python benchmarks/index_ui_browser.py          # 5 rounds; ~3-4 min on the shared 2 cores
+
+Chromium is Debian's /usr/bin/chromium (scripts/install_system_deps.sh), as in b3_dagster_tests/e2e. Prints
+figures; nothing is asserted. The measured figures are in the README ("Every index's portfolio").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from index_ui import ASSETS, INDICES, free_port, materialise_every_key, wait_for_location  # noqa: E402
+
+ROUNDS = 5
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-sync"]
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(session_id: int) -> float:
+    """user+sys CPU seconds of every live process in a session (the webserver and the code server it spawned)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session_id:  # field 6 of stat: the session id
+            total += (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+    return total
+
+
+def browser_cpu_seconds(browser_pid_marker: str) -> float:
+    """user+sys CPU seconds of Chromium's processes (found by their command line)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if browser_pid_marker.encode() in command:
+            total += (int(fields[11]) + int(fields[12])) / TICK
+    return total
+
+
+def first_key_text(asset: str) -> str:
+    """A text the partition view shows once its grid is drawn: a key of the dimension listed at the side."""
+    return "IBXX" if asset == "index_portfolio_raw" else "2"  # the multi view lists the index codes
+
+
+def time_page(browser, url: str, asset: str, server_session: int, profile: str) -> tuple[float, float, float, float]:
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    try:
+        cpu_server, cpu_browser = cpu_seconds(server_session), browser_cpu_seconds(profile)
+        started = time.perf_counter()
+        page.goto(f"{url}/assets/{asset}?view=partitions", wait_until="commit")
+        # the partition health bar's legend and the key list appear only when partitionKeysByDimension and
+        # assetPartitionStatuses have been answered and drawn
+        page.get_by_text("Materialized", exact=False).first.wait_for(timeout=120_000)
+        if asset == "index_portfolio_raw":
+            page.get_by_text("IBXX", exact=True).first.wait_for(timeout=120_000)
+        drawn = time.perf_counter() - started
+        page.wait_for_load_state("networkidle", timeout=120_000)
+        idle = time.perf_counter() - started
+        return (drawn, idle, cpu_seconds(server_session) - cpu_server,
+                browser_cpu_seconds(profile) - cpu_browser)
+    finally:
+        page.close()
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    start = (dt.date.today() - dt.timedelta(days=365)).isoformat()
+    with tempfile.TemporaryDirectory() as root:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("B3_", "DAGSTER_"))}
+        env.update({"DAGSTER_HOME": root, "B3_LAKE_ROOT": str(Path(root) / "data"), "B3_INDICES": INDICES,
+                    "B3_PARTITIONS_START": start, "B3_BASE_URL": "http://127.0.0.1:9",
+                    "B3_YAHOO_BASE_URL": "http://127.0.0.1:9"})
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        log = open(Path(root) / "webserver.log", "wb")
+        webserver = str(Path(sys.executable).parent / "dagster-webserver")
+        process = subprocess.Popen([webserver, "-m", "b3_dagster.definitions", "-h", "127.0.0.1", "-p", str(port)],
+                                   cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        profile = str(Path(root) / "chromium-profile")
+        try:
+            wait_for_location(url)
+            print(f"B3_INDICES={INDICES}, B3_PARTITIONS_START={start}; {ROUNDS} rounds per asset and state, a fresh "
+                  "page each; Chromium headless")
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch_persistent_context(
+                    profile, executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+                try:
+                    warm = browser.new_page()  # the first visit loads the UI's bundle and its first-visit dialog
+                    warm.goto(f"{url}/assets/{ASSETS[1]}?view=partitions", wait_until="networkidle")
+                    warm.close()
+                    for state in ("nothing materialised", "every key materialised"):
+                        if state == "every key materialised":
+                            materialise_every_key(url)
+                        for asset in ASSETS:
+                            rounds = [time_page(browser, url, asset, process.pid, profile) for _ in range(ROUNDS)]
+                            drawn, idle, server, chromium = (list(column) for column in zip(*rounds))
+                            print(f"{asset:<21} ({state}): drawn median {statistics.median(drawn):.2f} s "
+                                  f"(worst {max(drawn):.2f}), network idle median {statistics.median(idle):.2f} s "
+                                  f"(worst {max(idle):.2f}); CPU per page: webserver "
+                                  f"{statistics.median(server):.2f} s, Chromium {statistics.median(chromium):.2f} s")
+                finally:
+                    browser.close()
+        finally:
+            os.killpg(process.pid, signal.SIGINT)  # its own session: only the webserver this script started
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            log.close()
+
+
+if __name__ == "__main__":
+    main()
