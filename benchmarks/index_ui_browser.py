@@ -12,7 +12,7 @@ asset and state opens ``/assets/<asset>?view=partitions`` in a fresh page ROUNDS
 - ``idle``: until the network is idle (every GraphQL answer of the page received and rendered);
 - the webserver's CPU seconds (user+sys of it and its code server) spent serving the page, and Chromium's.
 
-    .venv/bin/python benchmarks/index_ui_browser.py          # 5 rounds; ~3-4 min on the shared 2 cores
+    .venv/bin/python benchmarks/index_ui_browser.py [ROUNDS]     # default 5 rounds; ~4 min on the shared 2 cores
 
 Chromium is Debian's /usr/bin/chromium (scripts/install_system_deps.sh), as in b3_dagster_tests/e2e. Prints
 figures; nothing is asserted. The measured figures are in the README ("Every index's portfolio").
@@ -71,13 +71,8 @@ def browser_cpu_seconds(browser_pid_marker: str) -> float:
     return total
 
 
-def first_key_text(asset: str) -> str:
-    """A text the partition view shows once its grid is drawn: a key of the dimension listed at the side."""
-    return "IBXX" if asset == "index_portfolio_raw" else "2"  # the multi view lists the index codes
-
-
 def time_page(browser, url: str, asset: str, server_session: int, profile: str) -> tuple[float, float, float, float]:
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page = browser.new_page()
     try:
         cpu_server, cpu_browser = cpu_seconds(server_session), browser_cpu_seconds(profile)
         started = time.perf_counter()
@@ -99,6 +94,7 @@ def time_page(browser, url: str, asset: str, server_session: int, profile: str) 
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
+    rounds_per_case = int(sys.argv[1]) if len(sys.argv) > 1 else ROUNDS
     start = (dt.date.today() - dt.timedelta(days=365)).isoformat()
     with tempfile.TemporaryDirectory() as root:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("B3_", "DAGSTER_"))}
@@ -114,11 +110,12 @@ def main() -> None:
         profile = str(Path(root) / "chromium-profile")
         try:
             wait_for_location(url)
-            print(f"B3_INDICES={INDICES}, B3_PARTITIONS_START={start}; {ROUNDS} rounds per asset and state, a fresh "
+            print(f"B3_INDICES={INDICES}, B3_PARTITIONS_START={start}; {rounds_per_case} rounds per asset and state, a fresh "
                   "page each; Chromium headless")
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch_persistent_context(
-                    profile, executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+                    profile, executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True,
+                    viewport={"width": 1440, "height": 900})
                 try:
                     warm = browser.new_page()  # the first visit loads the UI's bundle and its first-visit dialog
                     warm.goto(f"{url}/assets/{ASSETS[1]}?view=partitions", wait_until="networkidle")
@@ -127,7 +124,7 @@ def main() -> None:
                         if state == "every key materialised":
                             materialise_every_key(url)
                         for asset in ASSETS:
-                            rounds = [time_page(browser, url, asset, process.pid, profile) for _ in range(ROUNDS)]
+                            rounds = [time_page(browser, url, asset, process.pid, profile) for _ in range(rounds_per_case)]
                             drawn, idle, server, chromium = (list(column) for column in zip(*rounds))
                             print(f"{asset:<21} ({state}): drawn median {statistics.median(drawn):.2f} s "
                                   f"(worst {max(drawn):.2f}), network idle median {statistics.median(idle):.2f} s "

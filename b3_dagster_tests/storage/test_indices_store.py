@@ -1,0 +1,49 @@
+"""The raw layer of B3's index downloads (storage/indices_store.py): both downloads of the index page land under
+raw/index_history/, a shorter copy never replaces a longer one, a bad file is refused before anything is written."""
+
+from __future__ import annotations
+
+import pytest
+
+from b3_dagster.sources.b3_index_history import B3IndexHistoryError, recordings_dir
+from b3_dagster.storage.indices_store import IndicesStore
+from b3_dagster.storage.lake import LocalLake
+
+MONTHLY = recordings_dir() / "csv_evolucao_mensal"
+IBOV_MONTHLY = MONTHLY / "Evolucao_Mensal_IBOVESPA_2014-2025_JulioZequin.csv"
+IFIX_MONTHLY = MONTHLY / "Evolucao_Mensal_IFIX_2014-2025_python-crepaldi.csv"
+
+
+@pytest.fixture
+def store(tmp_path) -> IndicesStore:
+    return IndicesStore(LocalLake(tmp_path / "lake"))
+
+
+def test_every_shipped_monthly_download_lands_under_its_index_and_range(store):
+    for path, index, months in ((IBOV_MONTHLY, "IBOV", 140), (IFIX_MONTHLY, "IFIX", 143)):
+        written, held = store.write_history_csv(path.read_bytes(), path.name)
+        assert written.status == "written" and f"{index} monthly closes, {months} months 2014-01.." in held
+        assert written.key == f"raw/index_history/indice={index}/mensal/2014-01-01_2025-12-31.csv"
+        assert store.lake.read_bytes(written.key) == path.read_bytes()
+    rows, sources = store.monthly()
+    assert rows.groupby("indice").size().to_dict() == {"IBOV": 140, "IFIX": 143} and len(sources) == 2
+    assert store.monthly(["IFIX"])[0]["indice"].unique().tolist() == ["IFIX"]
+    # the daily closes are not disturbed: a monthly download is no (index, year) source of index_closes
+    assert store.history_keys() == []
+
+
+def test_the_same_download_again_is_a_no_op_and_an_earlier_shorter_one_is_kept_out(store):
+    data = IBOV_MONTHLY.read_bytes()
+    store.write_history_csv(data, IBOV_MONTHLY.name)
+    assert store.write_history_csv(data, IBOV_MONTHLY.name)[0].status == "unchanged"
+    earlier = data.rstrip(b"\n").rsplit(b"\n", 1)[0] + b"\n"  # hand-made: the same file a month earlier
+    written, _ = store.write_history_csv(earlier, "Evolucao_Mensal_earlier.csv")
+    assert written.status == "kept (the stored download has 140 months)"
+    assert store.lake.read_bytes(written.key) == data
+
+
+def test_a_damaged_monthly_download_is_refused_naming_the_line_and_nothing_is_written(store):
+    data = IBOV_MONTHLY.read_bytes().replace(b"3;2021;116.633,72", b"3;2021;116,633.72")  # hand-made fault
+    with pytest.raises(B3IndexHistoryError, match=r"damaged.csv, line 90, field 'Valor'"):
+        store.write_history_csv(data, "damaged.csv")
+    assert store.monthly()[0].empty and not list(store.lake.list("raw/"))
