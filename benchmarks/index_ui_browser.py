@@ -7,12 +7,12 @@ Starts ``dagster-webserver`` on 127.0.0.1 as ``index_ui.py`` does (empty tempora
 B3_INDICES=IBOV,IBXX,IBRA,SMLL,IDIV, B3_PARTITIONS_START a year back, B3 and Yahoo pointed at a closed port), then per
 asset and state opens ``/assets/<asset>?view=partitions`` in a fresh page ROUNDS times and measures:
 
-- ``drawn``: navigation start until the partition view shows its first key (the newest session, or the index codes
-  of the second dimension), i.e. the grid is on screen;
+- ``drawn``: navigation start until the partition view shows its counts ("Missing (1235)", from the partition
+  statuses) and its list of session keys, i.e. the view is on screen with its data;
 - ``idle``: until the network is idle (every GraphQL answer of the page received and rendered);
 - the webserver's CPU seconds (user+sys of it and its code server) spent serving the page, and Chromium's.
 
-    .venv/bin/python benchmarks/index_ui_browser.py [ROUNDS]     # default 5 rounds; ~4 min on the shared 2 cores
+    .venv/bin/python benchmarks/index_ui_browser.py [ROUNDS [SHOTS_DIR]]   # default 5 rounds; ~4 min on 2 cores
 
 Chromium is Debian's /usr/bin/chromium (scripts/install_system_deps.sh), as in b3_dagster_tests/e2e. Prints
 figures; nothing is asserted. The measured figures are in the README ("Every index's portfolio").
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -71,7 +72,8 @@ def browser_cpu_seconds(browser_pid_marker: str) -> float:
     return total
 
 
-def time_page(browser, url: str, asset: str, server_session: int, profile: str) -> tuple[float, float, float, float]:
+def time_page(browser, url: str, asset: str, server_session: int, profile: str,
+              screenshot: Path | None = None) -> tuple[float, float, float, float]:
     page = browser.new_page()
     try:
         cpu_server, cpu_browser = cpu_seconds(server_session), browser_cpu_seconds(profile)
@@ -79,12 +81,15 @@ def time_page(browser, url: str, asset: str, server_session: int, profile: str) 
         page.goto(f"{url}/assets/{asset}?view=partitions", wait_until="commit")
         # the partition health bar's legend and the key list appear only when partitionKeysByDimension and
         # assetPartitionStatuses have been answered and drawn
-        page.get_by_text("Materialized", exact=False).first.wait_for(timeout=120_000)
-        if asset == "index_portfolio_raw":
-            page.get_by_text("IBXX", exact=True).first.wait_for(timeout=120_000)
+        # "1,235 Partitions ...", "Materialized (n)", "Missing (n)" and the key list: the counts come from
+        # assetPartitionStatuses, so they are on screen only once the view has its data
+        page.get_by_text(re.compile(r"Missing \(\d")).first.wait_for(timeout=120_000)
+        page.get_by_text(re.compile(r"^\d{4}-\d{2}-\d{2}$")).first.wait_for(timeout=120_000)  # the newest keys
         drawn = time.perf_counter() - started
         page.wait_for_load_state("networkidle", timeout=120_000)
         idle = time.perf_counter() - started
+        if screenshot is not None:
+            page.screenshot(path=str(screenshot))
         return (drawn, idle, cpu_seconds(server_session) - cpu_server,
                 browser_cpu_seconds(profile) - cpu_browser)
     finally:
@@ -95,6 +100,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     rounds_per_case = int(sys.argv[1]) if len(sys.argv) > 1 else ROUNDS
+    shots = Path(sys.argv[2]) if len(sys.argv) > 2 else None  # a folder: one screenshot per asset and state
     start = (dt.date.today() - dt.timedelta(days=365)).isoformat()
     with tempfile.TemporaryDirectory() as root:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("B3_", "DAGSTER_"))}
@@ -119,12 +125,18 @@ def main() -> None:
                 try:
                     warm = browser.new_page()  # the first visit loads the UI's bundle and its first-visit dialog
                     warm.goto(f"{url}/assets/{ASSETS[1]}?view=partitions", wait_until="networkidle")
+                    try:  # dismissed once, remembered by the profile: the timed pages show only the view
+                        warm.get_by_role("button", name="Skip").click(timeout=5000)
+                    except Exception:  # noqa: BLE001 (not shown this time)
+                        pass
                     warm.close()
                     for state in ("nothing materialised", "every key materialised"):
                         if state == "every key materialised":
                             materialise_every_key(url)
                         for asset in ASSETS:
-                            rounds = [time_page(browser, url, asset, process.pid, profile) for _ in range(rounds_per_case)]
+                            shot = shots / f"{asset}_{state.split()[0]}.png" if shots else None
+                            rounds = [time_page(browser, url, asset, process.pid, profile, shot if i == 0 else None)
+                                      for i in range(rounds_per_case)]
                             drawn, idle, server, chromium = (list(column) for column in zip(*rounds))
                             print(f"{asset:<21} ({state}): drawn median {statistics.median(drawn):.2f} s "
                                   f"(worst {max(drawn):.2f}), network idle median {statistics.median(idle):.2f} s "
