@@ -27,7 +27,7 @@ from b3_dagster.defs.index_assets import (
     index_refine_job,
 )
 from b3_dagster.defs.glue_refine import RefineEngineResource
-from b3_dagster.defs.indices import B3IndicesResource, indices_assets, indices_jobs
+from b3_dagster.defs.indices import B3IndicesResource, indices_assets, indices_jobs, indices_schedules
 from b3_dagster.defs.portfolio_assets import portfolio_assets, refine_job
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource, setting
 from b3_dagster.defs.sectors import sector_assets, sector_job
@@ -72,7 +72,7 @@ def build_definitions(resources: Optional[Mapping[str, object]] = None) -> dg.De
         assets=[*portfolio_assets, *index_assets, *sector_assets, *indices_assets],
         jobs=[refine_job, *automation.jobs, index_job, index_refine_job, index_charts_job,
               table_maintenance_job, sector_job, *indices_jobs],
-        schedules=[*automation.schedules, table_maintenance_schedule],
+        schedules=[*automation.schedules, table_maintenance_schedule, *indices_schedules],
         sensors=[*automation.sensors, *alerts.alert_sensors],
         asset_checks=alerts.alert_checks,
         resources={**environment_resources(), "alerts": alerts.alert_settings_from_env(), **(resources or {})},

@@ -116,8 +116,8 @@ def main() -> None:
         profile = str(Path(root) / "chromium-profile")
         try:
             wait_for_location(url)
-            print(f"B3_INDICES={INDICES}, B3_PARTITIONS_START={start}; {rounds_per_case} rounds per asset and state, a fresh "
-                  "page each; Chromium headless")
+            print(f"B3_INDICES={INDICES}, B3_PARTITIONS_START={start}; {rounds_per_case} rounds per asset and state, "
+                  "a fresh page each; Chromium headless")
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch_persistent_context(
                     profile, executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True,

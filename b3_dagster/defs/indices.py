@@ -539,3 +539,48 @@ indices_jobs = [index_history_job, index_closes_job, membership_job, membership_
 
 def indices_resources(base_url) -> dict:
     return {"b3_indices": B3IndicesResource(base_url=base_url)}
+
+
+# ---- schedules: every B3 session, one run per configured index ------------------------------------------------------
+def _session_runs(context: dg.ScheduleEvaluationContext, what: str, keys) -> list[dg.RunRequest] | dg.SkipReason:
+    """The run requests of one tick: ``keys(day)`` -> partition keys, one run each (one index failing does not block
+    the others); on weekends and B3 holidays the tick is skipped with the reason (as ibov_daily_schedule does)."""
+    from zoneinfo import ZoneInfo
+
+    from b3_dagster.automation_rules import schedule_decision
+
+    day, reason = schedule_decision(context.scheduled_execution_time.astimezone(ZoneInfo(B3_TIMEZONE)))
+    if day is None:
+        return dg.SkipReason(f"{reason.split(':')[0]}: B3 does not trade, there are no {what} to take")
+    return [dg.RunRequest(run_key=f"{what.replace(' ', '_')}:{key}", partition_key=key,
+                          tags={"b3/trigger": "schedule"}) for key in keys(dt.date.fromisoformat(day))]
+
+
+def _schedule_settings() -> dict:
+    from b3_dagster.defs.automation import SNAPSHOT_CRON, default_schedule_status
+
+    return {"cron_schedule": SNAPSHOT_CRON, "execution_timezone": B3_TIMEZONE,
+            "default_status": default_schedule_status()}
+
+
+@dg.schedule(name="index_portfolios_daily_schedule", job=index_portfolio_raw_job, **_schedule_settings(),
+             description="Every B3 session: one index_portfolio_raw run per configured index (B3_INDICES), key "
+                         "<session>|<index>. Skipped with the reason on weekends and B3 holidays.")
+def index_portfolios_daily_schedule(context: dg.ScheduleEvaluationContext):
+    return _session_runs(context, "index portfolios", lambda day: [f"{day.isoformat()}|{index}" for index in INDICES])
+
+
+@dg.schedule(name="index_history_daily_schedule", job=index_history_job, **_schedule_settings(),
+             description="Every B3 session: B3's year grid of the current year, one run per configured index (key "
+                         "<year>|<index>); the grid grows by a day, the previous answer is archived.")
+def index_history_daily_schedule(context: dg.ScheduleEvaluationContext):
+    return _session_runs(context, "official closes", lambda day: [f"{day.year}|{index}" for index in INDICES])
+
+
+@dg.schedule(name="index_membership_daily_schedule", job=membership_job, **_schedule_settings(),
+             description="Every B3 session: B3's GetStockIndex answer (the membership of every index) into raw.")
+def index_membership_daily_schedule(context: dg.ScheduleEvaluationContext):
+    return _session_runs(context, "index membership", lambda day: [day.isoformat()])
+
+
+indices_schedules = [index_portfolios_daily_schedule, index_history_daily_schedule, index_membership_daily_schedule]

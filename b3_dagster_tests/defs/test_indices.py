@@ -232,3 +232,39 @@ def test_the_configured_indices_setting(monkeypatch):
         configured_indices()
     monkeypatch.delenv("B3_INDICES")
     assert configured_indices() == ["IBOV"]
+
+
+@pytest.mark.parametrize(("when", "keys", "skipped"), [
+    (dt.datetime(2025, 4, 7, 10, tzinfo=dt.timezone(dt.timedelta(hours=-3))), True, None),
+    (dt.datetime(2025, 4, 5, 10, tzinfo=dt.timezone(dt.timedelta(hours=-3))), False, "2025-04-05 is a Saturday"),
+    (dt.datetime(2025, 4, 18, 10, tzinfo=dt.timezone(dt.timedelta(hours=-3))), False, "2025-04-18 is a B3 holiday"),
+])
+def test_the_index_schedules_yield_one_run_per_configured_index_on_b3_sessions(when, keys, skipped):
+    from b3_dagster.defs.indices import (
+        INDICES,
+        index_history_daily_schedule,
+        index_membership_daily_schedule,
+        index_portfolios_daily_schedule,
+    )
+
+    with dg.instance_for_test() as instance:
+        ticks = {schedule.name: schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
+                 for schedule in (index_portfolios_daily_schedule, index_history_daily_schedule,
+                                  index_membership_daily_schedule)}
+    if not keys:
+        assert all(isinstance(tick, dg.SkipReason) and skipped in tick.skip_message for tick in ticks.values())
+        return
+    assert [r.partition_key for r in ticks["index_portfolios_daily_schedule"]] == [f"2025-04-07|{i}" for i in INDICES]
+    assert [r.partition_key for r in ticks["index_history_daily_schedule"]] == [f"2025|{i}" for i in INDICES]
+    assert [r.partition_key for r in ticks["index_membership_daily_schedule"]] == ["2025-04-07"]
+    runs = [r.run_key for tick in ticks.values() for r in tick]
+    assert len(runs) == len(set(runs)), "each run has its own run key: one index failing does not block another"
+
+
+def test_the_index_schedules_are_loaded_with_their_jobs():
+    from b3_dagster.definitions import defs as loaded
+
+    jobs = {s.name: s.job_name for s in loaded.schedules if s.name.startswith("index_")}
+    assert jobs == {"index_portfolios_daily_schedule": "index_portfolio_raw_job",
+                    "index_history_daily_schedule": "index_history_job",
+                    "index_membership_daily_schedule": "index_membership_job"}
