@@ -239,13 +239,16 @@ def test_the_configured_indices_setting(monkeypatch):
     (dt.datetime(2025, 4, 5, 10, tzinfo=dt.timezone(dt.timedelta(hours=-3))), False, "2025-04-05 is a Saturday"),
     (dt.datetime(2025, 4, 18, 10, tzinfo=dt.timezone(dt.timedelta(hours=-3))), False, "2025-04-18 is a B3 holiday"),
 ])
-def test_the_index_schedules_yield_one_run_per_configured_index_on_b3_sessions(when, keys, skipped):
+def test_the_index_schedules_yield_one_run_per_configured_index_on_b3_sessions(monkeypatch, when, keys, skipped):
+    from b3_dagster.defs import indices
     from b3_dagster.defs.indices import (
-        INDICES,
         index_history_daily_schedule,
         index_membership_daily_schedule,
         index_portfolios_daily_schedule,
     )
+
+    INDICES = ["IBOV", "IBXX", "SMLL"]  # as B3_INDICES=IBOV,IBXX,SMLL gives when the code location loads
+    monkeypatch.setattr(indices, "INDICES", INDICES)
 
     with dg.instance_for_test() as instance:
         ticks = {schedule.name: schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
