@@ -552,7 +552,9 @@ def _session_runs(context: dg.ScheduleEvaluationContext, what: str, keys) -> lis
     day, reason = schedule_decision(context.scheduled_execution_time.astimezone(ZoneInfo(B3_TIMEZONE)))
     if day is None:
         return dg.SkipReason(f"{reason.split(':')[0]}: B3 does not trade, there are no {what} to take")
-    return [dg.RunRequest(run_key=f"{what.replace(' ', '_')}:{key}", partition_key=key,
+    # the session day in the run key: the current year's key (2026|IBOV) is requested again every session, and
+    # Dagster drops a request whose run key it has seen
+    return [dg.RunRequest(run_key=f"{what.replace(' ', '_')}:{day}:{key}", partition_key=key,
                           tags={"b3/trigger": "schedule"}) for key in keys(dt.date.fromisoformat(day))]
 
 

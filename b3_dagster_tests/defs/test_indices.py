@@ -262,6 +262,12 @@ def test_the_index_schedules_yield_one_run_per_configured_index_on_b3_sessions(m
     assert [r.partition_key for r in ticks["index_membership_daily_schedule"]] == ["2025-04-07"]
     runs = [r.run_key for tick in ticks.values() for r in tick]
     assert len(runs) == len(set(runs)), "each run has its own run key: one index failing does not block another"
+    # the current year's grid is fetched again next session: a new run key (Dagster drops a run key it has seen)
+    with dg.instance_for_test() as instance:
+        tomorrow = index_history_daily_schedule(dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=when + dt.timedelta(days=1)))
+    assert [r.partition_key for r in tomorrow] == [f"2025|{i}" for i in INDICES]
+    assert not {r.run_key for r in tomorrow} & set(runs)
 
 
 def test_the_index_schedules_are_loaded_with_their_jobs():
