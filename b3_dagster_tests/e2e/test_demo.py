@@ -60,7 +60,7 @@ def test_the_demo_runs_the_chain_end_to_end_offline(demo_run, query_tables):
     others = query_tables(lake, "SELECT DISTINCT indice FROM b3_refined_db.index_portfolios ORDER BY 1")
     assert others["indice"].tolist() == ["IBOV", "IBRA", "IBXX"]  # IBOV from GetPortfolioDay (dia x indice keys)
     assert "index_membership_table_job : ok, 1 materialisation(s); 1 checks passed" in done.stdout
-    assert "index_closes_job : ok, 1 materialisation(s); 2 checks passed; skipped: yahoo_reconciles_with_b3" \
+    assert "index_closes_job : ok, 1 materialisation(s); 3 checks passed; skipped: yahoo_reconciles_with_b3" \
         in done.stdout
     anomalies = query_tables(lake, "SELECT count(*) AS n, sum(anomalia) AS flagged FROM b3_refined_db.ibov_anomalies")
     assert anomalies["n"].iloc[0] > 250 and anomalies["flagged"].iloc[0] >= 1
