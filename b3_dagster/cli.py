@@ -83,10 +83,11 @@ def _instance():
 def _run(defs, job: str, instance, *, partition_key: str | None = None, start: str | None = None,
          end: str | None = None, run_config=None) -> None:
     from b3_dagster.defs.alerts import DEMO_LAKE_REASON, FRESHNESS_CHECK
+    from b3_dagster import settings
     from b3_dagster.defs.metadata import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 
     tags = {PARTITION_RANGE_START_TAG: start, PARTITION_RANGE_END_TAG: end} if start else {}
-    quiet = {"loggers": {"console": {"config": {"log_level": os.environ.get("B3_LOG_LEVEL", "WARNING")}}}}
+    quiet = {"loggers": {"console": {"config": {"log_level": settings.get("B3_LOG_LEVEL")}}}}
     result = defs.resolve_job_def(job).execute_in_process(
         partition_key=partition_key, tags=tags, instance=instance, run_config={**quiet, **(run_config or {})},
         raise_on_error=False)
