@@ -63,6 +63,8 @@ class B3Unreachable(Unavailable):
     (base64 of base64 JSON, unreadable) is on a line of its own after it.
     """
 
+    advice = ""  # the message's own next step (NEXT_STEP) says what to do, with the deadline B3 sets
+
     def __init__(self, error: Exception, *, page: int):
         host = getattr(error, "host", "B3")
         if isinstance(error, NetworkError):
