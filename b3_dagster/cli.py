@@ -18,6 +18,7 @@ import os
 import sys
 from pathlib import Path
 
+from b3_dagster.errors import B3DagsterError
 from b3_dagster.library_warnings import quiet_library_warnings
 
 SEED_000_QUERIES = {
@@ -288,7 +289,7 @@ def _import_each(command: str, files: list[Path], one) -> int:
     for path in files:
         try:
             print(one(path))
-        except (ValueError, OSError) as error:
+        except (B3DagsterError, ValueError, OSError) as error:
             failed += 1
             print(f"b3-dagster {command}: {' '.join(str(error).split())}", file=sys.stderr)
     if not failed:
@@ -467,7 +468,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     quiet_library_warnings()  # only library warnings meant for developers (library_warnings.py)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except B3DagsterError as error:  # the project's errors explain themselves: one paragraph, no traceback
+        print(f"b3-dagster {args.command}: {error.explain()}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
