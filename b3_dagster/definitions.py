@@ -1,8 +1,8 @@
 """The code location: one ``Definitions`` object, built from ``b3_dagster.defs``.
 
 Settings are declared once, in ``b3_dagster/settings.py``; the resources read them at run time from the environment
-(``dg.EnvVar``) when exported, otherwise their declared defaults apply. No ``.env`` is shipped: the dagster CLI would load it over the
-exported variables. Switching homes (local folder + SQLite Iceberg catalog, or S3 + Glue Iceberg catalog) is a change of
+(``dg.EnvVar``) when exported, otherwise their declared defaults apply. No ``.env`` is shipped: the dagster CLI would
+load it over the exported variables. Switching homes (local folder + SQLite Iceberg catalog, or S3 + Glue Iceberg catalog) is a change of
 environment, never of code. ``build_definitions(resources)`` lets the CLI and the tests supply concrete resources
 (e.g. a local replay of B3) to the very same assets, jobs, schedules and sensors.
 """

@@ -40,7 +40,8 @@ class B3DagsterError(Exception):
         lines = str(self).strip().splitlines() or [type(self).__name__]
         first = lines[0].rstrip()
         said = " ".join(lines).lower()
-        tail = [s.strip() + "." for s in self.advice.split(". ") if s.strip() and s.strip().rstrip(".").lower() not in said]
+        sentences = [s.strip().rstrip(".") for s in self.advice.split(". ") if s.strip()]
+        tail = [f"{s}." for s in sentences if s.lower() not in said]
         if tail:
             first = f"{first}{'' if first.endswith(('.', ':', '!', '?')) else '.'} {' '.join(tail)}".replace("..", ".")
         return "\n".join([first, *lines[1:]])

@@ -103,7 +103,8 @@ def test_names_are_unique_and_every_setting_has_a_doc():
     assert all(s.doc and s.read in settings.READ_WHEN for s in settings.SETTINGS)
 
 
-@pytest.mark.parametrize("flag, expected", [("--markdown", settings.TABLE_START), ("--env-example", "# B3_LAKE_ROOT=data")])
+@pytest.mark.parametrize("flag, expected", [("--markdown", settings.TABLE_START),
+                                            ("--env-example", "# B3_LAKE_ROOT=data")])
 def test_the_module_prints_the_generated_text(flag, expected, capsys):
     settings.main([flag])
     assert expected in capsys.readouterr().out

@@ -48,12 +48,15 @@ ALERT_INTERVAL_SECONDS = int(settings.get("B3_ALERT_INTERVAL_SECONDS"))
 class AlertSettings(dg.ConfigurableResource):
     """Where alerts go and when a trading day counts as missed."""
 
-    webhook_url: str = Field(default="", description="Slack-compatible incoming webhook. Empty: log only.")
-    ui_base_url: str = Field(default="http://localhost:3000", description="The Dagster UI as users reach it.")
+    webhook_url: str = Field(default=settings.default("B3_ALERT_WEBHOOK_URL") or "",
+                             description="Slack-compatible incoming webhook. Empty: log only.")
+    ui_base_url: str = Field(default=ui_base_url({}), description="The Dagster UI as users reach it.")
     freshness_deadline: str = Field(
-        default=settings.default("B3_FRESHNESS_DEADLINE"), description="HH:MM in America/Sao_Paulo by which a session's raw partition must exist "
+        default=settings.default("B3_FRESHNESS_DEADLINE"),
+        description="HH:MM in America/Sao_Paulo by which a session's raw partition must exist "
                     "(after the schedule's B3_SNAPSHOT_CRON, well before B3 starts serving the next session).")
-    lookback_sessions: int = Field(default=int(settings.default("B3_ALERT_LOOKBACK_SESSIONS")), description="How many past sessions are watched (at least 1).")
+    lookback_sessions: int = Field(default=int(settings.default("B3_ALERT_LOOKBACK_SESSIONS")),
+                                   description="How many past sessions are watched (at least 1).")
     since: Optional[str] = Field(default=None, description="YYYY-MM-DD: no alert for sessions before it.")
 
     def links(self) -> UiLinks:

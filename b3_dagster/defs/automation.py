@@ -44,8 +44,8 @@ def automation_default() -> str:
     until the user turns them on in the UI. ``running`` where it is production: deploy/ sets it."""
     value = settings.get(AUTOMATION_DEFAULT_SETTING).lower()
     if value not in AUTOMATION_DEFAULTS:
-        raise ConfigError(f"{AUTOMATION_DEFAULT_SETTING}={value!r}: expected one of {', '.join(AUTOMATION_DEFAULTS)} "
-                         "(running in production, stopped on a laptop)")
+        raise ConfigError(f"{AUTOMATION_DEFAULT_SETTING}={value!r}: expected one of "
+                          f"{', '.join(AUTOMATION_DEFAULTS)} (running in production, stopped on a laptop)")
     return value
 
 

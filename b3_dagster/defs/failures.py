@@ -2,8 +2,8 @@
 
 Every asset of the package carries ``@fails_clearly`` (under its ``@dg.asset``/``@asset_with_checks``): a
 ``B3DagsterError`` raised anywhere below it ends the step with a ``dg.Failure`` whose description is the error's
-one-paragraph explanation (what went wrong, where, and what to do), with ``retry_helps`` and the error's own facts in the
-metadata. A retry policy applies only when a retry can help (``allow_retries``). The failure is raised ``from None``:
+one-paragraph explanation (what went wrong, where, and what to do), with ``retry_helps`` and the error's own facts in
+the metadata. A retry policy applies only when a retry can help (``allow_retries``). The failure is raised ``from None``:
 the user reads the message, not a traceback of the library code behind it (the original traceback goes to the debug
 log). Other exceptions (bugs) are left alone, with their traceback, as they should be.
 """

@@ -100,8 +100,8 @@ class YahooChartResource(HttpResource):
         session = http_session()
         if self.user_agent:
             session.headers["User-Agent"] = self.user_agent
-        return YahooChartClient(base_url=self.base_url, symbol=self.symbol, policy=self.http_policy(self.max_body_bytes),
-                                session=session)
+        return YahooChartClient(base_url=self.base_url, symbol=self.symbol,
+                                policy=self.http_policy(self.max_body_bytes), session=session)
 
 
 class IndexRawConfig(dg.Config):

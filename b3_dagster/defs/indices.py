@@ -96,7 +96,7 @@ def configured_indices() -> list[str]:
     bad = [code for code in codes if not code.isalnum() or not 3 <= len(code) <= 5]
     if bad or not codes:
         raise ConfigError(f"{INDICES_SETTING}={text!r}: expected B3 index codes separated by commas, e.g. "
-                         f"IBOV,IBXX,SMLL (bad: {bad or 'empty'})")
+                          f"IBOV,IBXX,SMLL (bad: {bad or 'empty'})")
     return codes
 
 
@@ -489,7 +489,8 @@ def ibov_anomaly_chart(lake: LakeResource, catalog: CatalogResource) -> dg.Mater
     scores = run_query(connect(tables, table_defs=[ANOMALY_TABLE_DEF]),
                        f"SELECT * FROM {ANOMALY_TABLE_DEF.qualified_name}")
     if refined.empty or scores.empty:
-        raise TableHasNoRows(f"{ANOMALY_TABLE_DEF.qualified_name} or {INDEX_TABLE_DEF.qualified_name} has no rows yet: materialise {ANOMALY_ASSET} first")
+        raise TableHasNoRows(f"{ANOMALY_TABLE_DEF.qualified_name} or {INDEX_TABLE_DEF.qualified_name} has no rows "
+                             f"yet: materialise {ANOMALY_ASSET} first")
     scores[DATA] = pd.to_datetime(scores[DATA]).dt.date
     png = render_anomaly_chart(refined, scores)
     return dg.MaterializeResult(metadata={

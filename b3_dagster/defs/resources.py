@@ -34,7 +34,8 @@ def setting(name: str):
 class LakeResource(dg.ConfigurableResource):
     """The lake root: a local folder, or ``s3://bucket/prefix`` for the AWS home."""
 
-    root: str = Field(default=settings.default("B3_LAKE_ROOT"), description="Local folder or s3://bucket/prefix holding raw/, staging/ and the tables.")
+    root: str = Field(default=settings.default("B3_LAKE_ROOT"),
+                      description="Local folder or s3://bucket/prefix holding raw/, staging/ and the tables.")
     s3_endpoint_url: Optional[str] = Field(
         default=None, description="Custom S3 endpoint (tests, MinIO). Default: boto3's own (AWS_ENDPOINT_URL).")
     s3_region: Optional[str] = Field(default=None, description="AWS region. Default: boto3's own (AWS_DEFAULT_REGION).")
@@ -51,10 +52,12 @@ class CatalogResource(dg.ConfigurableResource):
     under the local lake root) or ``glue`` (the Glue Data Catalog; Athena queries the tables natively)."""
 
     lake: LakeResource
-    kind: str = Field(default=settings.default("B3_CATALOG"), description="sql (local SQLite catalog) or glue (AWS Glue Data Catalog); "
-                                                 "'duckdb', the name before the Iceberg tables, means sql.")
+    kind: str = Field(default=settings.default("B3_CATALOG"),
+                      description="sql (local SQLite catalog) or glue (AWS Glue Data Catalog); 'duckdb', the name "
+                                  "before the Iceberg tables, means sql.")
     sql_uri: Optional[str] = Field(default=None, description=f"Default: sqlite:///<local lake root>/{SQL_CATALOG_FILE}.")
-    glue_database: str = Field(default=settings.default("B3_GLUE_DATABASE"), description="Glue database of tb_ibov_refined (default.*).")
+    glue_database: str = Field(default=settings.default("B3_GLUE_DATABASE"),
+                               description="Glue database of tb_ibov_refined (default.*).")
     glue_endpoint_url: Optional[str] = Field(default=None, description="Custom Glue/S3 endpoint (tests).")
     commit_retries: int = Field(default=3, ge=0, le=20, description="Times a commit that lost a race with another "
                                                                     "commit is replayed on the new snapshot.")
