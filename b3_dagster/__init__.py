@@ -8,8 +8,6 @@ and ``b3_refined_db.ibov_refined`` answer SQL (see README, "Reading the tables")
 
 from __future__ import annotations
 
-import os
-
 
 def connect(lake: str | None = None, as_of: str | None = None, *, catalog: str | None = None,
             external_access: bool = True, notes: list | None = None):
@@ -29,11 +27,11 @@ def connect(lake: str | None = None, as_of: str | None = None, *, catalog: str |
 def open_lake_tables(lake: str | None = None, catalog: str | None = None):
     """The lake's Iceberg tables (``storage.tables.IcebergTables``) with the same defaults as ``connect``: what
     the command line's ``snapshots`` and ``rebuild-tables`` work on."""
+    from b3_dagster import settings
     from b3_dagster.storage.lake import lake_from_uri
     from b3_dagster.storage.tables import open_tables
 
-    env = os.environ.get
-    region = env("AWS_REGION") or env("AWS_DEFAULT_REGION") or None
-    return open_tables(lake_from_uri(lake or env("B3_LAKE_ROOT") or "data", region_name=region),
-                       catalog or env("B3_CATALOG") or "sql",
-                       glue_database=env("B3_GLUE_DATABASE") or "default", region_name=region)
+    region = settings.region()
+    return open_tables(lake_from_uri(lake or settings.get("B3_LAKE_ROOT"), region_name=region),
+                       catalog or settings.get("B3_CATALOG"),
+                       glue_database=settings.get("B3_GLUE_DATABASE"), region_name=region)

@@ -18,6 +18,7 @@ import os
 import sys
 from pathlib import Path
 
+from b3_dagster.errors import B3DagsterError
 from b3_dagster.library_warnings import quiet_library_warnings
 
 SEED_000_QUERIES = {
@@ -83,10 +84,11 @@ def _instance():
 def _run(defs, job: str, instance, *, partition_key: str | None = None, start: str | None = None,
          end: str | None = None, run_config=None) -> None:
     from b3_dagster.defs.alerts import DEMO_LAKE_REASON, FRESHNESS_CHECK
+    from b3_dagster import settings
     from b3_dagster.defs.metadata import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 
     tags = {PARTITION_RANGE_START_TAG: start, PARTITION_RANGE_END_TAG: end} if start else {}
-    quiet = {"loggers": {"console": {"config": {"log_level": os.environ.get("B3_LOG_LEVEL", "WARNING")}}}}
+    quiet = {"loggers": {"console": {"config": {"log_level": settings.get("B3_LOG_LEVEL")}}}}
     result = defs.resolve_job_def(job).execute_in_process(
         partition_key=partition_key, tags=tags, instance=instance, run_config={**quiet, **(run_config or {})},
         raise_on_error=False)
@@ -296,7 +298,7 @@ def _import_each(command: str, files: list[Path], one) -> int:
     for path in files:
         try:
             print(one(path))
-        except (ValueError, OSError) as error:
+        except (B3DagsterError, ValueError, OSError) as error:
             failed += 1
             print(f"b3-dagster {command}: {' '.join(str(error).split())}", file=sys.stderr)
     if not failed:
@@ -484,7 +486,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     quiet_library_warnings()  # only library warnings meant for developers (library_warnings.py)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except B3DagsterError as error:  # the project's errors explain themselves: one paragraph, no traceback
+        print(f"b3-dagster {args.command}: {error.explain()}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,17 +1,17 @@
 """The code location: one ``Definitions`` object, built from ``b3_dagster.defs``.
 
-Settings are read at run time from the environment (``dg.EnvVar``) when exported; otherwise the local defaults of
-``settings.py`` (``LOCAL_DEFAULTS``) apply. No ``.env`` is shipped: the dagster CLI would load it over the
-exported variables. Switching homes (local folder + SQLite Iceberg catalog, or S3 + Glue Iceberg catalog) is a change of
+Settings are declared once, in ``b3_dagster/settings.py``; the resources read them at run time from the environment
+(``dg.EnvVar``) when exported, otherwise their declared defaults apply. No ``.env`` is shipped: the dagster CLI would
+load it over the exported variables. Switching homes (local folder + SQLite Iceberg catalog, or S3 + Glue Iceberg catalog) is a change of
 environment, never of code. ``build_definitions(resources)`` lets the CLI and the tests supply concrete resources
 (e.g. a local replay of B3) to the very same assets, jobs, schedules and sensors.
 """
 
-import os
 from typing import Mapping, Optional
 
 import dagster as dg
 
+from b3_dagster import settings
 from b3_dagster.library_warnings import quiet_library_warnings
 
 # Before the assets are defined (their decorators warn at import): `dagster dev`, the code server and `dagster
@@ -37,13 +37,12 @@ from b3_dagster.defs.table_commit import table_maintenance_job, table_maintenanc
 def aws_settings() -> dict[str, Optional[str]]:
     """The AWS-only knobs, with their defaults; read when the code location loads (see README "On AWS").
     boto3 reads only AWS_DEFAULT_REGION by itself, so AWS_REGION is passed on explicitly."""
-    env = os.environ.get
     return {
-        "region": env("AWS_REGION") or env("AWS_DEFAULT_REGION") or None,
-        "glue_database": env("B3_GLUE_DATABASE", "default"),
-        "refine_engine": env("B3_REFINE_ENGINE", "duckdb"),
-        "glue_job": env("B3_GLUE_JOB", "b3-refine-sectors"),
-        "pipes_bucket": env("B3_PIPES_BUCKET") or None,
+        "region": settings.region(),
+        "glue_database": settings.get("B3_GLUE_DATABASE"),
+        "refine_engine": settings.get("B3_REFINE_ENGINE"),
+        "glue_job": settings.get("B3_GLUE_JOB"),
+        "pipes_bucket": settings.get("B3_PIPES_BUCKET"),
     }
 
 

@@ -59,6 +59,7 @@ from b3_dagster.storage.portfolio_store import (
     UnreadableObject,
 )
 from b3_dagster.transforms.sector_dimension import SectorDimension, issuer_root, sector_label
+from b3_dagster.errors import BadInput
 
 CLASSIFICATION = "classification"
 NEAREST_SNAPSHOT = "nearest-snapshot"
@@ -74,7 +75,7 @@ CLASSIFICATION_PLACEMENT = "classification"
 WRITTEN, UNCHANGED, REPLACED, REFUSED = "written", "unchanged", "replaced", "refused"
 
 
-class UnplaceableTickers(Exception):
+class UnplaceableTickers(BadInput):
     """A standard file whose tickers cannot all be placed in a sector from the chosen sector source."""
 
     def __init__(self, file: str, tickers: dict[str, int], message: str):

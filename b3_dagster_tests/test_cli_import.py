@@ -5,7 +5,7 @@ import dagster as dg
 import pytest
 from dagster._core.instance.ref import InstanceRef
 
-from b3_dagster.defs.resources import LOCAL_DEFAULTS
+from b3_dagster.settings import LOCAL_DEFAULTS
 from b3_dagster import cli
 from b3_dagster.replay import recordings_dir
 

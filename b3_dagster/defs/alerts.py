@@ -21,6 +21,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
+from b3_dagster import settings
 from b3_dagster.alerting import (
     UiLinks,
     due_sessions,
@@ -41,18 +42,21 @@ FRESHNESS_CHECK = "raw_snapshot_on_time"
 PARTITION_TAG = "dagster/partition"
 WILL_RETRY_TAG = "dagster/will_retry"
 # How often the alert sensors run; read when the code location loads (the tests shorten it).
-ALERT_INTERVAL_SECONDS = int(os.environ.get("B3_ALERT_INTERVAL_SECONDS", "60"))
+ALERT_INTERVAL_SECONDS = int(settings.get("B3_ALERT_INTERVAL_SECONDS"))
 
 
 class AlertSettings(dg.ConfigurableResource):
     """Where alerts go and when a trading day counts as missed."""
 
-    webhook_url: str = Field(default="", description="Slack-compatible incoming webhook. Empty: log only.")
-    ui_base_url: str = Field(default="http://localhost:3000", description="The Dagster UI as users reach it.")
+    webhook_url: str = Field(default=settings.default("B3_ALERT_WEBHOOK_URL") or "",
+                             description="Slack-compatible incoming webhook. Empty: log only.")
+    ui_base_url: str = Field(default=ui_base_url({}), description="The Dagster UI as users reach it.")
     freshness_deadline: str = Field(
-        default="12:00", description="HH:MM in America/Sao_Paulo by which a session's raw partition must exist "
+        default=settings.default("B3_FRESHNESS_DEADLINE"),
+        description="HH:MM in America/Sao_Paulo by which a session's raw partition must exist "
                     "(after the schedule's B3_SNAPSHOT_CRON, well before B3 starts serving the next session).")
-    lookback_sessions: int = Field(default=5, description="How many past sessions are watched (at least 1).")
+    lookback_sessions: int = Field(default=int(settings.default("B3_ALERT_LOOKBACK_SESSIONS")),
+                                   description="How many past sessions are watched (at least 1).")
     since: Optional[str] = Field(default=None, description="YYYY-MM-DD: no alert for sessions before it.")
 
     def links(self) -> UiLinks:
@@ -80,7 +84,7 @@ def alert_settings_from_env() -> AlertSettings:
     never shows in the UI); the others keep their defaults."""
     fields = {}
     for name, variable in ALERT_ENV.items():
-        if os.environ.get(variable):
+        if settings.BY_NAME[variable].exported():
             fields[name] = dg.EnvVar.int(variable) if name == "lookback_sessions" else dg.EnvVar(variable)
     fields.setdefault("ui_base_url", ui_base_url(os.environ))  # the port the user chose for `dagster dev`
     return AlertSettings(**fields)

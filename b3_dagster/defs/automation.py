@@ -7,12 +7,12 @@ materialisation of the raw asset so that lineage stays true.
 """
 
 import datetime as dt
-import os
 from typing import Optional
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from b3_dagster import settings
 from b3_dagster.automation_rules import (
     RawCursor,
     decide,
@@ -22,6 +22,7 @@ from b3_dagster.automation_rules import (
     schedule_decision,
 )
 from b3_dagster.calendar import B3_TIMEZONE
+from b3_dagster.errors import ConfigError
 from b3_dagster.defs.checks import RAW_ASSET, REFINED_ASSET, result, skipped_metadata
 from b3_dagster.defs.metadata import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, path, preview
 from b3_dagster.defs.partitions import trading_day_partitions
@@ -31,8 +32,8 @@ from b3_dagster.quality import raw_outcomes
 from b3_dagster.storage.layout import RAW_PREFIX, NotARawPartition, parse_raw_key
 
 # Read when the code location loads: they shape the definitions (the cron string, the sensor's interval).
-SNAPSHOT_CRON = os.environ.get("B3_SNAPSHOT_CRON", "0 10 * * *")  # every day at 10:00 in São Paulo; skips if closed
-SENSOR_INTERVAL_SECONDS = int(os.environ.get("B3_RAW_SENSOR_INTERVAL_SECONDS", "60"))
+SNAPSHOT_CRON = settings.get("B3_SNAPSHOT_CRON")  # every day at 10:00 in São Paulo by default; skips if closed
+SENSOR_INTERVAL_SECONDS = int(settings.get("B3_RAW_SENSOR_INTERVAL_SECONDS"))
 AUTOMATION_DEFAULT_SETTING = "B3_AUTOMATION_DEFAULT"
 AUTOMATION_DEFAULTS = ("stopped", "running")
 
@@ -41,10 +42,10 @@ def automation_default() -> str:
     """Whether the schedule and the sensors start on their own (read at load). ``stopped`` (the default) on a
     laptop: `dagster dev` on the demo's lake must not start calling an offline B3 or re-refining the demo's days
     until the user turns them on in the UI. ``running`` where it is production: deploy/ sets it."""
-    value = os.environ.get(AUTOMATION_DEFAULT_SETTING, "stopped").strip().lower() or "stopped"
+    value = settings.get(AUTOMATION_DEFAULT_SETTING).lower()
     if value not in AUTOMATION_DEFAULTS:
-        raise ValueError(f"{AUTOMATION_DEFAULT_SETTING}={value!r}: expected one of {', '.join(AUTOMATION_DEFAULTS)} "
-                         "(running in production, stopped on a laptop)")
+        raise ConfigError(f"{AUTOMATION_DEFAULT_SETTING}={value!r}: expected one of "
+                          f"{', '.join(AUTOMATION_DEFAULTS)} (running in production, stopped on a laptop)")
     return value
 
 

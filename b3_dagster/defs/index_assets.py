@@ -24,16 +24,19 @@ from pydantic import Field
 from b3_dagster.calendar import B3_TIMEZONE, sessions
 from b3_dagster.charts import close_chart_figure, png_bytes, render_sector_chart
 from b3_dagster.defs.checks import asset_with_checks, check_results, result, skipped_metadata
+from b3_dagster.defs.failures import fails_clearly
+from b3_dagster import settings
+from b3_dagster.errors import TableHasNoRows
 from b3_dagster.defs.metadata import chart, days_in_run, path, preview
 from b3_dagster.defs.table_commit import TABLE_POOL, commit_run, snapshot_metadata
 from b3_dagster.defs.partitions import trading_day_partitions
-from b3_dagster.defs.resources import CatalogResource, LakeResource
+from b3_dagster.defs.resources import CatalogResource, HttpResource, LakeResource
 from b3_dagster.model import CATALOG_DATABASE, DATE, PART_SUM, PORTFOLIO_TABLE, SECTOR
 from b3_dagster.model import CLOSE_DATE, CLOSE_SOURCE, DEFAULT_INDEX, OFFICIAL_CLOSE  # issue 14: close of record
 from b3_dagster.sources.b3_index_history import close_of_record, on_current_scale
 from b3_dagster.quality import CheckOutcome
-from b3_dagster.sources.http import HttpPolicy, http_session
-from b3_dagster.sources.yahoo_chart import DEFAULT_BASE_URL, DEFAULT_MAX_CHART_BYTES, IBOV_SYMBOL, YahooChartClient
+from b3_dagster.sources.http import http_session
+from b3_dagster.sources.yahoo_chart import DEFAULT_MAX_CHART_BYTES, IBOV_SYMBOL, YahooChartClient
 from b3_dagster.storage.index_store import (
     INDEX_DATABASE,
     INDEX_TABLE,
@@ -83,18 +86,12 @@ def _month_partitions() -> dg.MonthlyPartitionsDefinition:
 ibov_month_partitions = _month_partitions()
 
 
-class YahooChartResource(dg.ConfigurableResource):
+class YahooChartResource(HttpResource):
     """Settings of Yahoo's chart API client (the demo and the tests point base_url at a local replay)."""
 
-    base_url: str = Field(default=DEFAULT_BASE_URL, description="Chart API host; a local replay in demos/tests.")
+    base_url: str = Field(default=settings.default("B3_YAHOO_BASE_URL"),
+                          description="Chart API host; a local replay in demos/tests.")
     symbol: str = Field(default=IBOV_SYMBOL, description="Yahoo symbol of the IBOVESPA index.")
-    timeout_seconds: float = Field(default=30.0, gt=0, description="Time limit of one request: connect, headers "
-                                                                    "and the whole body.")
-    fetch_deadline_seconds: float = Field(
-        default=120.0, gt=0, description="Time limit of one whole fetch, retries included. A Retry-After longer "
-                                         "than what is left ends the fetch.")
-    retries: int = Field(default=4, ge=0, le=10, description="Retries on connection errors, timeouts, 429 and 5xx.")
-    backoff_seconds: float = Field(default=0.5, ge=0, description="Exponential backoff factor between retries.")
     max_body_bytes: int = Field(default=DEFAULT_MAX_CHART_BYTES, gt=0,
                                 description="Largest answer accepted (the whole ^BVSP history is about 1 MB).")
     user_agent: Optional[str] = Field(default=None, description="User-Agent header (Yahoo rejects some agents).")
@@ -103,9 +100,8 @@ class YahooChartResource(dg.ConfigurableResource):
         session = http_session()
         if self.user_agent:
             session.headers["User-Agent"] = self.user_agent
-        policy = HttpPolicy(request_timeout=self.timeout_seconds, fetch_deadline=self.fetch_deadline_seconds,
-                            retries=self.retries, backoff=self.backoff_seconds, max_bytes=self.max_body_bytes)
-        return YahooChartClient(base_url=self.base_url, symbol=self.symbol, policy=policy, session=session)
+        return YahooChartClient(base_url=self.base_url, symbol=self.symbol,
+                                policy=self.http_policy(self.max_body_bytes), session=session)
 
 
 class IndexRawConfig(dg.Config):
@@ -139,6 +135,7 @@ def _month_end(year: int, month: int) -> dt.date:
                 "under raw/ibov_index/date=YYYY-MM-DD/. A backfill of a range is one request. Provisional (unfinished) "
                 "bars are never written; stored days are never silently replaced.",
 )
+@fails_clearly
 def ibov_index_raw(context: dg.AssetExecutionContext, config: IndexRawConfig, yahoo: YahooChartResource,
                    lake: LakeResource) -> dg.MaterializeResult:
     days = sorted(dt.date.fromisoformat(key) for key in days_in_run(context))
@@ -194,6 +191,7 @@ def _lookback_days(first_day: dt.date, raw_days: list[dt.date]) -> list[dt.date]
                 "moving averages, 20-session volatility z-score, volatilidade_pico) per month under "
                 "staged per run for ibov_refined's commit. Windows at a month's start use the previous month's sessions.",
 )
+@fails_clearly
 def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource,
                        catalog: CatalogResource) -> Iterator[dg.MaterializeResult]:
     months = _months_in_run(context)
@@ -267,6 +265,7 @@ def seed_query_answers(answer: pd.DataFrame, refined: pd.DataFrame) -> CheckOutc
                 "table partitioned by year and month in the same catalog as tb_ibov_refined: the run's staged "
                 "months replace the table's rows of those months in one commit.",
 )
+@fails_clearly
 def ibov_refined(context: dg.AssetExecutionContext, catalog: CatalogResource) -> dg.MaterializeResult:
     months = _months_in_run(context)
     tables = catalog.tables()
@@ -347,12 +346,13 @@ SECTOR_CHART_SQL = (f"SELECT {SECTOR}, {DATE}, {PART_SUM} FROM {CATALOG_DATABASE
                 "metadata row `chart` -> *[Show Markdown]* (one click; Dagster has no inline image type). The PNG "
                 "is also saved in the lake as charts/ibov_close_moving_averages.png (the `file` row).",
 )
+@fails_clearly
 def ibov_index_chart(config: ChartConfig, lake: LakeResource, catalog: CatalogResource) -> dg.MaterializeResult:
     sql = index_chart_sql(config.sessions)
     tables = catalog.tables()
     rows = run_query(connect(tables, table_defs=[INDEX_TABLE_DEF]), sql)
     if rows.empty:
-        raise RawPartitionMissing(f"{INDEX_DATABASE}.{INDEX_TABLE} has no rows yet: materialise {INDEX_TABLE_ASSET}")
+        raise TableHasNoRows(f"{INDEX_DATABASE}.{INDEX_TABLE} has no rows yet: materialise {INDEX_TABLE_ASSET}")
     rows[DATA] = pd.to_datetime(rows[DATA]).dt.date
     rows, sources = with_close_of_record(tables, rows)
     png = png_bytes(close_chart_figure(rows, title=f"IBOVESPA: fechamento ({sources}) e médias móveis"))
@@ -376,10 +376,11 @@ def ibov_index_chart(config: ChartConfig, lake: LakeResource, catalog: CatalogRe
                 "*[Show Markdown]* (one click; Dagster has no inline image type). The PNG is also saved in the lake "
                 "as charts/ibov_sector_participation.png (the `file` row).",
 )
+@fails_clearly
 def ibov_sector_chart(lake: LakeResource, catalog: CatalogResource) -> dg.MaterializeResult:
     rows = run_query(connect(catalog.tables(), table_defs=[PORTFOLIO_TABLE_DEF]), SECTOR_CHART_SQL)
     if rows.empty:
-        raise RawPartitionMissing(f"{CATALOG_DATABASE}.{PORTFOLIO_TABLE} has no rows yet: materialise it first")
+        raise TableHasNoRows(f"{CATALOG_DATABASE}.{PORTFOLIO_TABLE} has no rows yet: materialise it first")
     day = pd.Timestamp(rows[DATE].iloc[0]).date()
     png = render_sector_chart(rows, day)
     return dg.MaterializeResult(metadata={

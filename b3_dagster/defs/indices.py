@@ -21,7 +21,6 @@ A check with nothing to compare is left out of the result (Dagster shows it skip
 
 
 import datetime as dt
-import os
 from typing import Iterator, Optional
 
 import dagster as dg
@@ -32,9 +31,12 @@ from pydantic import Field
 from b3_dagster.calendar import B3_TIMEZONE
 from b3_dagster.charts import render_anomaly_chart
 from b3_dagster.defs.checks import asset_with_checks, check_results, skipped_metadata
+from b3_dagster.defs.failures import fails_clearly
+from b3_dagster import settings
+from b3_dagster.errors import ConfigError, Missing, NotReady, TableHasNoRows
 from b3_dagster.defs.metadata import chart, path, preview
 from b3_dagster.defs.partitions import trading_day_partitions
-from b3_dagster.defs.resources import LOCAL_DEFAULTS, B3PortfolioResource, CatalogResource, LakeResource
+from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, HttpResource, LakeResource
 from b3_dagster.defs.table_commit import TABLE_POOL, snapshot_metadata
 from b3_dagster.model import (
     CLOSE_DATE,
@@ -58,12 +60,11 @@ from b3_dagster.sources.b3_index_history import (
     check_published_min_max,
     reconcile_with_yahoo,
 )
-from b3_dagster.sources.b3_index_history import DEFAULT_BASE_URL as B3_LISTINGS_URL
 from b3_dagster.sources.b3_index_csv import split_type
 from b3_dagster.sources.b3_stock_index import B3StockIndexClient, compare_with_portfolio
 from b3_dagster.sources.http import HttpPolicy
 from b3_dagster.storage.indices_store import DAILY_CSV_NAME, IndicesStore
-from b3_dagster.storage.portfolio_store import PortfolioStore, RawPartitionMissing
+from b3_dagster.storage.portfolio_store import PortfolioStore
 from b3_dagster.storage.tables import (
     ANOMALY_TABLE_DEF,
     INDEX_CLOSES_TABLE_DEF,
@@ -92,12 +93,12 @@ IBOV_REFINED_KEY = dg.AssetKey(INDEX_TABLE_DEF.name)  # defs/index_assets.py
 def configured_indices() -> list[str]:
     """``B3_INDICES`` (comma-separated B3 codes), read when the code location loads: the indices are a partition
     dimension, part of the definitions (like ``B3_PARTITIONS_START``)."""
-    text = os.environ.get(INDICES_SETTING) or LOCAL_DEFAULTS[INDICES_SETTING]
+    text = settings.get(INDICES_SETTING)
     codes = list(dict.fromkeys(code.strip().upper() for code in text.split(",") if code.strip()))
     bad = [code for code in codes if not code.isalnum() or not 3 <= len(code) <= 5]
     if bad or not codes:
-        raise ValueError(f"{INDICES_SETTING}={text!r}: expected B3 index codes separated by commas, e.g. "
-                         f"IBOV,IBXX,SMLL (bad: {bad or 'empty'})")
+        raise ConfigError(f"{INDICES_SETTING}={text!r}: expected B3 index codes separated by commas, e.g. "
+                          f"IBOV,IBXX,SMLL (bad: {bad or 'empty'})")
     return codes
 
 
@@ -111,19 +112,15 @@ history_partitions = dg.MultiPartitionsDefinition({
 })
 
 
-class B3IndicesResource(dg.ConfigurableResource):
+class B3IndicesResource(HttpResource):
     """Settings of B3's index endpoints (year grids, GetStockIndex): the same host as GetPortfolioDay."""
 
-    base_url: str = Field(default=B3_LISTINGS_URL, description="B3 host (the demo and tests point at a replay).")
+    base_url: str = Field(default=settings.default("B3_BASE_URL"),
+                          description="B3 host (the demo and tests point at a replay).")
     language: str = Field(default="pt-br", description="Language of the year grids (sets their number format).")
-    timeout_seconds: float = Field(default=30.0, gt=0, description="Time limit of one request.")
-    fetch_deadline_seconds: float = Field(default=120.0, gt=0, description="Time limit of one fetch, retries "
-                                                                           "included.")
-    retries: int = Field(default=4, ge=0, le=10, description="Retries on connection errors, timeouts, 429, 5xx.")
 
     def policy(self) -> HttpPolicy:
-        return HttpPolicy(request_timeout=self.timeout_seconds, fetch_deadline=self.fetch_deadline_seconds,
-                          retries=self.retries)
+        return self.http_policy()
 
     def history_client(self) -> B3IndexHistoryClient:
         return B3IndexHistoryClient(base_url=self.base_url, language=self.language, policy=self.policy())
@@ -178,6 +175,7 @@ def _warn_result(asset: str, name: str, outcome: CheckOutcome) -> dg.AssetCheckR
                 "raw/index_history/indice=<index>/ano=<year>/. B3 serves past years again: a different answer "
                 "archives the old one (archive/), nothing is deleted.",
 )
+@fails_clearly
 def index_history_raw(context: dg.AssetExecutionContext, b3_indices: B3IndicesResource,
                       lake: LakeResource) -> dg.MaterializeResult:
     keys = context.partition_key.keys_by_dimension
@@ -226,13 +224,14 @@ def _through(year_data: IndexYear, today: dt.date) -> Optional[dt.date]:
                 "before 1997-03-03 is not rescaled). Rebuilt from raw and replaced per index in one commit. "
                 "The close of record (README): B3's; Yahoo keeps the OHLCV bar.",
 )
+@fails_clearly
 def index_closes(context: dg.AssetExecutionContext, lake: LakeResource,
                  catalog: CatalogResource) -> Iterator[dg.MaterializeResult]:
     store = _store(lake)
     years = store.years()
     if not years:
-        raise RawPartitionMissing(f"no B3 index history in {store.lake.uri('raw/index_history/')}: materialise "
-                                  f"{HISTORY_RAW_ASSET} or run b3-dagster import-index-history first")
+        raise Missing(f"no B3 index history in {store.lake.uri('raw/index_history/')}: materialise "
+                      f"{HISTORY_RAW_ASSET} or run b3-dagster import-index-history first")
     rows, sources = store.closes()
     tables = catalog.tables()
     committed = _commit(tables, INDEX_CLOSES_TABLE_DEF, rows, sorted(set(rows[INDEX_CODE])), context)
@@ -313,6 +312,7 @@ def _ibov_refined(catalog: CatalogResource) -> pd.DataFrame:
     description="B3's GetStockIndex answer (every listed security and the indices it belongs to), kept as B3's "
                 "body under raw/index_membership/date=<B3's update day>/. B3 serves only the current list.",
 )
+@fails_clearly
 def index_membership_raw(context: dg.AssetExecutionContext, b3_indices: B3IndicesResource,
                          lake: LakeResource) -> dg.MaterializeResult:
     body, answer = b3_indices.stock_index_client().fetch()
@@ -357,12 +357,13 @@ def _portfolios_by_day(lake: LakeResource, days: list[dt.date]) -> dict[tuple[st
     description="b3_refined_db.index_membership: one row per (update day, security, index it belongs to), from "
                 "every stored GetStockIndex answer; replaced per update day in one commit.",
 )
+@fails_clearly
 def index_membership(context: dg.AssetExecutionContext, lake: LakeResource,
                      catalog: CatalogResource) -> Iterator[dg.MaterializeResult]:
     store = _store(lake)
     days = store.membership_days()
     if not days:
-        raise RawPartitionMissing(f"no GetStockIndex answer stored: materialise {MEMBERSHIP_RAW_ASSET} first")
+        raise Missing(f"no GetStockIndex answer stored: materialise {MEMBERSHIP_RAW_ASSET} first")
     answers = [store.read_membership(day) for day in days]
     rows = pd.concat([answer.membership for answer in answers], ignore_index=True)
     committed = _commit(catalog.tables(), MEMBERSHIP_TABLE_DEF, rows, [d.isoformat() for d in days], context)
@@ -394,6 +395,7 @@ portfolio_partitions = dg.MultiPartitionsDefinition({"dia": trading_day_partitio
                 "Partitioned dia x indice (B3_INDICES). B3 serves only the current portfolio: a past key cannot be "
                 "fetched again. IBOV's by-sector pipeline (ibov_raw_snapshot) is separate and unchanged.",
 )
+@fails_clearly
 def index_portfolio_raw(context: dg.AssetExecutionContext, b3: B3PortfolioResource,
                         lake: LakeResource) -> dg.MaterializeResult:
     keys = context.partition_key.keys_by_dimension
@@ -402,8 +404,9 @@ def index_portfolio_raw(context: dg.AssetExecutionContext, b3: B3PortfolioResour
     client.index = index  # the payload's "index" (B3PortfolioClient(index=...)); the rest from the resource
     snapshot = client.fetch()
     if snapshot.portfolio_date != day:
-        raise dg.Failure(description=f"B3 answered the {index} portfolio of {snapshot.portfolio_date}, not of {day}: "
-                                     "B3 serves only the current portfolio; nothing was written")
+        raise (NotReady if snapshot.portfolio_date < day else Missing)(
+            f"B3 answered the {index} portfolio of {snapshot.portfolio_date}, not of {day}: B3 serves only the "
+            "current portfolio; nothing was written", served_date=str(snapshot.portfolio_date), partition=str(day))
     rows = snapshot.rows.copy()
     rows.insert(0, INDEX_CODE, index)
     parts = rows["type"].map(split_type)
@@ -424,11 +427,12 @@ def index_portfolio_raw(context: dg.AssetExecutionContext, b3: B3PortfolioResour
                 "portfolio of any index (b3-dagster import-index-csv), with B3's Tipo split into share class, event "
                 "flag and listing segment. Replaced per index in one commit. tb_ibov_refined stays IBOV by sector.",
 )
+@fails_clearly
 def index_portfolios(context: dg.AssetExecutionContext, lake: LakeResource,
                      catalog: CatalogResource) -> dg.MaterializeResult:
     rows, parsed = _store(lake).portfolios()
     if rows.empty:
-        raise RawPartitionMissing("no portfolio of any index stored: run b3-dagster import-index-csv first")
+        raise Missing("no portfolio of any index stored: run b3-dagster import-index-csv first")
     committed = _commit(catalog.tables(), INDEX_PORTFOLIOS_TABLE_DEF, rows, sorted(set(rows[INDEX_CODE])), context)
     days = rows.groupby(INDEX_CODE)[RAW_DATE_COLUMN].agg(["min", "max", "nunique"]).reset_index()
     altered = [p.source for p in parsed if p.alterations]
@@ -464,11 +468,12 @@ class AnomalyConfig(dg.Config):
                 "daily change (seed 001's next step). Refitted on the whole history at every run; settings in the "
                 "metadata. The first 19 sessions (no z-score) are not scored.",
 )
+@fails_clearly
 def ibov_anomalies(context: dg.AssetExecutionContext, config: AnomalyConfig,
                    catalog: CatalogResource) -> dg.MaterializeResult:
     refined = _ibov_refined(catalog)
     if refined.empty:
-        raise RawPartitionMissing(f"{INDEX_TABLE_DEF.qualified_name} has no rows yet: materialise it first")
+        raise TableHasNoRows(f"{INDEX_TABLE_DEF.qualified_name} has no rows yet: materialise it first")
     result = score_anomalies(refined, config.settings())
     scores = result.scores
     tables = catalog.tables()
@@ -495,13 +500,15 @@ def ibov_anomalies(context: dg.AssetExecutionContext, config: AnomalyConfig,
                 "the anomaly score below. **To see it:** the metadata row `chart` -> *[Show Markdown]*; the PNG "
                 "is also saved as charts/ibov_anomalies.png.",
 )
+@fails_clearly
 def ibov_anomaly_chart(lake: LakeResource, catalog: CatalogResource) -> dg.MaterializeResult:
     refined = _ibov_refined(catalog)
     tables = catalog.tables()
     scores = run_query(connect(tables, table_defs=[ANOMALY_TABLE_DEF]),
                        f"SELECT * FROM {ANOMALY_TABLE_DEF.qualified_name}")
     if refined.empty or scores.empty:
-        raise RawPartitionMissing(f"materialise {ANOMALY_ASSET} first")
+        raise TableHasNoRows(f"{ANOMALY_TABLE_DEF.qualified_name} or {INDEX_TABLE_DEF.qualified_name} has no rows "
+                             f"yet: materialise {ANOMALY_ASSET} first")
     scores[DATA] = pd.to_datetime(scores[DATA]).dt.date
     png = render_anomaly_chart(refined, scores)
     return dg.MaterializeResult(metadata={

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import dagster as dg
 
+from b3_dagster import settings
 from b3_dagster.calendar import B3_TIMEZONE, weekday_holidays
 
-DEFAULT_START = "2022-01-03"  # the first session of 2022; older portfolios come from CSV imports (see README)
+DEFAULT_START = settings.default("B3_PARTITIONS_START")  # declared in b3_dagster/settings.py
 WEEKEND_CRONS = ["0 0 * * 6", "0 0 * * 0"]
 
 
@@ -28,4 +28,4 @@ def b3_session_partitions(start: str = DEFAULT_START) -> dg.DailyPartitionsDefin
 
 
 # The start is read when the code location loads (partitions are part of the definitions, not of a run).
-trading_day_partitions = b3_session_partitions(os.environ.get("B3_PARTITIONS_START", DEFAULT_START))
+trading_day_partitions = b3_session_partitions(settings.get("B3_PARTITIONS_START"))

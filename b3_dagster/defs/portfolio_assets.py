@@ -27,6 +27,8 @@ from b3_dagster.defs.checks import (
     skipped_metadata,
     specs,
 )
+from b3_dagster.defs.failures import fails_clearly
+from b3_dagster.errors import BadInput, Missing, NotReady
 from b3_dagster.defs.metadata import SINGLE_RUN_NOTE, days_in_run, path, preview
 from b3_dagster.defs.table_commit import TABLE_POOL, commit_run, snapshot_metadata
 from b3_dagster.defs.partitions import trading_day_partitions
@@ -39,17 +41,15 @@ from b3_dagster.sector_rules import (
     portfolio_changes,
     subsector_share_jumps,
 )
-from b3_dagster.sources.b3_portfolio import B3ResponseError, B3Unreachable
 from b3_dagster.storage import staging
 from b3_dagster.storage.layout import raw_prefix
 from b3_dagster.storage.portfolio_store import (
     REFINE_DATASET,
     PortfolioStore,
-    RawPartitionConflict,
+    RawPartitionMissing,
     expected_refined,
 )
 from b3_dagster.storage.classification_store import ClassificationStore
-from b3_dagster.storage.glue_job import GlueRefineError
 from b3_dagster.storage.tables import PORTFOLIO_TABLE_DEF, AsOf, connect, run_query
 from b3_dagster.transforms.sector_dimension import SectorDimension, map_sectors
 
@@ -85,6 +85,7 @@ def _today_in_sao_paulo() -> dt.date:
     description="B3's IBOV portfolio by sector (GetPortfolioDay, segment 2) for the session, stored as Parquet "
                 "under raw/date=YYYY-MM-DD/. B3 serves only the current portfolio: a day must be taken that day.",
 )
+@fails_clearly
 def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConfig, b3: B3PortfolioResource,
                       lake: LakeResource) -> Iterator[dg.MaterializeResult]:
     # yielded, not returned: a returned MaterializeResult must carry every declared check, a yielded one may leave a
@@ -92,13 +93,7 @@ def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConf
     day = dt.date.fromisoformat(context.partition_key)
     client = b3.client(on_page=lambda number, total: context.log.info(
         f"B3 page {number}{f'/{total}' if total else ''} received"))
-    try:
-        snapshot = client.fetch()
-    except B3Unreachable as error:  # nothing (usable) answered: not a fault of B3's data
-        raise dg.Failure(description=str(error),
-                         metadata={"host": error.host, "attempts": error.attempts or 0}) from error
-    except B3ResponseError as error:
-        raise dg.Failure(description=f"B3 returned an unusable answer; nothing was written. {error}") from error
+    snapshot = client.fetch()  # B3Unreachable (a retry may help) or B3ResponseError: see @fails_clearly
     for warning in snapshot.warnings:
         context.log.warning(warning)
     if snapshot.portfolio_date != day:
@@ -106,10 +101,10 @@ def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConf
                 if snapshot.portfolio_date < day else
                 "B3 already serves a later session's portfolio: this day can no longer be fetched from the API; "
                 "import B3's IBOVDia CSV for it instead (b3-dagster import-csv)")
-        raise dg.Failure(
-            description=f"B3 served the portfolio of {snapshot.portfolio_date}, not of partition {day}; nothing was "
-                        f"written. {hint}.",
-            metadata={"served_date": str(snapshot.portfolio_date), "partition": str(day)},
+        raise (NotReady if snapshot.portfolio_date < day else Missing)(
+            f"B3 served the portfolio of {snapshot.portfolio_date}, not of partition {day}; nothing was "
+            f"written. {hint}.", advice="",
+            served_date=str(snapshot.portfolio_date), partition=str(day),
         )
 
     store = lake.portfolio_store()
@@ -126,10 +121,7 @@ def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConf
             check_results=check_results(RAW_ASSET, verdicts),
         )
         return
-    try:
-        outcome = store.write_raw(snapshot, allow_overwrite=config.allow_overwrite)
-    except RawPartitionConflict as error:
-        raise dg.Failure(description=str(error)) from error
+    outcome = store.write_raw(snapshot, allow_overwrite=config.allow_overwrite)  # RawPartitionConflict: refused
     context.log.info(f"raw partition {day}: {outcome.status} ({outcome.rows} rows) at {outcome.uri}")
 
     stored = store.read_raw(day)  # the checks judge what was written, not what was meant to be
@@ -171,6 +163,7 @@ def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConf
                 "are skipped and named (metadata `skipped_days`); the run fails only when no day has raw."
                 + SINGLE_RUN_NOTE,
 )
+@fails_clearly
 def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig, lake: LakeResource,
                         refine_engine: RefineEngineResource) -> Iterator[dg.MaterializeResult]:
     processing_date = (dt.date.fromisoformat(config.processing_date) if config.processing_date
@@ -183,8 +176,8 @@ def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig,
         broken = {str(s.portfolio_date): [name for name, o in raw_outcomes([s]) if o.failed] for s in snapshots}
         broken = {day: names for day, names in broken.items() if names}  # day by day only to name the culprits
     if broken:  # e.g. a file dropped into raw/ from outside that B3's own totals contradict
-        raise dg.Failure(description=f"raw partitions break the data-quality rules ({broken}); nothing was refined. "
-                                     "Replace them (allow_overwrite, or b3-dagster import-csv --allow-overwrite).")
+        raise BadInput(f"raw partitions break the data-quality rules ({broken}); nothing was refined. "
+                       "Replace them (allow_overwrite, or b3-dagster import-csv --allow-overwrite).", advice="")
     raw_rows = pd.concat([s.rows for s in snapshots], ignore_index=True)
     classification, classification_errors = ClassificationStore(store.lake).history()
     for error in classification_errors:  # a workbook dropped into the lake that cannot be used: named, not fatal
@@ -196,10 +189,7 @@ def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig,
     prefix = staging.run_prefix(REFINE_DATASET, context.run.run_id)
     staging.remove(store.lake, prefix)  # a retried step starts from an empty staging folder
     context.log.info(f"refining {len(days)} day(s) on the {refine_engine.kind} engine into {store.lake.uri(prefix)}")
-    try:
-        refine_engine.refine(context, store, days, processing_date, prefix, raw_rows, mapping.rows)
-    except GlueRefineError as error:
-        raise dg.Failure(description=str(error)) from error
+    refine_engine.refine(context, store, days, processing_date, prefix, raw_rows, mapping.rows)
     # last: says the refine finished. A ticker the mapping could not place leaves its day short of raw's ticker
     # count, so the table commit refuses that day (and every_ticker_placed names the ticker)
     staging.write_expected(store.lake, prefix, expected_refined(raw_rows, mapping.rows))
@@ -246,11 +236,10 @@ def _days_with_raw(context: dg.AssetExecutionContext, store) -> tuple[list[dt.da
     present = [day for day in days if day in stored]
     skipped = [day for day in days if day not in stored]
     if not present:
-        raise dg.Failure(
-            description=f"none of the run's {len(days)} day(s) ({days[0]}..{days[-1]}) has a raw portfolio in "
-                        f"{store.lake.uri('raw/')}: nothing to refine. Take them with ibov_raw_snapshot (the day "
-                        "itself) or import B3's IBOVDia CSV downloads (b3-dagster import-csv).",
-            metadata={"days": len(days)})
+        raise RawPartitionMissing(
+            f"none of the run's {len(days)} day(s) ({days[0]}..{days[-1]}) has a raw portfolio in "
+            f"{store.lake.uri('raw/')}: nothing to refine. Take them with ibov_raw_snapshot (the day "
+            "itself) or import B3's IBOVDia CSV downloads (b3-dagster import-csv).", advice="", days=len(days))
     if skipped:
         context.log.info(f"{len(skipped)} day(s) of the run have no raw portfolio and are skipped: "
                          f"{_day_list(skipped, shown=200)}")
@@ -289,6 +278,7 @@ def _table_answers(connection, days: list[dt.date], expected: pd.DataFrame) -> C
                 "skipped, as by the refine (metadata `skipped_days`); a day that has raw but is absent, empty or "
                 "partial in staging is refused, never deleted." + SINGLE_RUN_NOTE,
 )
+@fails_clearly
 def tb_ibov_refined(context: dg.AssetExecutionContext, catalog: CatalogResource) -> dg.MaterializeResult:
     tables = catalog.tables()
     days, skipped_days = _days_with_raw(context, PortfolioStore(tables.lake))

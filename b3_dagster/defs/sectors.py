@@ -15,6 +15,8 @@ from pydantic import Field
 
 from b3_dagster.calendar import B3_TIMEZONE
 from b3_dagster.charts import render_sector_weights_chart
+from b3_dagster.defs.failures import fails_clearly
+from b3_dagster.errors import Missing, TableHasNoRows
 from b3_dagster.defs.metadata import CHARTS_PREFIX, chart, path, preview
 from b3_dagster.defs.resources import CatalogResource, LakeResource
 from b3_dagster.defs.table_commit import TABLE_POOL, snapshot_metadata
@@ -31,16 +33,13 @@ from b3_dagster.model import (
 )
 from b3_dagster.sources.b3_classification import (
     DEFAULT_BASE_URL,
-    ClassificationError,
     fetch_classification,
     is_new_vintage,
 )
-from b3_dagster.storage.classification_store import CLASSIFICATION_PREFIX, ClassificationConflict, ClassificationStore
+from b3_dagster.storage.classification_store import CLASSIFICATION_PREFIX, ClassificationStore
 from b3_dagster.storage.tables import (
     CLASSIFICATION_TABLE_DEF,
     PORTFOLIO_TABLE_DEF,
-    TableCommitConflict,
-    TableCommitRefused,
     connect,
     run_query,
 )
@@ -77,6 +76,7 @@ class ClassificationConfig(dg.Config):
                 "history (README, \"The sector dimension\"); metadata lists the vintages and any file it could not "
                 "use.",
 )
+@fails_clearly
 def classificacao_setorial(context: dg.AssetExecutionContext, config: ClassificationConfig, lake: LakeResource,
                            catalog: CatalogResource) -> dg.MaterializeResult:
     store = ClassificationStore(lake.lake())
@@ -84,16 +84,9 @@ def classificacao_setorial(context: dg.AssetExecutionContext, config: Classifica
     downloaded = "not asked (config download: false)"
     if config.download:
         today = pd.Timestamp.now(tz=B3_TIMEZONE).date()
-        try:
-            download = fetch_classification(today, base_url=config.base_url)
-        except ClassificationError as error:
-            raise dg.Failure(description=f"B3's classification download failed; nothing was stored. {error}") \
-                from error
+        download = fetch_classification(today, base_url=config.base_url)  # ClassificationError: nothing stored
         if is_new_vintage(history, download.vintage):
-            try:
-                kept = store.add(download.data, download.vintage.source_file, valid_from=today)
-            except ClassificationConflict as error:
-                raise dg.Failure(description=str(error)) from error
+            kept = store.add(download.data, download.vintage.source_file, valid_from=today)  # or refused
             downloaded = f"new vintage {today}: {kept.status} at {kept.uri}"
             history, errors = store.history()
         else:
@@ -102,15 +95,12 @@ def classificacao_setorial(context: dg.AssetExecutionContext, config: Classifica
     for error in errors:
         context.log.warning(f"classification file not used: {error}")
     if history.empty:
-        raise dg.Failure(description="no classification vintage at all (the package ships 12): reinstall it")
+        raise Missing("no classification vintage at all (the package ships 12): reinstall it", advice="")
     rows = pa.Table.from_pandas(history[CLASSIFICATION_SCHEMA.names], schema=CLASSIFICATION_SCHEMA,
                                 preserve_index=False)
     tables = catalog.tables()
     keys = CLASSIFICATION_TABLE_DEF.keys_of(rows)
-    try:
-        outcome = tables.commit(CLASSIFICATION_TABLE_DEF, rows, keys, {"dagster.run_id": context.run.run_id})
-    except (TableCommitRefused, TableCommitConflict) as error:
-        raise dg.Failure(description=str(error)) from error
+    outcome = tables.commit(CLASSIFICATION_TABLE_DEF, rows, keys, {"dagster.run_id": context.run.run_id})
     vintages = (history.groupby([VALID_FROM, SOURCE_FILE, FALLBACK_ONLY]).size().rename("codes").reset_index()
                 .sort_values(VALID_FROM))
     context.log.info(f"committed {len(vintages)} classification vintage(s), {outcome.rows} rows to "
@@ -139,12 +129,13 @@ def classificacao_setorial(context: dg.AssetExecutionContext, config: Classifica
                 "asset's latest materialisation, the first metadata row `chart` -> *[Show Markdown]*. The PNG is "
                 f"also saved in the lake as {CHARTS_PREFIX}{SECTOR_WEIGHTS_FILE} (the `file` row).",
 )
+@fails_clearly
 def ibov_sector_weights_chart(lake: LakeResource, catalog: CatalogResource) -> dg.MaterializeResult:
     rows = run_query(connect(catalog.tables(), table_defs=[PORTFOLIO_TABLE_DEF]), SECTOR_WEIGHTS_SQL)
     if rows.empty:
-        raise dg.Failure(description=f"default.{PORTFOLIO_TABLE} has no rows with a canonical sector yet: "
-                                     "materialise it first (rows from before the sector dimension: "
-                                     "b3-dagster rebuild-tables)")
+        raise TableHasNoRows(f"default.{PORTFOLIO_TABLE} has no rows with a canonical sector yet: "
+                             "materialise it first (rows from before the sector dimension: "
+                             "b3-dagster rebuild-tables)", advice="")
     rows[DATE] = pd.to_datetime(rows[DATE]).dt.date
     png = render_sector_weights_chart(rows)
     days = sorted(set(rows[DATE]))

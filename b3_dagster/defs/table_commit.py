@@ -12,6 +12,7 @@ import datetime as dt
 import dagster as dg
 from pydantic import Field
 
+from b3_dagster.defs.failures import failure
 from b3_dagster.defs.metadata import path
 from b3_dagster.defs.resources import CatalogResource
 from b3_dagster.storage import staging
@@ -45,7 +46,7 @@ def commit_run(context: dg.AssetExecutionContext, tables: IcebergTables, table_d
     try:
         return staging.commit_staged(tables, table_def, prefix, keys, {"dagster.run_id": context.run.run_id})
     except (StagingIncomplete, TableCommitRefused, TableCommitConflict) as error:
-        raise dg.Failure(description=str(error), metadata={"staging": path(tables.lake.uri(prefix))}) from error
+        raise failure(error, staging=path(tables.lake.uri(prefix))) from None
 
 
 def snapshot_metadata(tables: IcebergTables, table_def: TableDef, outcome: CommitOutcome) -> dict:

@@ -50,6 +50,7 @@ from b3_dagster.model import (
     VALID_FROM,
 )
 from b3_dagster.sources.b3_portfolio import DEFAULT_BASE_URL, encode_payload
+from b3_dagster.errors import BadInput
 
 LEGACY, NEW, DERIVED = "legacy", "new", "derived"
 LEGACY_TITLE = "CLASSIFICAÇÃO SETORIAL DAS EMPRESAS NEGOCIADAS NA B3"
@@ -75,7 +76,7 @@ MAX_DOWNLOAD_BYTES = 5_000_000  # the live workbook is ~17 kB
 SHIPPED_ROOT = Path(__file__).resolve().parents[1] / "recordings" / "b3_sectors"
 
 
-class ClassificationError(ValueError):
+class ClassificationError(BadInput, ValueError):
     """A classification workbook that does not follow any of B3's layouts. Nothing of it is used."""
 
     def __init__(self, file: str, message: str, sheet: str | None = None, row: int | None = None,

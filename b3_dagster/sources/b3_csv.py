@@ -35,6 +35,7 @@ from b3_dagster.calendar import is_session
 from b3_dagster.model import RAW_DATE_COLUMN
 from b3_dagster.sources.b3_format import B3FormatError, clean_text, parse_date, parse_decimal, parse_integer
 from b3_dagster.sources.b3_portfolio import rows_to_frame
+from b3_dagster.errors import BadInput
 
 ENCODING = "latin-1"
 SEPARATOR = ";"
@@ -56,7 +57,7 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 FILE_NAME_PATTERN = re.compile(r"^IBOVDia_(?P<date>\d{2}-\d{2}-\d{2})(?:\D.*)?\.csv$", re.IGNORECASE)
 
 
-class B3CsvError(ValueError):
+class B3CsvError(BadInput, ValueError):
     """A Carteira do Dia file that does not follow B3's format. Nothing is imported when this is raised."""
 
     def __init__(self, file: str, line: int | None, message: str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from b3_dagster.errors import BadInput
 
 LANGUAGES = ("pt-br", "en-us")
 
@@ -17,7 +18,7 @@ _SEPARATORS = {"pt-br": (".", ","), "en-us": (",", ".")}  # (thousands, decimal)
 _DATE_FORMATS = {"pt-br": "%d/%m/%y", "en-us": "%m/%d/%y"}
 
 
-class B3FormatError(ValueError):
+class B3FormatError(BadInput, ValueError):
     """A value that does not follow B3's format."""
 
 

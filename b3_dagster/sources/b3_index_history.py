@@ -60,6 +60,7 @@ from b3_dagster.model import (
 from b3_dagster.quality import CheckOutcome
 from b3_dagster.sources.b3_format import B3FormatError, parse_decimal
 from b3_dagster.sources.http import HttpFetchError, HttpPolicy, get, http_session
+from b3_dagster.errors import BadInput
 
 DEFAULT_BASE_URL = "https://sistemaswebb3-listados.b3.com.br"
 ENDPOINT_PATH = "/indexStatisticsProxy/IndexCall/GetPortfolioDay/"
@@ -81,7 +82,7 @@ CSV_TITLE_CODES = {"IBOVESPA": "IBOV"}
 YAHOO_TOLERANCE_POINTS = 0.55
 
 
-class B3IndexHistoryError(ValueError):
+class B3IndexHistoryError(BadInput, ValueError):
     """A year grid or Evolução download that does not follow B3's format. Nothing is kept when this is raised."""
 
     def __init__(self, source: str, message: str, *, day: int | None = None, month: int | None = None,

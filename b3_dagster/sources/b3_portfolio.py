@@ -22,6 +22,7 @@ from b3_dagster.sources.http import (
     get,
     http_session,
 )
+from b3_dagster.errors import BadInput, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,11 @@ NEXT_STEP = ("Check the network (or B3_BASE_URL), then run again before B3 repla
              "B3 serves only the current one.")
 
 
-class B3ResponseError(Exception):
+class B3ResponseError(BadInput):
     """B3 answered with something that is not a valid portfolio page. Nothing is written when this is raised."""
+
+    advice = ("B3 returned an unusable answer; nothing was written. Running again gets the same answer until B3 "
+              "corrects it (or the client learns a changed format): report the page and field named above.")
 
     def __init__(self, message: str, *, page: int | None = None, field: str | None = None, url: str | None = None):
         where = []
@@ -51,13 +55,15 @@ class B3ResponseError(Exception):
         self.url = url
 
 
-class B3Unreachable(Exception):
+class B3Unreachable(Unavailable):
     """Nothing usable came back from B3 in time: DNS failure, refused connection, no answer within the deadline, or
     an oversized body. Unlike ``B3ResponseError`` this is not about what B3 said; nothing is written.
 
     The first line names the host, what happened and whether retries were made, and the next step; the request URL
     (base64 of base64 JSON, unreadable) is on a line of its own after it.
     """
+
+    advice = ""  # the message's own next step (NEXT_STEP) says what to do, with the deadline B3 sets
 
     def __init__(self, error: Exception, *, page: int):
         host = getattr(error, "host", "B3")
@@ -72,6 +78,9 @@ class B3Unreachable(Exception):
         self.host = host
         self.attempts = getattr(error, "attempts", None)
         self.url = getattr(error, "url", None)
+
+    def details(self) -> dict:
+        return {"host": self.host, "attempts": self.attempts or 0}
 
 
 def portfolio_payload(page_number: int, page_size: int, language: str = "pt-br", index: str = "IBOV",

@@ -31,6 +31,7 @@ from b3_dagster.model import INDEX_CODE, MEMBERSHIP_COLUMNS, MEMBERSHIP_DATE, ME
 from b3_dagster.quality import CheckOutcome
 from b3_dagster.sources.b3_format import clean_text
 from b3_dagster.sources.http import HttpFetchError, HttpPolicy, get, http_session
+from b3_dagster.errors import BadInput
 
 DEFAULT_BASE_URL = "https://sistemaswebb3-listados.b3.com.br"
 ENDPOINT_PATH = "/indexProxy/indexCall/GetStockIndex/"
@@ -39,7 +40,7 @@ INDEX_CODE_PATTERN = re.compile(r"^[A-Z0-9]{3,5}$")
 RESULT_FIELDS = ("company", "spotlight", "code", "indexes")
 
 
-class B3StockIndexError(ValueError):
+class B3StockIndexError(BadInput, ValueError):
     """A GetStockIndex answer that does not follow B3's format. Nothing is kept when this is raised."""
 
     def __init__(self, source: str, message: str, *, row: int | None = None, field: str | None = None):

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 from urllib3.util.retry import Retry
+from b3_dagster.errors import Unavailable
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 USER_AGENT = "b3-dagster/0.1 (+https://github.com/; data pipeline)"
@@ -58,7 +59,7 @@ class Deadline:
         return self._end - self._clock()
 
 
-class HttpFetchError(Exception):
+class HttpFetchError(Unavailable):
     """The fetch ended without a usable HTTP answer. ``attempts`` counts the requests made."""
 
     def __init__(self, message: str, *, url: str, attempts: int):
@@ -67,6 +68,9 @@ class HttpFetchError(Exception):
         self.host = urlsplit(url).netloc
         self.attempts = attempts
 
+    def details(self) -> dict:
+        return {"host": self.host, "attempts": self.attempts}
+
 
 class FetchDeadlineExceeded(HttpFetchError):
     """The fetch's deadline (or one request's timeout, on the last attempt) ended it."""
@@ -74,6 +78,9 @@ class FetchDeadlineExceeded(HttpFetchError):
 
 class BodyTooLarge(HttpFetchError):
     """The answer is larger than the configured cap; it was not read to the end."""
+
+    retryable = False  # the same answer will be as large: the cap (a setting) or the request must change
+    advice = "The size cap is a setting (see README, \"Settings\"): raise it only if the answer is legitimate."
 
 
 class NetworkError(HttpFetchError):

@@ -44,6 +44,7 @@ from b3_dagster.sources.http import (
     get,
     http_session,
 )
+from b3_dagster.errors import BadInput, NotReady, Unavailable
 
 DEFAULT_BASE_URL = "https://query1.finance.yahoo.com"
 CHART_PATH = "/v8/finance/chart/"
@@ -70,7 +71,7 @@ BAR_SCHEMA = pa.schema(
 BAR_COLUMNS = BAR_SCHEMA.names
 
 
-class YahooChartError(Exception):
+class YahooChartError(BadInput):
     """Yahoo answered with something that is not a valid daily chart. Nothing is written when this is raised."""
 
     def __init__(self, message: str, *, symbol: str | None = None, url: str | None = None,
@@ -82,11 +83,11 @@ class YahooChartError(Exception):
         self.symbol, self.url, self.day, self.field = symbol, url, day, field
 
 
-class YahooUnreachable(YahooChartError):
+class YahooUnreachable(Unavailable, YahooChartError):
     """Nothing usable came back in time: DNS failure, refused connection, the deadline, or an oversized body."""
 
 
-class ProvisionalBarError(YahooChartError):
+class ProvisionalBarError(NotReady, YahooChartError):
     """A requested session only has a provisional (unfinished) bar yet: run again once Yahoo finalises it."""
 
 

@@ -28,6 +28,7 @@ from b3_dagster.sources.b3_classification import (
     shipped_files,
 )
 from b3_dagster.storage.lake import Lake
+from b3_dagster.errors import Refused
 
 CLASSIFICATION_PREFIX = "reference/classificacao_setorial/"
 # Parses of the shipped workbooks, each keyed by the digest of its bytes: outside CLASSIFICATION_PREFIX, where every
@@ -37,7 +38,7 @@ _VINTAGE_FOLDER = re.compile(r"(^|/)vigente_desde=(?P<date>\d{4}-\d{2}-\d{2})/")
 WORKBOOK_SUFFIXES = (".xlsx", ".zip")
 
 
-class ClassificationConflict(Exception):
+class ClassificationConflict(Refused):
     """A vintage already stored with different bytes: a past vintage is never silently replaced."""
 
 

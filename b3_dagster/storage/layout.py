@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from b3_dagster.model import RAW_FILE_NAME
+from b3_dagster.errors import BadInput
 
 RAW_PREFIX = "raw/"
 ARCHIVE_PREFIX = "archive/"
@@ -43,7 +44,7 @@ def raw_key(day: dt.date) -> str:
     return raw_prefix(day) + RAW_FILE_NAME
 
 
-class NotARawPartition(ValueError):
+class NotARawPartition(BadInput, ValueError):
     """A key under ``raw/`` that is not ``raw/date=YYYY-MM-DD/<file>.parquet``; the message says why."""
 
 

@@ -35,19 +35,20 @@ from b3_dagster.storage.layout import (
     read_parquet_bytes,
 )
 from b3_dagster.storage.staging import Expected
+from b3_dagster.errors import BadInput, Missing, Refused
 
 log = logging.getLogger(__name__)
 
 
-class RawPartitionMissing(LookupError):
-    pass
+class RawPartitionMissing(Missing, LookupError):
+    """No raw partition stored for the day(s) asked: fetch or import them first."""
 
 
-class RawPartitionConflict(Exception):
+class RawPartitionConflict(Refused):
     """The partition already holds different data; overwriting it would lose B3's record of that day."""
 
 
-class UnreadableObject(ValueError):
+class UnreadableObject(BadInput, ValueError):
     """An object that is not a complete, valid Parquet file of the expected schema (e.g. a half-written upload)."""
 
 

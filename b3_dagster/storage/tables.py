@@ -57,6 +57,7 @@ from b3_dagster.model import (  # issue 14's tables
 from b3_dagster.storage.lake import Lake, LocalLake
 from b3_dagster.transforms.index_features import INDEX_SCHEMA, MONTH, YEAR
 from b3_dagster.transforms.anomaly import ANOMALY_SCHEMA
+from b3_dagster.errors import B3DagsterError, BadInput, Conflict, Refused
 
 log = logging.getLogger(__name__)
 
@@ -74,20 +75,24 @@ TABLE_PROPERTIES = {
 _TRANSFORMS = {"identity": IdentityTransform, "month": MonthTransform, "year": YearTransform}
 
 
-class TableError(RuntimeError):
+class TableError(B3DagsterError, RuntimeError):
     """A table operation that cannot go on; the message says which table, which key and what to do."""
 
 
-class TableCommitRefused(TableError):
+class TableCommitRefused(Refused, TableError):
     """The rows offered for a commit would remove or corrupt data; nothing was committed."""
 
+    advice = "Nothing was committed. Replace the raw day(s) named above, or refine them again, then commit."
 
-class TableCommitConflict(TableError):
+
+class TableCommitConflict(Conflict, TableError):
     """Other commits kept winning the race on the table; nothing of this commit was committed."""
 
 
-class QueryError(TableError):
-    pass
+class QueryError(BadInput, TableError):
+    """SQL or an --as-of value that cannot run; the message quotes it."""
+
+    advice = "Correct the query (or the --as-of value) and run it again."
 
 
 @dataclass(frozen=True)

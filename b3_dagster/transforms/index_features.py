@@ -24,6 +24,7 @@ import pyarrow as pa
 from b3_dagster.calendar import sessions
 from b3_dagster.model import CLOSE_SOURCE, OFFICIAL_B3_CLOSE
 from b3_dagster.quality import CheckOutcome
+from b3_dagster.errors import Missing
 
 # ---- the refined table's columns (seed 001 names) -------------------------------------------------------------------
 DATA = "data"
@@ -82,7 +83,7 @@ YAHOO_SOURCE = "yahoo"
 RENAMES = {"date": DATA, "open": OPEN, "high": HIGH, "low": LOW, "close": CLOSE, "volume": VOLUME}
 
 
-class IndexHistoryGap(ValueError):
+class IndexHistoryGap(Missing, ValueError):
     """The bars skip B3 sessions: rolling windows over them would silently span more days than they say."""
 
 

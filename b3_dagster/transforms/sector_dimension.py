@@ -53,6 +53,7 @@ from b3_dagster.model import (
     SUBSECTOR,
     VALID_FROM,
 )
+from b3_dagster.errors import BadInput
 
 VALID, NEAREST, FALLBACK = "valid", "nearest", "fallback"
 # A rename is recognised when at least this share of the new subsector's issuers (those present in the previous
@@ -275,7 +276,7 @@ def map_sectors(raw: pd.DataFrame, dimension: SectorDimension) -> SectorMapping:
                          placements=pd.DataFrame(placement_rows, columns=PLACEMENT_COLUMNS))
 
 
-class UnplacedSectors(ValueError):
+class UnplacedSectors(BadInput, ValueError):
     """Labels or tickers that no classification vintage can place: a sector is never invented."""
 
     def __init__(self, problems: tuple[str, ...]):

@@ -1,0 +1,91 @@
+"""One error base (b3_dagster/errors.py): every error class of the package derives from it through a kind that says
+whether a retry can help, and explains itself in one paragraph that says what to do."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+
+import pytest
+
+import b3_dagster
+from b3_dagster import errors
+from b3_dagster.sources.b3_portfolio import B3ResponseError
+from b3_dagster.sources.http import BodyTooLarge, NetworkError
+from b3_dagster.storage.portfolio_store import RawPartitionMissing
+from b3_dagster.storage.tables import TableCommitConflict, TableCommitRefused, TableError
+
+# Not project errors on purpose: the Glue script runs inside AWS Glue without the package; a private control-flow
+# signal never leaves its module.
+EXEMPT = {"b3_dagster.glue_jobs.refine_sectors.JobArgumentError", "b3_dagster.sources.http._RequestExpired"}
+
+
+def package_exceptions() -> list[type[BaseException]]:
+    found = {}
+    for module in pkgutil.walk_packages(b3_dagster.__path__, "b3_dagster."):
+        if module.name.endswith("__main__"):
+            continue
+        loaded = importlib.import_module(module.name)
+        for _, value in inspect.getmembers(loaded, inspect.isclass):
+            if issubclass(value, BaseException) and value.__module__.startswith("b3_dagster."):
+                found[f"{value.__module__}.{value.__qualname__}"] = value
+    return [value for name, value in sorted(found.items()) if name not in EXEMPT]
+
+
+def test_every_error_of_the_package_derives_from_the_project_base_through_one_kind():
+    classes = package_exceptions()
+    assert len(classes) > 30, "the scan finds the package's errors"
+    outside = [c.__qualname__ for c in classes if not issubclass(c, errors.B3DagsterError)]
+    assert not outside, f"derive these from a kind in b3_dagster/errors.py: {outside}"
+    for error in classes:
+        if error is errors.B3DagsterError or error in errors.KINDS or error is TableError:
+            continue
+        assert any(issubclass(error, kind) for kind in errors.KINDS), f"{error.__qualname__} has no kind"
+        assert isinstance(error.retryable, bool)
+
+
+@pytest.mark.parametrize("error, retryable", [
+    (NetworkError("refused", url="http://b3.example/x", attempts=3, cause=OSError()), True),
+    (BodyTooLarge("too large", url="http://b3.example/x", attempts=1), False),
+    (B3ResponseError("lacks 'part'", page=1), False),
+    (RawPartitionMissing("no raw day 2025-04-07"), False),
+    (TableCommitRefused("2025-04-07: partial"), False),
+    (TableCommitConflict("lost the race 3 times"), True),
+    (errors.TableHasNoRows("default.ibov_refined has no rows yet"), False),
+])
+def test_each_error_says_whether_a_retry_can_help(error, retryable):
+    assert error.retryable is retryable
+
+
+def test_the_old_builtin_bases_still_catch_them():
+    assert issubclass(RawPartitionMissing, LookupError)
+    assert issubclass(TableCommitRefused, RuntimeError)
+    assert issubclass(errors.ConfigError, ValueError)
+
+
+def test_table_has_no_rows_is_not_a_missing_raw_partition():
+    assert issubclass(errors.TableHasNoRows, errors.Missing)
+    assert not issubclass(errors.TableHasNoRows, RawPartitionMissing)
+
+
+def test_the_explanation_adds_what_to_do_once():
+    error = errors.Unavailable("Yahoo could not be reached (connection refused)")
+    assert error.explain() == ("Yahoo could not be reached (connection refused). Nothing was written. This can pass "
+                               "on its own: run again later.")
+    said = errors.Unavailable("Yahoo could not be reached; nothing was written")
+    assert said.explain().lower().count("nothing was written") == 1, "a sentence the message says is not repeated"
+
+
+def test_the_explanation_keeps_further_lines_after_the_paragraph():
+    error = errors.BadInput("page 1 lacks 'part'\nrequest: http://b3.example/very/long")
+    first, second = error.explain().splitlines()
+    assert first.startswith("page 1 lacks 'part'. Nothing was written.")
+    assert second == "request: http://b3.example/very/long"
+
+
+def test_an_instance_may_carry_its_own_advice_and_details():
+    error = errors.NotReady("B3 served 2025-04-04, not 2025-04-07", advice="", served_date="2025-04-04")
+    assert error.explain() == "B3 served 2025-04-04, not 2025-04-07"
+    assert error.details() == {"served_date": "2025-04-04"}
+    assert errors.NotReady("x").advice, "the instance's advice did not replace the kind's"
