@@ -16,16 +16,19 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from b3_dagster.model import DATE, ECONOMIC_SECTOR, PART_SUM, SECTOR
-from b3_dagster.transforms.index_features import (
+from b3_dagster.model import (
     CLOSE,
     DATA,
+    DATE,
+    ECONOMIC_SECTOR,
     MA_LONG,
     MA_SHORT,
-    SPIKE_THRESHOLD,
+    PART_SUM,
+    SECTOR,
     VOL_ZSCORE,
     VOLATILITY_SPIKE,
 )
+from b3_dagster.transforms.index_features import SPIKE_THRESHOLD
 
 DPI = 110
 # Widths in inches at DPI: both charts are 880 px wide, so they fit Dagster's Markdown dialog (about 900 px of

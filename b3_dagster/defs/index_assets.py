@@ -24,7 +24,7 @@ from pydantic import Field
 from b3_dagster.calendar import B3_TIMEZONE, sessions
 from b3_dagster.charts import close_chart_figure, png_bytes, render_sector_chart
 from b3_dagster.defs.checks import asset_with_checks, check_results, result, skipped_metadata
-from b3_dagster.defs.metadata import chart, days_in_run, path, preview
+from b3_dagster.defs.metadata import chart, days_in_run, path, preview, sql_block
 from b3_dagster.defs.table_commit import TABLE_POOL, commit_run, snapshot_metadata
 from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.resources import CatalogResource, LakeResource
@@ -41,17 +41,16 @@ from b3_dagster.storage.index_store import (
     RawPartitionMissing,
     REFINE_INDEX_DATASET,
     expected_months,
-    raw_index_prefix,
     seed_001_query,
 )
+from b3_dagster.storage.layout import raw_index_prefix
 from b3_dagster.storage import staging
 from b3_dagster.storage.tables import INDEX_TABLE_DEF, PORTFOLIO_TABLE_DEF, AsOf, connect, run_query
 from b3_dagster.storage.tables import INDEX_CLOSES_TABLE_DEF
-from b3_dagster.transforms.index_features import (
+from b3_dagster.model import (
     CLOSE,
     DATA,
-    INDEX_CHECKS,
-    LOOKBACK_SESSIONS,
+    INDEX_SCHEMA,
     MA_LONG,
     MA_SHORT,
     MONTH,
@@ -59,10 +58,9 @@ from b3_dagster.transforms.index_features import (
     VOLATILITY_PCT,
     VOLATILITY_SPIKE,
     YEAR,
-    INDEX_SCHEMA,
-    with_official_closes,
-    refine_index,
 )
+from b3_dagster.quality import INDEX_CHECKS
+from b3_dagster.transforms.index_features import LOOKBACK_SESSIONS, refine_index, with_official_closes
 
 GROUP = "ibov_index"
 RAW_INDEX_ASSET = "ibov_index_raw"
@@ -120,8 +118,7 @@ class ChartConfig(dg.Config):
 
 
 def _months_in_run(context: dg.AssetExecutionContext) -> list[tuple[int, int]]:
-    keys = list(context.partition_keys) if context.has_partition_key_range else [context.partition_key]
-    return sorted({(int(key[:4]), int(key[5:7])) for key in keys})
+    return sorted({(int(key[:4]), int(key[5:7])) for key in days_in_run(context)})
 
 
 def _month_end(year: int, month: int) -> dt.date:
@@ -291,7 +288,7 @@ def ibov_refined(context: dg.AssetExecutionContext, catalog: CatalogResource) ->
             **snapshot_metadata(tables, INDEX_TABLE_DEF, committed),
             "months": ", ".join(f"{y}-{m:02d}" for y, m in months),
             "dagster/row_count": committed.rows,
-            "seed_001_query": dg.MetadataValue.md(f"```sql\n{sql}\n```"),
+            "seed_001_query": sql_block(sql),
             "seed_001_answer": preview(answer),
         },
         check_results=[result(INDEX_TABLE_ASSET, "seed_001_query_answers", outcome)],
@@ -362,7 +359,7 @@ def ibov_index_chart(config: ChartConfig, lake: LakeResource, catalog: CatalogRe
         "close_source": sources,
         "sessions": len(rows),
         "volatility_spikes": int(rows[VOLATILITY_SPIKE].sum()),
-        "sql": dg.MetadataValue.md(f"```sql\n{sql}\n```"),
+        "sql": sql_block(sql),
     })
 
 
@@ -386,7 +383,7 @@ def ibov_sector_chart(lake: LakeResource, catalog: CatalogResource) -> dg.Materi
         **chart(lake.lake(), "ibov_sector_participation.png", png, f"IBOV participation by sector on {day}"),
         "day": day.isoformat(),
         "sectors": len(rows),
-        "sql": dg.MetadataValue.md(f"```sql\n{SECTOR_CHART_SQL}\n```"),
+        "sql": sql_block(SECTOR_CHART_SQL),
     })
 
 

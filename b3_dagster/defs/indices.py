@@ -71,8 +71,9 @@ from b3_dagster.storage.tables import (
     connect,
     run_query,
 )
-from b3_dagster.transforms.anomaly import ANOMALY_SCHEMA, AnomalySettings, check_reproducible, score_anomalies
-from b3_dagster.transforms.index_features import CLOSE, DATA
+from b3_dagster.model import ANOMALY_SCHEMA, CLOSE, DATA
+from b3_dagster.quality import check_reproducible
+from b3_dagster.transforms.anomaly import AnomalySettings, score_anomalies
 
 GROUP = "b3_indices"
 INDICES_SETTING = "B3_INDICES"

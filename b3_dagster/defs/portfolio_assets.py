@@ -27,7 +27,7 @@ from b3_dagster.defs.checks import (
     skipped_metadata,
     specs,
 )
-from b3_dagster.defs.metadata import SINGLE_RUN_NOTE, days_in_run, path, preview
+from b3_dagster.defs.metadata import SINGLE_RUN_NOTE, days_in_run, path, preview, sql_block
 from b3_dagster.defs.table_commit import TABLE_POOL, commit_run, snapshot_metadata
 from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
@@ -311,7 +311,7 @@ def tb_ibov_refined(context: dg.AssetExecutionContext, catalog: CatalogResource)
             "skipped_days": _day_list(skipped_days),
             "dagster/row_count": outcome.rows,
             **({} if len(days) > 1 else {"participation_by_sector": preview(by_sector, rows=40),  # as in the refine
-                                         "query": dg.MetadataValue.md(f"```sql\n{by_sector_sql}\n```")}),
+                                         "query": sql_block(by_sector_sql)}),
         },
         check_results=[result(TABLE_ASSET, "table_answers_query", answers)],
     )

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from b3_dagster.calendar import B3_TIMEZONE
 from b3_dagster.charts import render_sector_weights_chart
-from b3_dagster.defs.metadata import CHARTS_PREFIX, chart, path, preview
+from b3_dagster.defs.metadata import CHARTS_PREFIX, chart, path, preview, sql_block
 from b3_dagster.defs.resources import CatalogResource, LakeResource
 from b3_dagster.defs.table_commit import TABLE_POOL, snapshot_metadata
 from b3_dagster.model import (
@@ -154,7 +154,7 @@ def ibov_sector_weights_chart(lake: LakeResource, catalog: CatalogResource) -> d
         "first_day": days[0].isoformat(),
         "last_day": days[-1].isoformat(),
         "sectors": int(rows[ECONOMIC_SECTOR].nunique()),
-        "sql": dg.MetadataValue.md(f"```sql\n{SECTOR_WEIGHTS_SQL}\n```"),
+        "sql": sql_block(SECTOR_WEIGHTS_SQL),
     })
 
 

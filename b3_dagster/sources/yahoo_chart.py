@@ -36,6 +36,7 @@ import pyarrow as pa
 import requests
 
 from b3_dagster.calendar import B3_TIMEZONE, is_session
+from b3_dagster.model import BAR_COLUMNS, BAR_DATE, BAR_SCHEMA
 from b3_dagster.sources.http import (
     BodyTooLarge,
     FetchDeadlineExceeded,
@@ -53,21 +54,6 @@ DEFAULT_MAX_CHART_BYTES = 32 * 1024 * 1024
 PRICE_FIELDS = ("open", "high", "low", "close")
 QUOTE_FIELDS = (*PRICE_FIELDS, "volume")
 
-# The raw layer keeps Yahoo's own field names (the source's vocabulary), one row per session.
-BAR_DATE = "date"
-BAR_SCHEMA = pa.schema(
-    [
-        pa.field(BAR_DATE, pa.date32(), nullable=False),  # the session, in the exchange's time zone
-        pa.field("timestamp", pa.int64(), nullable=False),  # Yahoo's stamp, seconds since the epoch (UTC)
-        pa.field("open", pa.float64(), nullable=False),
-        pa.field("high", pa.float64(), nullable=False),
-        pa.field("low", pa.float64(), nullable=False),
-        pa.field("close", pa.float64(), nullable=False),
-        pa.field("volume", pa.int64(), nullable=False),  # Yahoo's units (not B3's traded value); 0 on some days
-        pa.field("adjclose", pa.float64(), nullable=True),  # equals close for an index; absent in some answers
-    ]
-)
-BAR_COLUMNS = BAR_SCHEMA.names
 
 
 class YahooChartError(Exception):

@@ -13,12 +13,12 @@ import pandas as pd
 import pyarrow as pa
 
 from b3_dagster.calendar import B3_TIMEZONE
-from b3_dagster.model import REFINED_SCHEMA
+from b3_dagster.model import INDEX_SCHEMA, REFINED_SCHEMA
 from b3_dagster.storage.index_store import IndexStore
 from b3_dagster.storage.lake import Lake
 from b3_dagster.storage.portfolio_store import PortfolioStore
 from b3_dagster.storage.tables import INDEX_TABLE_DEF, PORTFOLIO_TABLE_DEF, CommitOutcome, IcebergTables
-from b3_dagster.transforms.index_features import INDEX_SCHEMA, refine_index
+from b3_dagster.transforms.index_features import refine_index
 from b3_dagster.storage.classification_store import ClassificationStore
 from b3_dagster.transforms.sector_dimension import SectorDimension, UnplacedSectors, map_sectors
 from b3_dagster.transforms.sectors import refine_portfolio
