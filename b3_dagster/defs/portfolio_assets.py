@@ -90,6 +90,23 @@ def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConf
     # yielded, not returned: a returned MaterializeResult must carry every declared check, a yielded one may leave a
     # skipped check out (see defs/checks.py)
     day = dt.date.fromisoformat(context.partition_key)
+    snapshot = _fetch_portfolio(context, b3, day)
+    store = lake.portfolio_store()
+    verdicts = raw_outcomes([snapshot])
+    broken = [name for name, outcome in verdicts if outcome.failed]
+    if broken:  # kept out of raw/ (nothing refines it), kept on disk (nothing is lost); the blocking checks fail
+        yield _quarantine(context, store, snapshot, verdicts, broken)
+        return
+    try:
+        outcome = store.write_raw(snapshot, allow_overwrite=config.allow_overwrite)
+    except RawPartitionConflict as error:
+        raise dg.Failure(description=str(error)) from error
+    context.log.info(f"raw partition {day}: {outcome.status} ({outcome.rows} rows) at {outcome.uri}")
+    yield _stored_result(store, day, outcome)
+
+
+def _fetch_portfolio(context: dg.AssetExecutionContext, b3: B3PortfolioResource, day: dt.date):
+    """B3's portfolio of ``day``, or ``dg.Failure`` saying why it cannot be taken now (nothing is written)."""
     client = b3.client(on_page=lambda number, total: context.log.info(
         f"B3 page {number}{f'/{total}' if total else ''} received"))
     try:
@@ -111,31 +128,30 @@ def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConf
                         f"written. {hint}.",
             metadata={"served_date": str(snapshot.portfolio_date), "partition": str(day)},
         )
+    return snapshot
 
-    store = lake.portfolio_store()
-    verdicts = raw_outcomes([snapshot])
-    broken = [name for name, outcome in verdicts if outcome.failed]
-    if broken:  # kept out of raw/ (nothing refines it), kept on disk (nothing is lost); the blocking checks fail
-        key = store.quarantine_raw(snapshot)
-        context.log.error(f"B3's portfolio of {day} breaks {broken}: quarantined at {store.lake.uri(key)}, "
-                          "not written to raw/")
-        yield dg.MaterializeResult(
-            metadata={"portfolio_date": str(day), "write_status": "quarantined", "failed_rules": ", ".join(broken),
-                      "path": path(store.lake.uri(key)), "dagster/row_count": len(snapshot.rows),
-                      "preview": preview(snapshot.rows), **skipped_metadata(verdicts)},
-            check_results=check_results(RAW_ASSET, verdicts),
-        )
-        return
-    try:
-        outcome = store.write_raw(snapshot, allow_overwrite=config.allow_overwrite)
-    except RawPartitionConflict as error:
-        raise dg.Failure(description=str(error)) from error
-    context.log.info(f"raw partition {day}: {outcome.status} ({outcome.rows} rows) at {outcome.uri}")
 
-    stored = store.read_raw(day)  # the checks judge what was written, not what was meant to be
+def _quarantine(context: dg.AssetExecutionContext, store, snapshot, verdicts,
+                broken: list[str]) -> dg.MaterializeResult:
+    """Keep a snapshot that breaks the rules out of raw/ but on disk; the result carries the failing checks."""
+    day = snapshot.portfolio_date
+    key = store.quarantine_raw(snapshot)
+    context.log.error(f"B3's portfolio of {day} breaks {broken}: quarantined at {store.lake.uri(key)}, "
+                      "not written to raw/")
+    return dg.MaterializeResult(
+        metadata={"portfolio_date": str(day), "write_status": "quarantined", "failed_rules": ", ".join(broken),
+                  "path": path(store.lake.uri(key)), "dagster/row_count": len(snapshot.rows),
+                  "preview": preview(snapshot.rows), **skipped_metadata(verdicts)},
+        check_results=check_results(RAW_ASSET, verdicts),
+    )
+
+
+def _stored_result(store, day: dt.date, outcome) -> dg.MaterializeResult:
+    """The raw partition as stored, judged by the rules: the checks judge what was written, not what was meant to be."""
+    stored = store.read_raw(day)
     stored_verdicts = raw_outcomes([stored])
     written = store.lake.list(outcome.key)
-    yield dg.MaterializeResult(
+    return dg.MaterializeResult(
         metadata={
             "portfolio_date": str(day),
             "write_status": outcome.status,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
 LANGUAGES = ("pt-br", "en-us")
 
@@ -68,3 +69,11 @@ def clean_text(text: str) -> str:
     Inner spaces are kept: in ``type`` they separate share class, corporate-event marker and listing level.
     """
     return text.strip()
+
+
+def int_or_none(value: Any) -> int | None:
+    """A paging figure of B3's JSON answers (``page.totalRecords``, ...): an int, or None when absent or not one."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

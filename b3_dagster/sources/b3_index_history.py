@@ -59,7 +59,7 @@ from b3_dagster.model import (
 )
 from b3_dagster.quality import CheckOutcome
 from b3_dagster.sources.b3_format import B3FormatError, parse_decimal
-from b3_dagster.sources.http import HttpFetchError, HttpPolicy, get, http_session
+from b3_dagster.sources.http import HttpPolicy, get_ok, http_session
 
 DEFAULT_BASE_URL = "https://sistemaswebb3-listados.b3.com.br"
 ENDPOINT_PATH = "/indexStatisticsProxy/IndexCall/GetPortfolioDay/"
@@ -287,12 +287,7 @@ class B3IndexHistoryClient:
         """B3's body as received (for the raw layer) and its parse."""
         url = self.url(index, year)
         source = f"B3 index history {index} {year} ({self.language}) [url {url}]"
-        try:
-            answer = get(self.session, url, self.policy)
-        except HttpFetchError as error:
-            raise B3IndexHistoryError(source, str(error)) from error
-        if answer.status != 200:
-            raise B3IndexHistoryError(source, f"HTTP {answer.status} after {answer.attempts} attempt(s): {answer.text[:200]!r}")
+        answer = get_ok(self.session, url, self.policy, lambda reason: B3IndexHistoryError(source, reason))
         return answer.body, parse_year_grid(answer.body, index=index, year=year, language=self.language,
                                                  source=source)
 
@@ -345,6 +340,15 @@ def _index_from_title(name_in_title: str, index: str | None, source: str, line: 
     return code
 
 
+def _expect_header(lines: list[str], header: tuple[str, ...], name: str) -> None:
+    """Line 2 is ``header`` and line 3 is blank, as in every B3 "Evolução" download."""
+    if tuple(lines[1].split(";")) != header:
+        raise B3IndexHistoryError(name, f"unexpected header {lines[1][:100]!r}; expected {';'.join(header)!r}",
+                                  line=2)
+    if lines[2].strip(";").strip():
+        raise B3IndexHistoryError(name, f"line 3 should be blank, found {lines[2][:80]!r}", line=3)
+
+
 @dataclass(frozen=True)
 class DailyEvolution:
     """An "Evolução Diária" download: the year grid as CSV."""
@@ -367,11 +371,7 @@ def parse_daily_evolution_csv(data: bytes, name: str, index: str | None = None) 
         raise B3IndexHistoryError(name, f"expected the title '<INDEX> - <year>', found {lines[0][:80]!r}", line=1)
     year = int(title["year"])
     code = _index_from_title(title["name"], index, name)
-    if tuple(lines[1].split(";")) != DAILY_HEADER:
-        raise B3IndexHistoryError(name, f"unexpected header {lines[1][:100]!r}; expected {';'.join(DAILY_HEADER)!r}",
-                                  line=2)
-    if lines[2].strip(";").strip():
-        raise B3IndexHistoryError(name, f"line 3 should be blank, found {lines[2][:80]!r}", line=3)
+    _expect_header(lines, DAILY_HEADER, name)
 
     def fields(number: int) -> list[str]:
         values = lines[number - 1].split(";")
@@ -432,11 +432,7 @@ def parse_monthly_evolution_csv(data: bytes, name: str, index: str | None = None
                                         f"found {lines[0][:100]!r}", line=1)
     start, end = (dt.datetime.strptime(title[key], "%m/%d/%Y").date() for key in ("start", "end"))
     code = _index_from_title(title["name"], index, name)
-    if tuple(lines[1].split(";")) != MONTHLY_HEADER:
-        raise B3IndexHistoryError(name, f"unexpected header {lines[1][:80]!r}; expected {';'.join(MONTHLY_HEADER)!r}",
-                                  line=2)
-    if lines[2].strip(";").strip():
-        raise B3IndexHistoryError(name, f"line 3 should be blank, found {lines[2][:80]!r}", line=3)
+    _expect_header(lines, MONTHLY_HEADER, name)
     rows = []
     seen: dict[tuple[int, int], int] = {}
     for number in range(4, len(lines) + 1):

@@ -29,8 +29,8 @@ import yaml
 
 from b3_dagster.model import INDEX_CODE, MEMBERSHIP_COLUMNS, MEMBERSHIP_DATE, MEMBERSHIP_SCHEMA
 from b3_dagster.quality import CheckOutcome
-from b3_dagster.sources.b3_format import clean_text
-from b3_dagster.sources.http import HttpFetchError, HttpPolicy, get, http_session
+from b3_dagster.sources.b3_format import clean_text, int_or_none
+from b3_dagster.sources.http import HttpPolicy, get_ok, http_session
 
 DEFAULT_BASE_URL = "https://sistemaswebb3-listados.b3.com.br"
 ENDPOINT_PATH = "/indexProxy/indexCall/GetStockIndex/"
@@ -74,12 +74,6 @@ class StockIndexAnswer:
         return sorted(set(self.membership[INDEX_CODE]))
 
 
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
 
 def parse_stock_index(body: bytes | str, source: str = "B3 GetStockIndex") -> StockIndexAnswer:
     """Parse one answer; every row must have a code and a (possibly empty) comma-joined list of index codes."""
@@ -102,7 +96,7 @@ def parse_stock_index(body: bytes | str, source: str = "B3 GetStockIndex") -> St
         raise B3StockIndexError(source, f"header.update {header.get('update')!r} is not a YYYY-MM-DD date",
                                 field="header.update") from error
     page = document.get("page") if isinstance(document.get("page"), dict) else {}
-    total = _int_or_none(page.get("totalRecords"))
+    total = int_or_none(page.get("totalRecords"))
     if total is not None and total != len(results):
         raise B3StockIndexError(source, f"page.totalRecords announces {total} securities but 'results' holds "
                                         f"{len(results)} (more pages? ask pageSize {PAGE_SIZE})",
@@ -141,7 +135,7 @@ def parse_stock_index(body: bytes | str, source: str = "B3 GetStockIndex") -> St
             rows.append({MEMBERSHIP_DATE: update, "cod": code, "company": clean_text(item["company"] or ""),
                          "spotlight": clean_text(item["spotlight"] or ""), INDEX_CODE: index})
     table = pa.Table.from_pylist(rows, schema=MEMBERSHIP_SCHEMA) if rows else MEMBERSHIP_SCHEMA.empty_table()
-    return StockIndexAnswer(update, _int_or_none(header.get("startMonth")), _int_or_none(header.get("endMonth")),
+    return StockIndexAnswer(update, int_or_none(header.get("startMonth")), int_or_none(header.get("endMonth")),
                             table.to_pandas(date_as_object=True)[MEMBERSHIP_COLUMNS], len(results), tuple(without),
                             source)
 
@@ -170,12 +164,7 @@ class B3StockIndexClient:
     def fetch(self) -> tuple[bytes, StockIndexAnswer]:
         url = stock_index_url(self.base_url)
         source = f"B3 GetStockIndex [url {url}]"
-        try:
-            answer = get(self.session, url, self.policy)
-        except HttpFetchError as error:
-            raise B3StockIndexError(source, str(error)) from error
-        if answer.status != 200:
-            raise B3StockIndexError(source, f"HTTP {answer.status} after {answer.attempts} attempt(s): {answer.text[:200]!r}")
+        answer = get_ok(self.session, url, self.policy, lambda reason: B3StockIndexError(source, reason))
         return answer.body, parse_stock_index(answer.body, source)
 
 

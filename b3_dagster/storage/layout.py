@@ -1,7 +1,8 @@
 """Where each layer's objects go in the lake, and how Parquet is written: one place for every path rule.
 
 The portfolio's raw objects live under ``raw/date=YYYY-MM-DD/``; the other pipelines' raw layers have their own folder
-under ``raw/`` (``OTHER_RAW_PREFIXES``: the index history, every index's history, membership and portfolios). The refined rows are Iceberg tables (storage/tables.py); the Glue
+under ``raw/`` (``OTHER_RAW_PREFIXES``: the index history, every index's history, membership and portfolios).
+The refined rows are Iceberg tables (storage/tables.py); the Glue
 Spark job stages them in Hive-style folders (``Data=2025-04-07/``), whose values Spark escapes the Hive way (``/`` ->
 ``%2F``, ``%`` -> ``%25``, ...; spaces and accents stay): ``hive_unescape`` reads them back, ``hive_escape`` is
 that rule.
@@ -66,7 +67,7 @@ def parse_raw_key(key: str) -> dt.date:
     return day
 
 
-# ---- the IBOVESPA index history (storage/index_store.py): one Yahoo bar per session -----------------------------------
+# ---- the IBOVESPA index history (storage/index_store.py): one Yahoo bar per session ---------------------------------
 RAW_INDEX_PREFIX = "raw/ibov_index/"
 _RAW_INDEX_KEY = re.compile(r"^raw/ibov_index/date=(\d{4}-\d{2}-\d{2})/[^/]+\.parquet$")
 
