@@ -60,7 +60,8 @@ from b3_dagster.sources.b3_index_history import DEFAULT_BASE_URL as B3_LISTINGS_
 from b3_dagster.sources.b3_index_csv import split_type
 from b3_dagster.sources.b3_stock_index import B3StockIndexClient, compare_with_portfolio
 from b3_dagster.sources.http import HttpPolicy
-from b3_dagster.storage.indices_store import DAILY_CSV_NAME, IndicesStore
+from b3_dagster.storage.indices_store import IndicesStore
+from b3_dagster.storage.layout import DAILY_CSV_NAME
 from b3_dagster.storage.portfolio_store import PortfolioStore, RawPartitionMissing
 from b3_dagster.storage.tables import (
     ANOMALY_TABLE_DEF,
@@ -71,7 +72,7 @@ from b3_dagster.storage.tables import (
     connect,
     run_query,
 )
-from b3_dagster.model import ANOMALY_SCHEMA, CLOSE, DATA
+from b3_dagster.model import CLOSE, DATA
 from b3_dagster.quality import check_reproducible
 from b3_dagster.transforms.anomaly import AnomalySettings, score_anomalies
 

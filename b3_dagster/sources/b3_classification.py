@@ -49,7 +49,8 @@ from b3_dagster.model import (
     SUBSECTOR,
     VALID_FROM,
 )
-from b3_dagster.sources.b3_portfolio import DEFAULT_BASE_URL, encode_payload
+from b3_dagster.sources.b3_format import encode_payload
+from b3_dagster.sources.b3_portfolio import DEFAULT_BASE_URL
 
 LEGACY, NEW, DERIVED = "legacy", "new", "derived"
 LEGACY_TITLE = "CLASSIFICAÇÃO SETORIAL DAS EMPRESAS NEGOCIADAS NA B3"

@@ -25,7 +25,6 @@ Every function is pure except ``fetch_year``. Bad input raises ``B3IndexHistoryE
 
 from __future__ import annotations
 
-import base64
 import calendar as month_calendar
 import datetime as dt
 import json
@@ -58,7 +57,7 @@ from b3_dagster.model import (
     YEAR_COLUMN,
 )
 from b3_dagster.quality import CheckOutcome
-from b3_dagster.sources.b3_format import B3FormatError, parse_decimal
+from b3_dagster.sources.b3_format import B3FormatError, decode_payload, encode_payload, parse_decimal, parse_json_body
 from b3_dagster.sources.http import HttpPolicy, get_ok, http_session
 
 DEFAULT_BASE_URL = "https://sistemaswebb3-listados.b3.com.br"
@@ -124,14 +123,7 @@ def history_payload(index: str, year: int, language: str = "pt-br") -> dict[str,
 
 
 def history_url(index: str, year: int, language: str = "pt-br", base_url: str = DEFAULT_BASE_URL) -> str:
-    token = base64.b64encode(json.dumps(history_payload(index, year, language),
-                                        separators=(",", ":")).encode()).decode()
-    return f"{base_url.rstrip('/')}{ENDPOINT_PATH}{token}"
-
-
-def decode_history_token(token: str) -> dict[str, Any]:
-    """The payload of a request URL's last segment (for the replay and tests)."""
-    return json.loads(base64.b64decode(token))
+    return f"{base_url.rstrip('/')}{ENDPOINT_PATH}{encode_payload(history_payload(index, year, language))}"
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -211,12 +203,7 @@ def parse_year_grid(body: bytes | str | dict, *, index: str, year: int, language
     if isinstance(body, dict):
         document = body
     else:
-        try:
-            document = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as error:
-            snippet = body[:80] if isinstance(body, (bytes, str)) else b""
-            raise B3IndexHistoryError(source, f"the body is not valid JSON (truncated, or an error page?): {error}; "
-                                              f"starts with {snippet!r}") from error
+        document = parse_json_body(body, lambda reason: B3IndexHistoryError(source, reason))
     document, _ = unwrap_answer(document)
     if not isinstance(document, dict):
         raise B3IndexHistoryError(source, f"expected a JSON object, got {type(document).__name__}")
@@ -257,10 +244,7 @@ def parse_year_grid(body: bytes | str | dict, *, index: str, year: int, language
 
 def parse_wrapped_answer(body: bytes | str, source: str) -> IndexYear:
     """A wrapped saved answer carries its request (``params``: index, language, year): parse it with those."""
-    try:
-        document = json.loads(body)
-    except ValueError as error:
-        raise B3IndexHistoryError(source, f"not valid JSON: {error}") from error
+    document = parse_json_body(body, lambda reason: B3IndexHistoryError(source, reason))
     _, params = unwrap_answer(document)
     missing = [key for key in ("index", "language", "year") if key not in params]
     if missing:
@@ -704,7 +688,7 @@ def replay_answer(grids: list[RecordedGrid], token: str) -> tuple[int, bytes]:
     """The status and body a local replay sends for ``ENDPOINT_PATH + token``: the recorded answer to that exact
     (index, year, language), or 404 saying what is recorded (never a made-up grid)."""
     try:
-        payload = decode_history_token(token)
+        payload = decode_payload(token)
         wanted = (str(payload["index"]), int(payload["year"]), str(payload["language"]))
     except (ValueError, KeyError, TypeError):
         return 400, b'{"message":"bad request payload"}'

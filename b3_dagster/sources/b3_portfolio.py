@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import logging
@@ -16,7 +15,9 @@ from b3_dagster.model import RAW_COLUMNS, RAW_DATE_COLUMN, RAW_SCHEMA, Portfolio
 from b3_dagster.sources.b3_format import (
     B3FormatError,
     clean_text,
+    encode_payload,
     int_or_none,
+    parse_json_body,
     parse_date,
     parse_decimal,
     parse_integer,
@@ -88,16 +89,6 @@ def portfolio_payload(page_number: int, page_size: int, language: str = "pt-br",
             "segment": segment}
 
 
-def encode_payload(payload: dict[str, Any]) -> str:
-    """B3 takes the request as base64 of its JSON, in the URL path."""
-    return base64.b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
-
-
-def decode_payload(token: str) -> dict[str, Any]:
-    """The inverse of ``encode_payload`` (used by the replay server and tests)."""
-    return json.loads(base64.b64decode(token))
-
-
 def _field(mapping: dict, name: str, *, page: int, where: str) -> Any:
     if not isinstance(mapping, dict) or name not in mapping:
         raise B3ResponseError(f"{where} lacks {name!r} (schema change?)", page=page, field=name)
@@ -142,12 +133,7 @@ def parse_page(body: bytes | str, *, page: int, language: str = "pt-br") -> Pars
 
 
 def _document(body: bytes | str, page: int) -> dict:
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        snippet = (body[:80] if isinstance(body, (bytes, str)) else b"")
-        raise B3ResponseError(f"the body is not valid JSON (truncated or an error page?): {error}; starts with "
-                              f"{snippet!r}", page=page) from error
+    document = parse_json_body(body, lambda reason: B3ResponseError(reason, page=page))
     if not isinstance(document, dict):
         raise B3ResponseError(f"expected a JSON object, got {type(document).__name__}", page=page)
     return document

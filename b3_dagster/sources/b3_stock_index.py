@@ -15,7 +15,6 @@ portfolio of the same day (real answers: the IBOV members equal the IBOV GetPort
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import re
@@ -29,7 +28,7 @@ import yaml
 
 from b3_dagster.model import INDEX_CODE, MEMBERSHIP_COLUMNS, MEMBERSHIP_DATE, MEMBERSHIP_SCHEMA
 from b3_dagster.quality import CheckOutcome
-from b3_dagster.sources.b3_format import clean_text, int_or_none
+from b3_dagster.sources.b3_format import clean_text, encode_payload, int_or_none, parse_json_body
 from b3_dagster.sources.http import HttpPolicy, get_ok, http_session
 
 DEFAULT_BASE_URL = "https://sistemaswebb3-listados.b3.com.br"
@@ -52,8 +51,7 @@ class B3StockIndexError(ValueError):
 
 def stock_index_url(base_url: str = DEFAULT_BASE_URL, page_number: int = 1, page_size: int = PAGE_SIZE) -> str:
     payload = {"pageNumber": page_number, "pageSize": page_size}
-    token = base64.b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
-    return f"{base_url.rstrip('/')}{ENDPOINT_PATH}{token}"
+    return f"{base_url.rstrip('/')}{ENDPOINT_PATH}{encode_payload(payload)}"
 
 
 @dataclass(frozen=True)
@@ -77,12 +75,7 @@ class StockIndexAnswer:
 
 def parse_stock_index(body: bytes | str, source: str = "B3 GetStockIndex") -> StockIndexAnswer:
     """Parse one answer; every row must have a code and a (possibly empty) comma-joined list of index codes."""
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        snippet = body[:80] if isinstance(body, (bytes, str)) else b""
-        raise B3StockIndexError(source, f"the body is not valid JSON (truncated, or an error page?): {error}; starts "
-                                        f"with {snippet!r}") from error
+    document = parse_json_body(body, lambda reason: B3StockIndexError(source, reason))
     if not isinstance(document, dict):
         raise B3StockIndexError(source, f"expected a JSON object, got {type(document).__name__}")
     header, results = document.get("header"), document.get("results")

@@ -36,7 +36,6 @@ from b3_dagster.storage.lake import Lake
 from b3_dagster.storage.layout import (
     API_PORTFOLIO_NAME,
     CSV_KEY,
-    DAILY_CSV_NAME,
     GRID_KEY,
     HISTORY_PREFIX,
     MEMBERSHIP_KEY,
