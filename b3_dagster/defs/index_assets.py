@@ -25,7 +25,7 @@ from b3_dagster.calendar import B3_TIMEZONE, sessions
 from b3_dagster.charts import close_chart_figure, png_bytes, render_sector_chart
 from b3_dagster.defs.checks import asset_with_checks, check_results, result, skipped_metadata
 from b3_dagster.defs.metadata import chart, days_in_run, path, preview, sql_block
-from b3_dagster.defs.table_commit import TABLE_POOL, commit_run, snapshot_metadata
+from b3_dagster.defs.table_commit import commit_run, snapshot_metadata, table_asset
 from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.resources import CatalogResource, LakeResource
 from b3_dagster.model import CATALOG_DATABASE, DATE, PART_SUM, PORTFOLIO_TABLE, SECTOR
@@ -249,14 +249,12 @@ def seed_query_answers(answer: pd.DataFrame, refined: pd.DataFrame) -> CheckOutc
                         {"rows": len(answer)})
 
 
-@dg.asset(
+@table_asset(
     key=INDEX_TABLE_ASSET,
     group_name=GROUP,
     partitions_def=ibov_month_partitions,
     deps=[REFINED_INDEX_ASSET],
     backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=TABLE_POOL,
-    kinds={"iceberg", "sql"},
     check_specs=[dg.AssetCheckSpec(name="seed_001_query_answers", asset=INDEX_TABLE_ASSET,
                                    description="Seed 001's analytic query runs unchanged and answers with the "
                                                "refined rows of the month.")],

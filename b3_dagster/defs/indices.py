@@ -30,11 +30,11 @@ from pydantic import Field
 
 from b3_dagster.calendar import B3_TIMEZONE
 from b3_dagster.charts import render_anomaly_chart
-from b3_dagster.defs.checks import asset_with_checks, check_results, skipped_metadata
+from b3_dagster.defs.checks import asset_with_checks, check_results, skipped_metadata, specs
 from b3_dagster.defs.metadata import chart, path, preview
 from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.resources import LOCAL_DEFAULTS, B3PortfolioResource, CatalogResource, LakeResource
-from b3_dagster.defs.table_commit import TABLE_POOL, snapshot_metadata
+from b3_dagster.defs.table_commit import snapshot_metadata, table_asset
 from b3_dagster.model import (
     CLOSE_DATE,
     DEFAULT_INDEX,
@@ -167,10 +167,14 @@ def _warn_result(asset: str, name: str, outcome: CheckOutcome) -> dg.AssetCheckR
                                metadata={**metadata, "summary": outcome.description})
 
 
+def _raw_asset(*, key: str, partitions_def: dg.PartitionsDefinition, kinds: set[str], description: str):
+    """The decorator of this group's raw assets: one B3 answer per partition, kept as B3 served it."""
+    return dg.asset(key=key, group_name=GROUP, partitions_def=partitions_def, kinds=kinds, description=description)
+
+
 # ---- official closes ------------------------------------------------------------------------------------------------
-@dg.asset(
+@_raw_asset(
     key=HISTORY_RAW_ASSET,
-    group_name=GROUP,
     partitions_def=history_partitions,
     kinds={"json"},
     description="B3's official daily closes of one index for one year, as B3's indexStatisticsProxy answers them "
@@ -210,14 +214,12 @@ def _through(year_data: IndexYear, today: dt.date) -> Optional[dt.date]:
     return year_data.last_day if downloaded or year_data.year >= today.year else None
 
 
-@asset_with_checks(  # not @dg.asset: a skipped check must be left out (defs/checks.py)
+@table_asset(
+    decorator=asset_with_checks,  # not @dg.asset: a skipped check must be left out (defs/checks.py)
     key=CLOSES_ASSET,
     group_name=GROUP,
-    pool=TABLE_POOL,  # a table-writing step: one at a time across runs in production
     deps=[HISTORY_RAW_ASSET, IBOV_REFINED_KEY],
-    kinds={"iceberg", "sql"},
-    check_specs=[dg.AssetCheckSpec(name=name, asset=CLOSES_ASSET, description=text)
-                 for name, text in CLOSES_CHECKS.items()],
+    check_specs=specs(CLOSES_ASSET, CLOSES_CHECKS),
     description="b3_refined_db.index_closes (data, indice, fechamento): B3's official daily closes of every index "
                 "stored in raw (year grids and imported Evolução Diária downloads), as B3 publishes them (IBOV "
                 "before 1997-03-03 is not rescaled). Rebuilt from raw and replaced per index in one commit. "
@@ -289,9 +291,8 @@ def _ibov_refined(catalog: CatalogResource) -> pd.DataFrame:
 
 
 # ---- membership -----------------------------------------------------------------------------------------------------
-@dg.asset(
+@_raw_asset(
     key=MEMBERSHIP_RAW_ASSET,
-    group_name=GROUP,
     partitions_def=trading_day_partitions,
     kinds={"json"},
     description="B3's GetStockIndex answer (every listed security and the indices it belongs to), kept as B3's "
@@ -330,14 +331,12 @@ def _portfolios_by_day(lake: LakeResource, days: list[dt.date]) -> dict[tuple[st
     return found
 
 
-@asset_with_checks(
+@table_asset(
+    decorator=asset_with_checks,
     key=MEMBERSHIP_ASSET,
     group_name=GROUP,
-    pool=TABLE_POOL,  # a table-writing step: one at a time across runs in production
     deps=[MEMBERSHIP_RAW_ASSET],
-    kinds={"iceberg", "sql"},
-    check_specs=[dg.AssetCheckSpec(name=name, asset=MEMBERSHIP_ASSET, description=text)
-                 for name, text in MEMBERSHIP_CHECKS.items()],
+    check_specs=specs(MEMBERSHIP_ASSET, MEMBERSHIP_CHECKS),
     description="b3_refined_db.index_membership: one row per (update day, security, index it belongs to), from "
                 "every stored GetStockIndex answer; replaced per update day in one commit.",
 )
@@ -368,9 +367,8 @@ def index_membership(context: dg.AssetExecutionContext, lake: LakeResource,
 portfolio_partitions = dg.MultiPartitionsDefinition({"dia": trading_day_partitions, "indice": index_dimension})
 
 
-@dg.asset(
+@_raw_asset(
     key=PORTFOLIO_RAW_ASSET,
-    group_name=GROUP,
     partitions_def=portfolio_partitions,
     kinds={"parquet"},
     description="One index's portfolio of one B3 session from GetPortfolioDay (the index travels in the request's "
@@ -398,12 +396,10 @@ def index_portfolio_raw(context: dg.AssetExecutionContext, b3: B3PortfolioResour
                                           "dagster/row_count": len(rows)})
 
 
-@dg.asset(
+@table_asset(
     key=PORTFOLIOS_ASSET,
     group_name=GROUP,
-    pool=TABLE_POOL,  # a table-writing step: one at a time across runs in production
     deps=[PORTFOLIO_RAW_ASSET],
-    kinds={"iceberg", "sql"},
     description="b3_refined_db.index_portfolios: one row per (index, day, ticker) of every stored Carteira do Dia "
                 "portfolio of any index (b3-dagster import-index-csv), with B3's Tipo split into share class, event "
                 "flag and listing segment. Replaced per index in one commit. tb_ibov_refined stays IBOV by sector.",
@@ -434,12 +430,11 @@ class AnomalyConfig(dg.Config):
                                random_state=self.random_state)
 
 
-@dg.asset(
+@table_asset(
     key=ANOMALY_ASSET,
     group_name=GROUP,
     deps=[IBOV_REFINED_KEY],
-    pool=TABLE_POOL,
-    kinds={"iceberg", "scikitlearn"},
+    kinds={"scikitlearn"},
     check_specs=[dg.AssetCheckSpec(name="scores_reproducible", asset=ANOMALY_ASSET,
                                    description="Fitting again on the same rows with the same settings gives the "
                                                "same scores and flags, day by day.")],

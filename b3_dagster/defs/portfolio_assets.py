@@ -28,7 +28,7 @@ from b3_dagster.defs.checks import (
     specs,
 )
 from b3_dagster.defs.metadata import SINGLE_RUN_NOTE, days_in_run, path, preview, sql_block
-from b3_dagster.defs.table_commit import TABLE_POOL, commit_run, snapshot_metadata
+from b3_dagster.defs.table_commit import commit_run, snapshot_metadata, table_asset
 from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
 from b3_dagster.model import DATE, PART_SUM, PORTFOLIO_TABLE, REFINED_SCHEMA, SECTOR, TICKER_COUNT
@@ -290,14 +290,12 @@ def _table_answers(connection, days: list[dt.date], expected: pd.DataFrame) -> C
                         {"sql": sql, "days_answered": len(got), "tickers": int(answer["tickers"].sum())})
 
 
-@dg.asset(
+@table_asset(
     key=TABLE_ASSET,
     group_name=GROUP,
     partitions_def=trading_day_partitions,
     deps=[REFINED_ASSET],
     backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=TABLE_POOL,
-    kinds={"iceberg", "sql"},
     check_specs=specs(TABLE_ASSET, TABLE_CHECKS),
     description="default.tb_ibov_refined, an Apache Iceberg table (SQLite catalog locally, Glue Data Catalog on AWS, "
                 "queried natively by Athena): one row per canonical Setor (with setor_economico, subsetor) and Data. "

@@ -17,7 +17,7 @@ from b3_dagster.calendar import B3_TIMEZONE
 from b3_dagster.charts import render_sector_weights_chart
 from b3_dagster.defs.metadata import CHARTS_PREFIX, chart, path, preview, sql_block
 from b3_dagster.defs.resources import CatalogResource, LakeResource
-from b3_dagster.defs.table_commit import TABLE_POOL, snapshot_metadata
+from b3_dagster.defs.table_commit import snapshot_metadata, table_asset
 from b3_dagster.model import (
     CLASSIFICATION_SCHEMA,
     CLASSIFICATION_TABLE,
@@ -62,11 +62,10 @@ class ClassificationConfig(dg.Config):
     base_url: str = Field(default=DEFAULT_BASE_URL, description="B3's host for the download (a replay in tests).")
 
 
-@dg.asset(
+@table_asset(
     key=CLASSIFICATION_ASSET,
     group_name=GROUP,
-    pool=TABLE_POOL,
-    kinds={"iceberg", "excel"},
+    kinds={"excel"},
     description="b3_refined_db.classificacao_setorial: B3's sector classification (Classificação Setorial: setor "
                 "econômico / subsetor / segmento by 4-letter issuer code), one vintage per file, as an Iceberg "
                 "table. It holds the vintages shipped with the package and every workbook kept in the lake. "
