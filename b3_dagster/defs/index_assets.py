@@ -23,8 +23,8 @@ from pydantic import Field
 
 from b3_dagster.calendar import B3_TIMEZONE, sessions
 from b3_dagster.charts import close_chart_figure, png_bytes, render_sector_chart
-from b3_dagster.defs.checks import asset_with_checks, check_results, result, skipped_metadata
-from b3_dagster.defs.metadata import chart, days_in_run, path, preview, sql_block
+from b3_dagster.defs.checks import asset_with_checks, check_results, result, skipped_metadata, specs
+from b3_dagster.defs.metadata import chart, chart_asset, days_in_run, path, preview, sql_block
 from b3_dagster.defs.table_commit import commit_run, snapshot_metadata, table_asset
 from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.resources import CatalogResource, LakeResource
@@ -185,8 +185,7 @@ def _lookback_days(first_day: dt.date, raw_days: list[dt.date]) -> list[dt.date]
     deps=[RAW_INDEX_ASSET],
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"parquet", "pandas"},
-    check_specs=[dg.AssetCheckSpec(name=name, asset=REFINED_INDEX_ASSET, description=text)
-                 for name, (_, text) in INDEX_CHECKS.items()],
+    check_specs=specs(REFINED_INDEX_ASSET, {name: text for name, (_, text) in INDEX_CHECKS.items()}),
     description="Seed 001's refined index rows (pt-BR names, daily change, amplitude, volatility, 5/20-session "
                 "moving averages, 20-session volatility z-score, volatilidade_pico) per month under "
                 "staged per run for ibov_refined's commit. Windows at a month's start use the previous month's sessions.",
@@ -332,11 +331,10 @@ SECTOR_CHART_SQL = (f"SELECT {SECTOR}, {DATE}, {PART_SUM} FROM {CATALOG_DATABASE
                     f"ORDER BY {PART_SUM} DESC")
 
 
-@dg.asset(
+@chart_asset(
     key=INDEX_CHART_ASSET,
     group_name=GROUP,
     deps=[INDEX_TABLE_ASSET],
-    kinds={"matplotlib"},
     description="Chart: IBOVESPA close with its 5- and 20-session moving averages and the volatility spikes "
                 "marked, from ibov_refined. **To see it:** in this asset's latest materialisation, the first "
                 "metadata row `chart` -> *[Show Markdown]* (one click; Dagster has no inline image type). The PNG "
@@ -361,11 +359,10 @@ def ibov_index_chart(config: ChartConfig, lake: LakeResource, catalog: CatalogRe
     })
 
 
-@dg.asset(
+@chart_asset(
     key=SECTOR_CHART_ASSET,
     group_name=GROUP,
     deps=[PORTFOLIO_TABLE_KEY],
-    kinds={"matplotlib"},
     description="Chart: participation of each sector in the IBOV portfolio on the latest day of tb_ibov_refined. "
                 "**To see it:** in this asset's latest materialisation, the first metadata row `chart` -> "
                 "*[Show Markdown]* (one click; Dagster has no inline image type). The PNG is also saved in the lake "

@@ -31,7 +31,7 @@ from pydantic import Field
 from b3_dagster.calendar import B3_TIMEZONE
 from b3_dagster.charts import render_anomaly_chart
 from b3_dagster.defs.checks import asset_with_checks, check_results, skipped_metadata, specs
-from b3_dagster.defs.metadata import chart, path, preview
+from b3_dagster.defs.metadata import chart, chart_asset, path, preview
 from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.resources import LOCAL_DEFAULTS, B3PortfolioResource, CatalogResource, LakeResource
 from b3_dagster.defs.table_commit import snapshot_metadata, table_asset
@@ -465,11 +465,10 @@ def ibov_anomalies(context: dg.AssetExecutionContext, config: AnomalyConfig,
     )
 
 
-@dg.asset(
+@chart_asset(
     key=ANOMALY_CHART_ASSET,
     group_name=GROUP,
     deps=[ANOMALY_ASSET],
-    kinds={"matplotlib"},
     description="Chart: the IBOVESPA close with the anomalous days (x) beside the volatility z-score spikes, and "
                 "the anomaly score below. **To see it:** the metadata row `chart` -> *[Show Markdown]*; the PNG "
                 "is also saved as charts/ibov_anomalies.png.",
@@ -489,29 +488,27 @@ def ibov_anomaly_chart(lake: LakeResource, catalog: CatalogResource) -> dg.Mater
     })
 
 
+def _asset_job(name: str, assets: list, description: str):
+    return dg.define_asset_job(name, selection=dg.AssetSelection.assets(*assets), description=description)
+
+
 indices_assets = [index_history_raw, index_closes, index_membership_raw, index_membership, index_portfolio_raw,
                   index_portfolios, ibov_anomalies, ibov_anomaly_chart]
-index_history_job = dg.define_asset_job(
-    "index_history_job", selection=dg.AssetSelection.assets(index_history_raw),
-    description="Fetch B3's official closes of the selected (year, index) keys.")
-index_closes_job = dg.define_asset_job(
-    "index_closes_job", selection=dg.AssetSelection.assets(index_closes),
-    description="Rebuild b3_refined_db.index_closes from raw and check it (min/max, sessions, Yahoo).")
-membership_job = dg.define_asset_job(
-    "index_membership_job", selection=dg.AssetSelection.assets(index_membership_raw),
-    description="Keep B3's GetStockIndex answer of the session.")
-membership_table_job = dg.define_asset_job(
-    "index_membership_table_job", selection=dg.AssetSelection.assets(index_membership),
-    description="Rebuild b3_refined_db.index_membership and compare it with the portfolios of the same days.")
-index_portfolio_raw_job = dg.define_asset_job(
-    "index_portfolio_raw_job", selection=dg.AssetSelection.assets(index_portfolio_raw),
-    description="Fetch the selected (session, index) portfolios from B3's GetPortfolioDay.")
-index_portfolios_job = dg.define_asset_job(
-    "index_portfolios_job", selection=dg.AssetSelection.assets(index_portfolios),
-    description="Rebuild b3_refined_db.index_portfolios from every stored Carteira do Dia.")
-anomaly_job = dg.define_asset_job(
-    "ibov_anomaly_job", selection=dg.AssetSelection.assets(ibov_anomalies, ibov_anomaly_chart),
-    description="Score the IBOVESPA days (IsolationForest) and draw the anomaly chart.")
+index_history_job = _asset_job("index_history_job", [index_history_raw],
+                                "Fetch B3's official closes of the selected (year, index) keys.")
+index_closes_job = _asset_job("index_closes_job", [index_closes],
+                               "Rebuild b3_refined_db.index_closes from raw and check it (min/max, sessions, Yahoo).")
+membership_job = _asset_job("index_membership_job", [index_membership_raw],
+                             "Keep B3's GetStockIndex answer of the session.")
+membership_table_job = _asset_job("index_membership_table_job", [index_membership],
+                                   "Rebuild b3_refined_db.index_membership and compare it with the portfolios of "
+                                   "the same days.")
+index_portfolio_raw_job = _asset_job("index_portfolio_raw_job", [index_portfolio_raw],
+                                      "Fetch the selected (session, index) portfolios from B3's GetPortfolioDay.")
+index_portfolios_job = _asset_job("index_portfolios_job", [index_portfolios],
+                                   "Rebuild b3_refined_db.index_portfolios from every stored Carteira do Dia.")
+anomaly_job = _asset_job("ibov_anomaly_job", [ibov_anomalies, ibov_anomaly_chart],
+                          "Score the IBOVESPA days (IsolationForest) and draw the anomaly chart.")
 indices_jobs = [index_history_job, index_closes_job, membership_job, membership_table_job, index_portfolio_raw_job,
                 index_portfolios_job, anomaly_job]
 

@@ -49,6 +49,11 @@ def days_in_run(context: dg.AssetExecutionContext) -> list[str]:
     return list(context.partition_keys) if context.has_partition_key_range else [context.partition_key]
 
 
+def chart_asset(**asset_args):
+    """The decorator of a chart asset: drawn with matplotlib from a table (its ``deps``), shown by ``chart``."""
+    return dg.asset(kinds={"matplotlib"}, **asset_args)
+
+
 def chart(lake, name: str, png: bytes, alt: str) -> dict[str, dg.MetadataValue]:
     """Save a chart asset's PNG as ``<lake>/charts/<name>`` and return the metadata rows that show it: ``chart`` first
     (the UI shows its image one click away, on [Show Markdown]), then ``file``. ``lake``: a storage ``Lake``."""

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from b3_dagster.calendar import B3_TIMEZONE
 from b3_dagster.charts import render_sector_weights_chart
-from b3_dagster.defs.metadata import CHARTS_PREFIX, chart, path, preview, sql_block
+from b3_dagster.defs.metadata import CHARTS_PREFIX, chart, chart_asset, path, preview, sql_block
 from b3_dagster.defs.resources import CatalogResource, LakeResource
 from b3_dagster.defs.table_commit import snapshot_metadata, table_asset
 from b3_dagster.model import (
@@ -128,11 +128,10 @@ def classificacao_setorial(context: dg.AssetExecutionContext, config: Classifica
     })
 
 
-@dg.asset(
+@chart_asset(
     key=SECTOR_WEIGHTS_CHART_ASSET,
     group_name=GROUP,
     deps=[dg.AssetKey(PORTFOLIO_TABLE)],
-    kinds={"matplotlib"},
     description="Chart: the weight of each canonical setor_economico in the IBOV over every day of "
                 "tb_ibov_refined (stacked areas; ticks mark the sessions that hold data). **To see it:** in this "
                 "asset's latest materialisation, the first metadata row `chart` -> *[Show Markdown]*. The PNG is "
