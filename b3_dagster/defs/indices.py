@@ -61,7 +61,7 @@ from b3_dagster.sources.b3_index_csv import split_type
 from b3_dagster.sources.b3_stock_index import B3StockIndexClient, compare_with_portfolio
 from b3_dagster.sources.http import HttpPolicy
 from b3_dagster.storage.indices_store import IndicesStore
-from b3_dagster.storage.layout import DAILY_CSV_NAME
+from b3_dagster.storage.layout import DAILY_CSV_NAME, HISTORY_PREFIX
 from b3_dagster.storage.portfolio_store import PortfolioStore, RawPartitionMissing
 from b3_dagster.storage.tables import (
     ANOMALY_TABLE_DEF,
@@ -230,7 +230,7 @@ def index_closes(context: dg.AssetExecutionContext, lake: LakeResource,
     store = _store(lake)
     years = store.years()
     if not years:
-        raise RawPartitionMissing(f"no B3 index history in {store.lake.uri('raw/index_history/')}: materialise "
+        raise RawPartitionMissing(f"no B3 index history in {store.lake.uri(HISTORY_PREFIX)}: materialise "
                                   f"{HISTORY_RAW_ASSET} or run b3-dagster import-index-history first")
     rows, sources = store.closes()
     tables = catalog.tables()

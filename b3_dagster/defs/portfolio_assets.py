@@ -41,7 +41,7 @@ from b3_dagster.sector_rules import (
 )
 from b3_dagster.sources.b3_portfolio import B3ResponseError, B3Unreachable
 from b3_dagster.storage import staging
-from b3_dagster.storage.layout import raw_prefix
+from b3_dagster.storage.layout import RAW_PREFIX, raw_prefix
 from b3_dagster.storage.portfolio_store import (
     REFINE_DATASET,
     PortfolioStore,
@@ -264,7 +264,7 @@ def _days_with_raw(context: dg.AssetExecutionContext, store) -> tuple[list[dt.da
     if not present:
         raise dg.Failure(
             description=f"none of the run's {len(days)} day(s) ({days[0]}..{days[-1]}) has a raw portfolio in "
-                        f"{store.lake.uri('raw/')}: nothing to refine. Take them with ibov_raw_snapshot (the day "
+                        f"{store.lake.uri(RAW_PREFIX)}: nothing to refine. Take them with ibov_raw_snapshot (the day "
                         "itself) or import B3's IBOVDia CSV downloads (b3-dagster import-csv).",
             metadata={"days": len(days)})
     if skipped:
