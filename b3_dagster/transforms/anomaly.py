@@ -4,7 +4,8 @@ Seed 001's notebook stops at "features ready for Isolation Forest": amplitude, v
 and the daily change. This fits the forest on exactly those columns of the refined table (``ibov_refined``) and
 gives every day a score (higher = more anomalous: the negated ``score_samples``) and a flag (the forest's outlier
 label). The forest is deterministic for a fixed ``random_state`` and the same input rows, so a run can be repeated
-and checked (``check_reproducible``); the settings go into the materialisation metadata (``AnomalySettings.as_metadata``).
+and checked (``quality.check_reproducible``); the settings go into the materialisation metadata
+(``AnomalySettings.as_metadata``).
 
 Days whose features are incomplete (the first 19 sessions of a history have no 20-session z-score) are not
 scored; they are counted in ``AnomalyResult.unscored``, never given a made-up score.
