@@ -15,14 +15,8 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from b3_dagster.calendar import is_session
-from b3_dagster.storage.index_store import RAW_INDEX_PREFIX
-from b3_dagster.storage.indices_store import HISTORY_PREFIX, MEMBERSHIP_PREFIX, PORTFOLIO_PREFIX
 from b3_dagster.storage.lake import ObjectInfo
-from b3_dagster.storage.layout import RAW_PREFIX, NotARawPartition, parse_raw_key
-
-# The raw layers of the other pipelines (the index history, every index's portfolios, membership, official closes):
-# their own assets read them, the portfolio's sensor does not.
-OTHER_RAW_DATASETS = (RAW_INDEX_PREFIX, HISTORY_PREFIX, MEMBERSHIP_PREFIX, PORTFOLIO_PREFIX)
+from b3_dagster.storage.layout import OTHER_RAW_PREFIXES, RAW_PREFIX, NotARawPartition, parse_raw_key
 
 
 @dataclass
@@ -92,7 +86,7 @@ def decide(objects: list[ObjectInfo], cursor: RawCursor, valid_days: set[str],
     changes, ignored, still_ignored = [], [], {}
     newest = cursor.newest_day
     for info in objects:
-        if info.key.startswith(OTHER_RAW_DATASETS):
+        if info.key.startswith(OTHER_RAW_PREFIXES):  # the other pipelines' raw layers: their own assets read them
             continue
         try:
             day = parse_raw_key(info.key)

@@ -16,16 +16,19 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from b3_dagster.model import DATE, ECONOMIC_SECTOR, PART_SUM, SECTOR
-from b3_dagster.transforms.index_features import (
+from b3_dagster.model import (
     CLOSE,
     DATA,
+    DATE,
+    ECONOMIC_SECTOR,
     MA_LONG,
     MA_SHORT,
-    SPIKE_THRESHOLD,
+    PART_SUM,
+    SECTOR,
     VOL_ZSCORE,
     VOLATILITY_SPIKE,
 )
+from b3_dagster.transforms.index_features import SPIKE_THRESHOLD
 
 DPI = 110
 # Widths in inches at DPI: both charts are 880 px wide, so they fit Dagster's Markdown dialog (about 900 px of
@@ -35,6 +38,24 @@ WIDTH_INCHES = 8.0
 
 def _thousands(value: float, _position: int) -> str:
     return f"{value:,.0f}".replace(",", ".")  # pt-BR grouping: 185.205
+
+
+def _style_prices(prices, title: str, dates: pd.Series) -> None:
+    """The price panel of the index charts: title with the span, pt-BR points, grid, legend."""
+    prices.set_title(f"{title} ({dates.min():%d/%m/%Y} a {dates.max():%d/%m/%Y})", fontsize=12)
+    prices.set_ylabel("Pontos")
+    prices.yaxis.set_major_formatter(FuncFormatter(_thousands))
+    prices.grid(alpha=0.3)
+    prices.legend(loc="upper left", fontsize=8)
+
+
+def _zscore_panel(zscores, dates: pd.Series, rows: pd.DataFrame, spikes: pd.Series, **bar_args) -> None:
+    """The volatility z-score panel of the index charts: a bar a day (spikes red) under the spike threshold."""
+    zscores.bar(dates, rows[VOL_ZSCORE].fillna(0), color=["#d62728" if s else "#8da0cb" for s in spikes], width=0.8,
+                **bar_args)
+    zscores.axhline(SPIKE_THRESHOLD, color="#d62728", linestyle="--", linewidth=0.8)
+    zscores.set_ylabel("z-score vol.")
+    zscores.grid(alpha=0.3)
 
 
 def close_chart_figure(frame: pd.DataFrame, title: str = "IBOVESPA: fechamento e médias móveis") -> Figure:
@@ -53,15 +74,8 @@ def close_chart_figure(frame: pd.DataFrame, title: str = "IBOVESPA: fechamento e
     spikes = rows[VOLATILITY_SPIKE] == 1
     prices.scatter(dates[spikes], rows.loc[spikes, CLOSE], color="#d62728", marker="^", s=60, zorder=3,
                    label=f"Pico de volatilidade (z > {SPIKE_THRESHOLD})")
-    prices.set_title(f"{title} ({dates.min():%d/%m/%Y} a {dates.max():%d/%m/%Y})", fontsize=12)
-    prices.set_ylabel("Pontos")
-    prices.yaxis.set_major_formatter(FuncFormatter(_thousands))
-    prices.grid(alpha=0.3)
-    prices.legend(loc="upper left", fontsize=8)
-    zscores.bar(dates, rows[VOL_ZSCORE].fillna(0), color=["#d62728" if s else "#8da0cb" for s in spikes], width=0.8)
-    zscores.axhline(SPIKE_THRESHOLD, color="#d62728", linestyle="--", linewidth=0.8)
-    zscores.set_ylabel("z-score vol.")
-    zscores.grid(alpha=0.3)
+    _style_prices(prices, title, dates)
+    _zscore_panel(zscores, dates, rows, spikes)
     figure.autofmt_xdate()
     figure.tight_layout()
     return figure
@@ -179,18 +193,10 @@ def anomaly_chart_figure(refined: pd.DataFrame, scores: pd.DataFrame,
                    label=f"Pico de volatilidade (z > {SPIKE_THRESHOLD})")
     prices.scatter(dates[anomalous], rows.loc[anomalous, CLOSE], color="#d62728", marker="X", s=60, zorder=4,
                    label="Anomalia (Isolation Forest)")
-    prices.set_title(f"{title} ({dates.min():%d/%m/%Y} a {dates.max():%d/%m/%Y})", fontsize=12)
-    prices.set_ylabel("Pontos")
-    prices.yaxis.set_major_formatter(FuncFormatter(_thousands))
-    prices.grid(alpha=0.3)
-    prices.legend(loc="upper left", fontsize=8)
-    zscores.bar(dates, rows[VOL_ZSCORE].fillna(0), color=["#d62728" if s else "#8da0cb" for s in spikes], width=0.8,
-                label="z-score vol.")
-    zscores.axhline(SPIKE_THRESHOLD, color="#d62728", linestyle="--", linewidth=0.8)
+    _style_prices(prices, title, dates)
+    _zscore_panel(zscores, dates, rows, spikes, label="z-score vol.")
     zscores.scatter(dates[anomalous], rows.loc[anomalous, VOL_ZSCORE].fillna(0), color="#d62728", marker="X", s=40,
                     zorder=3, label="Anomalia")
-    zscores.set_ylabel("z-score vol.")
-    zscores.grid(alpha=0.3)
     score_axis = zscores.twinx()
     score_axis.plot(dates, rows[ANOMALY_SCORE], color="#59a14f", linewidth=0.9, label="Score de anomalia")
     score_axis.set_ylabel("score")

@@ -234,3 +234,82 @@ OFFICIAL_B3_CLOSE = "fechamento_oficial_b3"
 # Anomaly score of the refined index features (transforms/anomaly.py) -> one row per session.
 ANOMALY_SCORE = "anomalia_score"  # higher = more anomalous (the negated IsolationForest score_samples)
 ANOMALY_FLAG = "anomalia"  # 1 when the forest labels the day an outlier
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The IBOVESPA index history (seed 001). Raw keeps Yahoo's own field names (the source's vocabulary), one row per
+# session (sources/yahoo_chart.py); the refined table ``b3_refined_db.ibov_refined`` uses seed 001's names
+# (transforms/index_features.py computes it).
+# ---------------------------------------------------------------------------------------------------------------------
+BAR_DATE = "date"
+BAR_SCHEMA = pa.schema(
+    [
+        pa.field(BAR_DATE, pa.date32(), nullable=False),  # the session, in the exchange's time zone
+        pa.field("timestamp", pa.int64(), nullable=False),  # Yahoo's stamp, seconds since the epoch (UTC)
+        pa.field("open", pa.float64(), nullable=False),
+        pa.field("high", pa.float64(), nullable=False),
+        pa.field("low", pa.float64(), nullable=False),
+        pa.field("close", pa.float64(), nullable=False),
+        pa.field("volume", pa.int64(), nullable=False),  # Yahoo's units (not B3's traded value); 0 on some days
+        pa.field("adjclose", pa.float64(), nullable=True),  # equals close for an index; absent in some answers
+    ]
+)
+BAR_COLUMNS = BAR_SCHEMA.names
+BAR_FILE_NAME = "bvsp_daily.parquet"
+
+DATA = "data"
+OPEN = "preco_abertura"
+HIGH = "preco_maximo"
+LOW = "preco_minimo"
+CLOSE = "preco_fechamento"
+VOLUME = "volume_negociado"
+DAILY_CHANGE = "variacao_diaria"
+DAILY_CHANGE_PCT = "variacao_pct"
+RANGE = "amplitude"
+VOLATILITY_PCT = "volatilidade_pct"
+# The window lengths are part of the column names, so they are declared here with them.
+SHORT_WINDOW = 5
+LONG_WINDOW = 20
+MA_SHORT = f"media_movel_{SHORT_WINDOW}d"
+MA_LONG = f"media_movel_{LONG_WINDOW}d"
+VOL_MEAN = f"vol_mean_{LONG_WINDOW}d"
+VOL_STD = f"vol_std_{LONG_WINDOW}d"
+VOL_ZSCORE = "vol_zscore"
+VOLATILITY_SPIKE = "volatilidade_pico"
+YEAR = "year"
+MONTH = "month"
+
+INDEX_SCHEMA = pa.schema(
+    [
+        pa.field(DATA, pa.date32(), nullable=False),
+        pa.field(OPEN, pa.float64(), nullable=False),
+        pa.field(HIGH, pa.float64(), nullable=False),
+        pa.field(LOW, pa.float64(), nullable=False),
+        pa.field(CLOSE, pa.float64(), nullable=False),
+        pa.field(VOLUME, pa.int64(), nullable=False),
+        pa.field(DAILY_CHANGE, pa.float64(), nullable=False),
+        pa.field(DAILY_CHANGE_PCT, pa.float64(), nullable=False),
+        pa.field(RANGE, pa.float64(), nullable=False),
+        pa.field(VOLATILITY_PCT, pa.float64(), nullable=False),
+        pa.field(MA_SHORT, pa.float64(), nullable=True),
+        pa.field(MA_LONG, pa.float64(), nullable=True),
+        pa.field(VOL_MEAN, pa.float64(), nullable=True),
+        pa.field(VOL_STD, pa.float64(), nullable=True),
+        pa.field(VOL_ZSCORE, pa.float64(), nullable=True),
+        pa.field(VOLATILITY_SPIKE, pa.int32(), nullable=False),
+        pa.field(YEAR, pa.int32(), nullable=False),
+        pa.field(MONTH, pa.int32(), nullable=False),
+        # added after seed 001 (nullable: the table gains them by schema evolution); seed 001 names its columns
+        pa.field(CLOSE_SOURCE, pa.string(), nullable=True),  # "yahoo": preco_fechamento is Yahoo's bar
+        pa.field(OFFICIAL_B3_CLOSE, pa.float64(), nullable=True),  # B3's close of record, where published
+    ]
+)
+INDEX_COLUMNS = INDEX_SCHEMA.names
+
+# The table b3_refined_db.ibov_anomalies (transforms/anomaly.py): one row per scored session, the forest's features
+# (seed 001's "features ready for Isolation Forest") beside the score and the flag.
+ANOMALY_FEATURES = (RANGE, VOLATILITY_PCT, VOL_ZSCORE, DAILY_CHANGE_PCT)
+ANOMALY_COLUMNS = [DATA, *ANOMALY_FEATURES, ANOMALY_SCORE, ANOMALY_FLAG]
+ANOMALY_SCHEMA = pa.schema([pa.field(DATA, pa.date32(), nullable=False),
+                            *(pa.field(name, pa.float64()) for name in ANOMALY_FEATURES),
+                            pa.field(ANOMALY_SCORE, pa.float64(), nullable=False),
+                            pa.field(ANOMALY_FLAG, pa.int32(), nullable=False)])

@@ -1,4 +1,5 @@
-"""Data-quality rules for the portfolio, as pure functions over frames (Dagster turns them into asset checks).
+"""Data-quality rules of both pipelines (the portfolio, the index history), as pure functions over frames (Dagster
+turns them into asset checks). Rules may use the transforms (to recompute a value), never the other way round.
 
 Tolerances follow B3's rounding: every weight has three decimals, so a sum over ~90 tickers can drift by a few
 thousandths; B3's own files sum to exactly 100.000 and its sector subtotals agree with the rows to 0.002.
@@ -9,9 +10,32 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from b3_dagster.model import DATE, PART_SUM, RAW_DATE_COLUMN as RAW_DATE, SECTOR, TICKER_COUNT, PortfolioSnapshot
+from b3_dagster.model import (
+    ANOMALY_FLAG,
+    ANOMALY_SCORE,
+    CLOSE,
+    DATA,
+    DATE,
+    HIGH,
+    LONG_WINDOW,
+    LOW,
+    OPEN,
+    PART_SUM,
+    SECTOR,
+    TICKER_COUNT,
+    VOL_MEAN,
+    VOL_STD,
+    VOL_ZSCORE,
+    VOLATILITY_PCT,
+    VOLATILITY_SPIKE,
+    PortfolioSnapshot,
+)
+from b3_dagster.model import RAW_DATE_COLUMN as RAW_DATE
+from b3_dagster.transforms.anomaly import AnomalyResult, score_anomalies
+from b3_dagster.transforms.index_features import SPIKE_THRESHOLD, missing_sessions, zscore
 
 WEIGHT_TOTAL_TOLERANCE = 0.01  # percentage points, for the day's total of 100
 SECTOR_SUBTOTAL_TOLERANCE = 0.005  # percentage points, per sector
@@ -185,3 +209,92 @@ def raw_outcomes(snapshots: list[PortfolioSnapshot]) -> list[tuple[str, CheckOut
         ("no_empty_sectors", no_empty_sectors(rows)),
         ("theoretical_quantity_matches_header", quantity),
     ]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The index history (ibov_refined): rules over the refined rows (exposed as asset checks in defs/index_assets.py),
+# and the anomaly score's reproducibility.
+# ---------------------------------------------------------------------------------------------------------------------
+def _days(frame: pd.DataFrame, mask: pd.Series, limit: int = 10) -> list[str]:
+    return [day.isoformat() for day in frame.loc[mask, DATA].head(limit)]
+
+
+def check_no_session_gaps(frame: pd.DataFrame) -> CheckOutcome:
+    """Every B3 session between the first and the last refined day has a row (and no day is repeated)."""
+    days = list(frame[DATA])
+    gaps = missing_sessions(days)
+    repeated = sorted({day.isoformat() for day in days if days.count(day) > 1})
+    span = f"{min(days)}..{max(days)}" if days else "no rows"
+    passed = bool(days) and not gaps and not repeated
+    text = (f"{len(days)} sessions {span}, none missing" if passed else
+            "no refined rows" if not days else
+            f"{len(gaps)} B3 session(s) missing in {span}: {[d.isoformat() for d in gaps[:10]]}" if gaps else
+            f"days repeated: {repeated[:10]}")
+    return CheckOutcome(passed, text, {"sessions": len(days), "missing": len(gaps), "span": span})
+
+
+def check_prices_positive(frame: pd.DataFrame) -> CheckOutcome:
+    bad = (frame[[OPEN, HIGH, LOW, CLOSE]] <= 0).any(axis=1) | frame[[OPEN, HIGH, LOW, CLOSE]].isna().any(axis=1)
+    return CheckOutcome(not bad.any() and not frame.empty,
+                        "every price is positive" if not bad.any() else f"non-positive prices on {_days(frame, bad)}",
+                        {"rows": len(frame), "failing_rows": int(bad.sum())})
+
+
+def check_ohlc_consistent(frame: pd.DataFrame) -> CheckOutcome:
+    """high >= max(open, close) and low <= min(open, close) on every day."""
+    high_bad = frame[HIGH] < frame[[OPEN, CLOSE]].max(axis=1)
+    low_bad = frame[LOW] > frame[[OPEN, CLOSE]].min(axis=1)
+    bad = high_bad | low_bad
+    text = ("high >= max(open, close) and low <= min(open, close) on every day" if not bad.any() else
+            f"high below open/close on {_days(frame, high_bad)}; low above open/close on {_days(frame, low_bad)}")
+    return CheckOutcome(not bad.any() and not frame.empty, text,
+                        {"rows": len(frame), "high_below_body": int(high_bad.sum()),
+                         "low_above_body": int(low_bad.sum())})
+
+
+def check_zscore_recomputable(frame: pd.DataFrame, tolerance: float = 1e-9) -> CheckOutcome:
+    """vol_zscore equals (volatilidade_pct - vol_mean) / vol_std from the stored columns, null exactly where an input
+    is null, and volatilidade_pico equals (vol_zscore > 1.5)."""
+    expected = zscore(frame[VOLATILITY_PCT], frame[VOL_MEAN], frame[VOL_STD])
+    stored = frame[VOL_ZSCORE].astype("float64")
+    if (not frame.empty and expected.isna().all() and stored.isna().all()
+            and not frame[VOLATILITY_SPIKE].astype(bool).any()):
+        # the first sessions of the history have no full window yet: there is no z-score to recompute
+        return CheckOutcome.skip(f"none of the {len(frame)} rows has a full {LONG_WINDOW}-session window "
+                                 "yet, so no z-score was computed to recompute", {"rows": len(frame)})
+    null_mismatch = expected.isna() != stored.isna()
+    value_mismatch = (expected - stored).abs() > tolerance
+    spike_mismatch = frame[VOLATILITY_SPIKE].astype(int) != (stored > SPIKE_THRESHOLD).astype(int)
+    bad = null_mismatch | value_mismatch.fillna(False) | spike_mismatch
+    text = (f"vol_zscore and volatilidade_pico recompute from their inputs on all {len(frame)} rows" if not bad.any()
+            else f"vol_zscore/volatilidade_pico do not recompute on {_days(frame, bad)}")
+    return CheckOutcome(not bad.any() and not frame.empty, text,
+                        {"rows": len(frame), "failing_rows": int(bad.sum()),
+                         "spikes": int(frame[VOLATILITY_SPIKE].sum())})
+
+
+INDEX_CHECKS = {
+    "no_session_gaps": (check_no_session_gaps, "Every B3 session inside the refined range has exactly one row."),
+    "prices_positive": (check_prices_positive, "Open, high, low and close are positive."),
+    "ohlc_consistent": (check_ohlc_consistent, "high >= max(open, close) and low <= min(open, close)."),
+    "zscore_recomputable": (check_zscore_recomputable,
+                            "vol_zscore = (volatilidade_pct - vol_mean_20d) / vol_std_20d and volatilidade_pico = "
+                            "vol_zscore > 1.5, recomputed from the stored columns."),
+}
+
+
+def check_reproducible(refined: pd.DataFrame, result: AnomalyResult) -> CheckOutcome:
+    """Fitting again on the same rows with the same settings gives the same scores and flags, day by day."""
+    again = score_anomalies(refined, result.settings).scores
+    same_days = list(again[DATA]) == list(result.scores[DATA])
+    same_scores = same_days and np.array_equal(again[ANOMALY_SCORE].to_numpy(),
+                                               result.scores[ANOMALY_SCORE].to_numpy())
+    same_flags = same_days and np.array_equal(again[ANOMALY_FLAG].to_numpy(), result.scores[ANOMALY_FLAG].to_numpy())
+    passed = same_days and same_scores and same_flags
+    worst = (float(np.max(np.abs(again[ANOMALY_SCORE].to_numpy() - result.scores[ANOMALY_SCORE].to_numpy())))
+             if same_days and len(again) else None)
+    return CheckOutcome(passed, f"a second fit with random_state={result.settings.random_state} reproduces all "
+                                f"{len(again)} scores and flags exactly" if passed else
+                        f"a second fit differs: same days {same_days}, same scores {same_scores}, same flags "
+                        f"{same_flags}", {"days": len(again), "max_score_difference": worst,
+                                          "random_state": result.settings.random_state})

@@ -15,7 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from b3_dagster.sources.b3_portfolio import ENDPOINT_PATH, decode_payload
+from b3_dagster.sources.b3_format import decode_payload
+from b3_dagster.sources.b3_portfolio import ENDPOINT_PATH
 
 _RECORDING_NAME = re.compile(r"^GetPortfolioDay_(?P<index>\w+)_seg(?P<segment>\d)_(?P<language>[a-z]{2}-[a-z]{2})_"
                              r"(?P<date>\d{4}-\d{2}-\d{2})\.json$")

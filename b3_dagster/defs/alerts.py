@@ -34,12 +34,13 @@ from b3_dagster.alerting import (
 )
 from b3_dagster.calendar import B3_TIMEZONE
 from b3_dagster.defs.automation import default_sensor_status
+from b3_dagster.defs import metadata
 from b3_dagster.defs.checks import RAW_ASSET
 from b3_dagster.defs.resources import LakeResource
 from b3_dagster.storage.layout import raw_prefix
 
 FRESHNESS_CHECK = "raw_snapshot_on_time"
-PARTITION_TAG = "dagster/partition"
+PARTITION_TAG = metadata.PARTITION_TAG  # declared once, with the range tags, in defs/metadata.py
 WILL_RETRY_TAG = "dagster/will_retry"
 # How often the alert sensors run; read when the code location loads (the tests shorten it).
 ALERT_INTERVAL_SECONDS = int(settings.get("B3_ALERT_INTERVAL_SECONDS"))
@@ -216,10 +217,7 @@ def _failure_reason(context: dg.RunFailureSensorContext) -> str:
 
 
 def _partition_of(tags) -> Optional[str]:
-    if tags.get(PARTITION_TAG):
-        return tags[PARTITION_TAG]
-    start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
-    return f"{start}...{end}" if start and end else None
+    return metadata.partition_of_run(tags)
 
 
 @dg.run_failure_sensor(name="ibov_run_failure_notifier", minimum_interval_seconds=ALERT_INTERVAL_SECONDS,

@@ -23,12 +23,12 @@ from pydantic import Field
 
 from b3_dagster.calendar import B3_TIMEZONE, sessions
 from b3_dagster.charts import close_chart_figure, png_bytes, render_sector_chart
-from b3_dagster.defs.checks import asset_with_checks, check_results, result, skipped_metadata
+from b3_dagster.defs.checks import asset_with_checks, check_results, result, skipped_metadata, specs
+from b3_dagster.defs.metadata import chart, chart_asset, days_in_run, path, preview, sql_block
+from b3_dagster.defs.table_commit import commit_run, snapshot_metadata, table_asset
 from b3_dagster.defs.failures import fails_clearly
 from b3_dagster import settings
 from b3_dagster.errors import TableHasNoRows
-from b3_dagster.defs.metadata import chart, days_in_run, path, preview
-from b3_dagster.defs.table_commit import TABLE_POOL, commit_run, snapshot_metadata
 from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.resources import CatalogResource, HttpResource, LakeResource
 from b3_dagster.model import CATALOG_DATABASE, DATE, PART_SUM, PORTFOLIO_TABLE, SECTOR
@@ -44,17 +44,16 @@ from b3_dagster.storage.index_store import (
     RawPartitionMissing,
     REFINE_INDEX_DATASET,
     expected_months,
-    raw_index_prefix,
     seed_001_query,
 )
+from b3_dagster.storage.layout import raw_index_prefix
 from b3_dagster.storage import staging
 from b3_dagster.storage.tables import INDEX_TABLE_DEF, PORTFOLIO_TABLE_DEF, AsOf, connect, run_query
 from b3_dagster.storage.tables import INDEX_CLOSES_TABLE_DEF
-from b3_dagster.transforms.index_features import (
+from b3_dagster.model import (
     CLOSE,
     DATA,
-    INDEX_CHECKS,
-    LOOKBACK_SESSIONS,
+    INDEX_SCHEMA,
     MA_LONG,
     MA_SHORT,
     MONTH,
@@ -62,10 +61,9 @@ from b3_dagster.transforms.index_features import (
     VOLATILITY_PCT,
     VOLATILITY_SPIKE,
     YEAR,
-    INDEX_SCHEMA,
-    with_official_closes,
-    refine_index,
 )
+from b3_dagster.quality import INDEX_CHECKS
+from b3_dagster.transforms.index_features import LOOKBACK_SESSIONS, refine_index, with_official_closes
 
 GROUP = "ibov_index"
 RAW_INDEX_ASSET = "ibov_index_raw"
@@ -116,8 +114,7 @@ class ChartConfig(dg.Config):
 
 
 def _months_in_run(context: dg.AssetExecutionContext) -> list[tuple[int, int]]:
-    keys = list(context.partition_keys) if context.has_partition_key_range else [context.partition_key]
-    return sorted({(int(key[:4]), int(key[5:7])) for key in keys})
+    return sorted({(int(key[:4]), int(key[5:7])) for key in days_in_run(context)})
 
 
 def _month_end(year: int, month: int) -> dt.date:
@@ -185,8 +182,7 @@ def _lookback_days(first_day: dt.date, raw_days: list[dt.date]) -> list[dt.date]
     deps=[RAW_INDEX_ASSET],
     backfill_policy=dg.BackfillPolicy.single_run(),
     kinds={"parquet", "pandas"},
-    check_specs=[dg.AssetCheckSpec(name=name, asset=REFINED_INDEX_ASSET, description=text)
-                 for name, (_, text) in INDEX_CHECKS.items()],
+    check_specs=specs(REFINED_INDEX_ASSET, {name: text for name, (_, text) in INDEX_CHECKS.items()}),
     description="Seed 001's refined index rows (pt-BR names, daily change, amplitude, volatility, 5/20-session "
                 "moving averages, 20-session volatility z-score, volatilidade_pico) per month under "
                 "staged per run for ibov_refined's commit. Windows at a month's start use the previous month's sessions.",
@@ -250,14 +246,12 @@ def seed_query_answers(answer: pd.DataFrame, refined: pd.DataFrame) -> CheckOutc
                         {"rows": len(answer)})
 
 
-@dg.asset(
+@table_asset(
     key=INDEX_TABLE_ASSET,
     group_name=GROUP,
     partitions_def=ibov_month_partitions,
     deps=[REFINED_INDEX_ASSET],
     backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=TABLE_POOL,
-    kinds={"iceberg", "sql"},
     check_specs=[dg.AssetCheckSpec(name="seed_001_query_answers", asset=INDEX_TABLE_ASSET,
                                    description="Seed 001's analytic query runs unchanged and answers with the "
                                                "refined rows of the month.")],
@@ -290,7 +284,7 @@ def ibov_refined(context: dg.AssetExecutionContext, catalog: CatalogResource) ->
             **snapshot_metadata(tables, INDEX_TABLE_DEF, committed),
             "months": ", ".join(f"{y}-{m:02d}" for y, m in months),
             "dagster/row_count": committed.rows,
-            "seed_001_query": dg.MetadataValue.md(f"```sql\n{sql}\n```"),
+            "seed_001_query": sql_block(sql),
             "seed_001_answer": preview(answer),
         },
         check_results=[result(INDEX_TABLE_ASSET, "seed_001_query_answers", outcome)],
@@ -336,11 +330,10 @@ SECTOR_CHART_SQL = (f"SELECT {SECTOR}, {DATE}, {PART_SUM} FROM {CATALOG_DATABASE
                     f"ORDER BY {PART_SUM} DESC")
 
 
-@dg.asset(
+@chart_asset(
     key=INDEX_CHART_ASSET,
     group_name=GROUP,
     deps=[INDEX_TABLE_ASSET],
-    kinds={"matplotlib"},
     description="Chart: IBOVESPA close with its 5- and 20-session moving averages and the volatility spikes "
                 "marked, from ibov_refined. **To see it:** in this asset's latest materialisation, the first "
                 "metadata row `chart` -> *[Show Markdown]* (one click; Dagster has no inline image type). The PNG "
@@ -362,15 +355,14 @@ def ibov_index_chart(config: ChartConfig, lake: LakeResource, catalog: CatalogRe
         "close_source": sources,
         "sessions": len(rows),
         "volatility_spikes": int(rows[VOLATILITY_SPIKE].sum()),
-        "sql": dg.MetadataValue.md(f"```sql\n{sql}\n```"),
+        "sql": sql_block(sql),
     })
 
 
-@dg.asset(
+@chart_asset(
     key=SECTOR_CHART_ASSET,
     group_name=GROUP,
     deps=[PORTFOLIO_TABLE_KEY],
-    kinds={"matplotlib"},
     description="Chart: participation of each sector in the IBOV portfolio on the latest day of tb_ibov_refined. "
                 "**To see it:** in this asset's latest materialisation, the first metadata row `chart` -> "
                 "*[Show Markdown]* (one click; Dagster has no inline image type). The PNG is also saved in the lake "
@@ -387,7 +379,7 @@ def ibov_sector_chart(lake: LakeResource, catalog: CatalogResource) -> dg.Materi
         **chart(lake.lake(), "ibov_sector_participation.png", png, f"IBOV participation by sector on {day}"),
         "day": day.isoformat(),
         "sectors": len(rows),
-        "sql": dg.MetadataValue.md(f"```sql\n{SECTOR_CHART_SQL}\n```"),
+        "sql": sql_block(SECTOR_CHART_SQL),
     })
 
 

@@ -30,22 +30,20 @@ from pydantic import Field
 
 from b3_dagster.calendar import B3_TIMEZONE
 from b3_dagster.charts import render_anomaly_chart
-from b3_dagster.defs.checks import asset_with_checks, check_results, skipped_metadata
+from b3_dagster.defs.checks import asset_with_checks, check_results, skipped_metadata, specs
+from b3_dagster.defs.metadata import chart, chart_asset, path, preview
+from b3_dagster.defs.partitions import trading_day_partitions
+from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, HttpResource, LakeResource
+from b3_dagster.defs.table_commit import snapshot_metadata, table_asset
 from b3_dagster.defs.failures import fails_clearly
 from b3_dagster import settings
 from b3_dagster.errors import ConfigError, Missing, NotReady, TableHasNoRows
-from b3_dagster.defs.metadata import chart, path, preview
-from b3_dagster.defs.partitions import trading_day_partitions
-from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, HttpResource, LakeResource
-from b3_dagster.defs.table_commit import TABLE_POOL, snapshot_metadata
 from b3_dagster.model import (
     CLOSE_DATE,
     DEFAULT_INDEX,
     EVENT_FLAG,
     INDEX_CODE,
     LISTING_SEGMENT,
-    MEMBERSHIP_DATE,
-    OFFICIAL_CLOSE,
     RAW_DATE_COLUMN,
     SHARE_CLASS,
 )
@@ -63,7 +61,8 @@ from b3_dagster.sources.b3_index_history import (
 from b3_dagster.sources.b3_index_csv import split_type
 from b3_dagster.sources.b3_stock_index import B3StockIndexClient, compare_with_portfolio
 from b3_dagster.sources.http import HttpPolicy
-from b3_dagster.storage.indices_store import DAILY_CSV_NAME, IndicesStore
+from b3_dagster.storage.indices_store import IndicesStore
+from b3_dagster.storage.layout import DAILY_CSV_NAME, HISTORY_PREFIX
 from b3_dagster.storage.portfolio_store import PortfolioStore
 from b3_dagster.storage.tables import (
     ANOMALY_TABLE_DEF,
@@ -74,8 +73,9 @@ from b3_dagster.storage.tables import (
     connect,
     run_query,
 )
-from b3_dagster.transforms.anomaly import ANOMALY_SCHEMA, AnomalySettings, check_reproducible, score_anomalies
-from b3_dagster.transforms.index_features import CLOSE, DATA
+from b3_dagster.model import CLOSE, DATA
+from b3_dagster.quality import check_reproducible
+from b3_dagster.transforms.anomaly import AnomalySettings, score_anomalies
 
 GROUP = "b3_indices"
 INDICES_SETTING = "B3_INDICES"
@@ -164,10 +164,14 @@ def _warn_result(asset: str, name: str, outcome: CheckOutcome) -> dg.AssetCheckR
                                metadata={**metadata, "summary": outcome.description})
 
 
+def _raw_asset(*, key: str, partitions_def: dg.PartitionsDefinition, kinds: set[str], description: str):
+    """The decorator of this group's raw assets: one B3 answer per partition, kept as B3 served it."""
+    return dg.asset(key=key, group_name=GROUP, partitions_def=partitions_def, kinds=kinds, description=description)
+
+
 # ---- official closes ------------------------------------------------------------------------------------------------
-@dg.asset(
+@_raw_asset(
     key=HISTORY_RAW_ASSET,
-    group_name=GROUP,
     partitions_def=history_partitions,
     kinds={"json"},
     description="B3's official daily closes of one index for one year, as B3's indexStatisticsProxy answers them "
@@ -211,14 +215,12 @@ def _through(year_data: IndexYear, today: dt.date) -> Optional[dt.date]:
     return year_data.last_day if downloaded or year_data.year >= today.year else None
 
 
-@asset_with_checks(  # not @dg.asset: a skipped check must be left out (defs/checks.py)
+@table_asset(
+    decorator=asset_with_checks,  # not @dg.asset: a skipped check must be left out (defs/checks.py)
     key=CLOSES_ASSET,
     group_name=GROUP,
-    pool=TABLE_POOL,  # a table-writing step: one at a time across runs in production
     deps=[HISTORY_RAW_ASSET, IBOV_REFINED_KEY],
-    kinds={"iceberg", "sql"},
-    check_specs=[dg.AssetCheckSpec(name=name, asset=CLOSES_ASSET, description=text)
-                 for name, text in CLOSES_CHECKS.items()],
+    check_specs=specs(CLOSES_ASSET, CLOSES_CHECKS),
     description="b3_refined_db.index_closes (data, indice, fechamento): B3's official daily closes of every index "
                 "stored in raw (year grids and imported Evolução Diária downloads), as B3 publishes them (IBOV "
                 "before 1997-03-03 is not rescaled). Rebuilt from raw and replaced per index in one commit. "
@@ -230,7 +232,7 @@ def index_closes(context: dg.AssetExecutionContext, lake: LakeResource,
     store = _store(lake)
     years = store.years()
     if not years:
-        raise Missing(f"no B3 index history in {store.lake.uri('raw/index_history/')}: materialise "
+        raise Missing(f"no B3 index history in {store.lake.uri(HISTORY_PREFIX)}: materialise "
                       f"{HISTORY_RAW_ASSET} or run b3-dagster import-index-history first")
     rows, sources = store.closes()
     tables = catalog.tables()
@@ -304,9 +306,8 @@ def _ibov_refined(catalog: CatalogResource) -> pd.DataFrame:
 
 
 # ---- membership -----------------------------------------------------------------------------------------------------
-@dg.asset(
+@_raw_asset(
     key=MEMBERSHIP_RAW_ASSET,
-    group_name=GROUP,
     partitions_def=trading_day_partitions,
     kinds={"json"},
     description="B3's GetStockIndex answer (every listed security and the indices it belongs to), kept as B3's "
@@ -346,14 +347,12 @@ def _portfolios_by_day(lake: LakeResource, days: list[dt.date]) -> dict[tuple[st
     return found
 
 
-@asset_with_checks(
+@table_asset(
+    decorator=asset_with_checks,
     key=MEMBERSHIP_ASSET,
     group_name=GROUP,
-    pool=TABLE_POOL,  # a table-writing step: one at a time across runs in production
     deps=[MEMBERSHIP_RAW_ASSET],
-    kinds={"iceberg", "sql"},
-    check_specs=[dg.AssetCheckSpec(name=name, asset=MEMBERSHIP_ASSET, description=text)
-                 for name, text in MEMBERSHIP_CHECKS.items()],
+    check_specs=specs(MEMBERSHIP_ASSET, MEMBERSHIP_CHECKS),
     description="b3_refined_db.index_membership: one row per (update day, security, index it belongs to), from "
                 "every stored GetStockIndex answer; replaced per update day in one commit.",
 )
@@ -385,9 +384,8 @@ def index_membership(context: dg.AssetExecutionContext, lake: LakeResource,
 portfolio_partitions = dg.MultiPartitionsDefinition({"dia": trading_day_partitions, "indice": index_dimension})
 
 
-@dg.asset(
+@_raw_asset(
     key=PORTFOLIO_RAW_ASSET,
-    group_name=GROUP,
     partitions_def=portfolio_partitions,
     kinds={"parquet"},
     description="One index's portfolio of one B3 session from GetPortfolioDay (the index travels in the request's "
@@ -417,12 +415,10 @@ def index_portfolio_raw(context: dg.AssetExecutionContext, b3: B3PortfolioResour
                                           "dagster/row_count": len(rows)})
 
 
-@dg.asset(
+@table_asset(
     key=PORTFOLIOS_ASSET,
     group_name=GROUP,
-    pool=TABLE_POOL,  # a table-writing step: one at a time across runs in production
     deps=[PORTFOLIO_RAW_ASSET],
-    kinds={"iceberg", "sql"},
     description="b3_refined_db.index_portfolios: one row per (index, day, ticker) of every stored Carteira do Dia "
                 "portfolio of any index (b3-dagster import-index-csv), with B3's Tipo split into share class, event "
                 "flag and listing segment. Replaced per index in one commit. tb_ibov_refined stays IBOV by sector.",
@@ -454,12 +450,11 @@ class AnomalyConfig(dg.Config):
                                random_state=self.random_state)
 
 
-@dg.asset(
+@table_asset(
     key=ANOMALY_ASSET,
     group_name=GROUP,
     deps=[IBOV_REFINED_KEY],
-    pool=TABLE_POOL,
-    kinds={"iceberg", "scikitlearn"},
+    kinds={"scikitlearn"},
     check_specs=[dg.AssetCheckSpec(name="scores_reproducible", asset=ANOMALY_ASSET,
                                    description="Fitting again on the same rows with the same settings gives the "
                                                "same scores and flags, day by day.")],
@@ -491,11 +486,10 @@ def ibov_anomalies(context: dg.AssetExecutionContext, config: AnomalyConfig,
     )
 
 
-@dg.asset(
+@chart_asset(
     key=ANOMALY_CHART_ASSET,
     group_name=GROUP,
     deps=[ANOMALY_ASSET],
-    kinds={"matplotlib"},
     description="Chart: the IBOVESPA close with the anomalous days (x) beside the volatility z-score spikes, and "
                 "the anomaly score below. **To see it:** the metadata row `chart` -> *[Show Markdown]*; the PNG "
                 "is also saved as charts/ibov_anomalies.png.",
@@ -517,29 +511,27 @@ def ibov_anomaly_chart(lake: LakeResource, catalog: CatalogResource) -> dg.Mater
     })
 
 
+def _asset_job(name: str, assets: list, description: str):
+    return dg.define_asset_job(name, selection=dg.AssetSelection.assets(*assets), description=description)
+
+
 indices_assets = [index_history_raw, index_closes, index_membership_raw, index_membership, index_portfolio_raw,
                   index_portfolios, ibov_anomalies, ibov_anomaly_chart]
-index_history_job = dg.define_asset_job(
-    "index_history_job", selection=dg.AssetSelection.assets(index_history_raw),
-    description="Fetch B3's official closes of the selected (year, index) keys.")
-index_closes_job = dg.define_asset_job(
-    "index_closes_job", selection=dg.AssetSelection.assets(index_closes),
-    description="Rebuild b3_refined_db.index_closes from raw and check it (min/max, sessions, Yahoo).")
-membership_job = dg.define_asset_job(
-    "index_membership_job", selection=dg.AssetSelection.assets(index_membership_raw),
-    description="Keep B3's GetStockIndex answer of the session.")
-membership_table_job = dg.define_asset_job(
-    "index_membership_table_job", selection=dg.AssetSelection.assets(index_membership),
-    description="Rebuild b3_refined_db.index_membership and compare it with the portfolios of the same days.")
-index_portfolio_raw_job = dg.define_asset_job(
-    "index_portfolio_raw_job", selection=dg.AssetSelection.assets(index_portfolio_raw),
-    description="Fetch the selected (session, index) portfolios from B3's GetPortfolioDay.")
-index_portfolios_job = dg.define_asset_job(
-    "index_portfolios_job", selection=dg.AssetSelection.assets(index_portfolios),
-    description="Rebuild b3_refined_db.index_portfolios from every stored Carteira do Dia.")
-anomaly_job = dg.define_asset_job(
-    "ibov_anomaly_job", selection=dg.AssetSelection.assets(ibov_anomalies, ibov_anomaly_chart),
-    description="Score the IBOVESPA days (IsolationForest) and draw the anomaly chart.")
+index_history_job = _asset_job("index_history_job", [index_history_raw],
+                                "Fetch B3's official closes of the selected (year, index) keys.")
+index_closes_job = _asset_job("index_closes_job", [index_closes],
+                               "Rebuild b3_refined_db.index_closes from raw and check it (min/max, sessions, Yahoo).")
+membership_job = _asset_job("index_membership_job", [index_membership_raw],
+                             "Keep B3's GetStockIndex answer of the session.")
+membership_table_job = _asset_job("index_membership_table_job", [index_membership],
+                                   "Rebuild b3_refined_db.index_membership and compare it with the portfolios of "
+                                   "the same days.")
+index_portfolio_raw_job = _asset_job("index_portfolio_raw_job", [index_portfolio_raw],
+                                      "Fetch the selected (session, index) portfolios from B3's GetPortfolioDay.")
+index_portfolios_job = _asset_job("index_portfolios_job", [index_portfolios],
+                                   "Rebuild b3_refined_db.index_portfolios from every stored Carteira do Dia.")
+anomaly_job = _asset_job("ibov_anomaly_job", [ibov_anomalies, ibov_anomaly_chart],
+                          "Score the IBOVESPA days (IsolationForest) and draw the anomaly chart.")
 indices_jobs = [index_history_job, index_closes_job, membership_job, membership_table_job, index_portfolio_raw_job,
                 index_portfolios_job, anomaly_job]
 

@@ -27,10 +27,10 @@ from b3_dagster.defs.checks import (
     skipped_metadata,
     specs,
 )
+from b3_dagster.defs.metadata import SINGLE_RUN_NOTE, days_in_run, path, preview, sql_block
+from b3_dagster.defs.table_commit import commit_run, snapshot_metadata, table_asset
 from b3_dagster.defs.failures import fails_clearly
 from b3_dagster.errors import BadInput, Missing, NotReady
-from b3_dagster.defs.metadata import SINGLE_RUN_NOTE, days_in_run, path, preview
-from b3_dagster.defs.table_commit import TABLE_POOL, commit_run, snapshot_metadata
 from b3_dagster.defs.partitions import trading_day_partitions
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
 from b3_dagster.model import DATE, PART_SUM, PORTFOLIO_TABLE, REFINED_SCHEMA, SECTOR, TICKER_COUNT
@@ -42,7 +42,7 @@ from b3_dagster.sector_rules import (
     subsector_share_jumps,
 )
 from b3_dagster.storage import staging
-from b3_dagster.storage.layout import raw_prefix
+from b3_dagster.storage.layout import RAW_PREFIX, raw_prefix
 from b3_dagster.storage.portfolio_store import (
     REFINE_DATASET,
     PortfolioStore,
@@ -91,6 +91,20 @@ def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConf
     # yielded, not returned: a returned MaterializeResult must carry every declared check, a yielded one may leave a
     # skipped check out (see defs/checks.py)
     day = dt.date.fromisoformat(context.partition_key)
+    snapshot = _fetch_portfolio(context, b3, day)
+    store = lake.portfolio_store()
+    verdicts = raw_outcomes([snapshot])
+    broken = [name for name, outcome in verdicts if outcome.failed]
+    if broken:  # kept out of raw/ (nothing refines it), kept on disk (nothing is lost); the blocking checks fail
+        yield _quarantine(context, store, snapshot, verdicts, broken)
+        return
+    outcome = store.write_raw(snapshot, allow_overwrite=config.allow_overwrite)  # RawPartitionConflict: refused
+    context.log.info(f"raw partition {day}: {outcome.status} ({outcome.rows} rows) at {outcome.uri}")
+    yield _stored_result(store, day, outcome)
+
+
+def _fetch_portfolio(context: dg.AssetExecutionContext, b3: B3PortfolioResource, day: dt.date):
+    """B3's portfolio of ``day``, or ``dg.Failure`` saying why it cannot be taken now (nothing is written)."""
     client = b3.client(on_page=lambda number, total: context.log.info(
         f"B3 page {number}{f'/{total}' if total else ''} received"))
     snapshot = client.fetch()  # B3Unreachable (a retry may help) or B3ResponseError: see @fails_clearly
@@ -106,28 +120,30 @@ def ibov_raw_snapshot(context: dg.AssetExecutionContext, config: RawSnapshotConf
             f"written. {hint}.", advice="",
             served_date=str(snapshot.portfolio_date), partition=str(day),
         )
+    return snapshot
 
-    store = lake.portfolio_store()
-    verdicts = raw_outcomes([snapshot])
-    broken = [name for name, outcome in verdicts if outcome.failed]
-    if broken:  # kept out of raw/ (nothing refines it), kept on disk (nothing is lost); the blocking checks fail
-        key = store.quarantine_raw(snapshot)
-        context.log.error(f"B3's portfolio of {day} breaks {broken}: quarantined at {store.lake.uri(key)}, "
-                          "not written to raw/")
-        yield dg.MaterializeResult(
-            metadata={"portfolio_date": str(day), "write_status": "quarantined", "failed_rules": ", ".join(broken),
-                      "path": path(store.lake.uri(key)), "dagster/row_count": len(snapshot.rows),
-                      "preview": preview(snapshot.rows), **skipped_metadata(verdicts)},
-            check_results=check_results(RAW_ASSET, verdicts),
-        )
-        return
-    outcome = store.write_raw(snapshot, allow_overwrite=config.allow_overwrite)  # RawPartitionConflict: refused
-    context.log.info(f"raw partition {day}: {outcome.status} ({outcome.rows} rows) at {outcome.uri}")
 
-    stored = store.read_raw(day)  # the checks judge what was written, not what was meant to be
+def _quarantine(context: dg.AssetExecutionContext, store, snapshot, verdicts,
+                broken: list[str]) -> dg.MaterializeResult:
+    """Keep a snapshot that breaks the rules out of raw/ but on disk; the result carries the failing checks."""
+    day = snapshot.portfolio_date
+    key = store.quarantine_raw(snapshot)
+    context.log.error(f"B3's portfolio of {day} breaks {broken}: quarantined at {store.lake.uri(key)}, "
+                      "not written to raw/")
+    return dg.MaterializeResult(
+        metadata={"portfolio_date": str(day), "write_status": "quarantined", "failed_rules": ", ".join(broken),
+                  "path": path(store.lake.uri(key)), "dagster/row_count": len(snapshot.rows),
+                  "preview": preview(snapshot.rows), **skipped_metadata(verdicts)},
+        check_results=check_results(RAW_ASSET, verdicts),
+    )
+
+
+def _stored_result(store, day: dt.date, outcome) -> dg.MaterializeResult:
+    """The raw partition as stored, judged by the rules: the checks judge what was written, not what was meant to be."""
+    stored = store.read_raw(day)
     stored_verdicts = raw_outcomes([stored])
     written = store.lake.list(outcome.key)
-    yield dg.MaterializeResult(
+    return dg.MaterializeResult(
         metadata={
             "portfolio_date": str(day),
             "write_status": outcome.status,
@@ -238,7 +254,7 @@ def _days_with_raw(context: dg.AssetExecutionContext, store) -> tuple[list[dt.da
     if not present:
         raise RawPartitionMissing(
             f"none of the run's {len(days)} day(s) ({days[0]}..{days[-1]}) has a raw portfolio in "
-            f"{store.lake.uri('raw/')}: nothing to refine. Take them with ibov_raw_snapshot (the day "
+            f"{store.lake.uri(RAW_PREFIX)}: nothing to refine. Take them with ibov_raw_snapshot (the day "
             "itself) or import B3's IBOVDia CSV downloads (b3-dagster import-csv).", advice="", days=len(days))
     if skipped:
         context.log.info(f"{len(skipped)} day(s) of the run have no raw portfolio and are skipped: "
@@ -263,14 +279,12 @@ def _table_answers(connection, days: list[dt.date], expected: pd.DataFrame) -> C
                         {"sql": sql, "days_answered": len(got), "tickers": int(answer["tickers"].sum())})
 
 
-@dg.asset(
+@table_asset(
     key=TABLE_ASSET,
     group_name=GROUP,
     partitions_def=trading_day_partitions,
     deps=[REFINED_ASSET],
     backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=TABLE_POOL,
-    kinds={"iceberg", "sql"},
     check_specs=specs(TABLE_ASSET, TABLE_CHECKS),
     description="default.tb_ibov_refined, an Apache Iceberg table (SQLite catalog locally, Glue Data Catalog on AWS, "
                 "queried natively by Athena): one row per canonical Setor (with setor_economico, subsetor) and Data. "
@@ -301,7 +315,7 @@ def tb_ibov_refined(context: dg.AssetExecutionContext, catalog: CatalogResource)
             "skipped_days": _day_list(skipped_days),
             "dagster/row_count": outcome.rows,
             **({} if len(days) > 1 else {"participation_by_sector": preview(by_sector, rows=40),  # as in the refine
-                                         "query": dg.MetadataValue.md(f"```sql\n{by_sector_sql}\n```")}),
+                                         "query": sql_block(by_sector_sql)}),
         },
         check_results=[result(TABLE_ASSET, "table_answers_query", answers)],
     )

@@ -6,7 +6,6 @@
   ``default.tb_ibov_refined`` (stacked areas), shown in the UI and saved under ``<lake>/charts/``.
 """
 
-import datetime as dt
 
 import dagster as dg
 import pandas as pd
@@ -15,11 +14,11 @@ from pydantic import Field
 
 from b3_dagster.calendar import B3_TIMEZONE
 from b3_dagster.charts import render_sector_weights_chart
+from b3_dagster.defs.metadata import CHARTS_PREFIX, chart, chart_asset, path, preview, sql_block
 from b3_dagster.defs.failures import fails_clearly
 from b3_dagster.errors import Missing, TableHasNoRows
-from b3_dagster.defs.metadata import CHARTS_PREFIX, chart, path, preview
 from b3_dagster.defs.resources import CatalogResource, LakeResource
-from b3_dagster.defs.table_commit import TABLE_POOL, snapshot_metadata
+from b3_dagster.defs.table_commit import snapshot_metadata, table_asset
 from b3_dagster.model import (
     CLASSIFICATION_SCHEMA,
     CLASSIFICATION_TABLE,
@@ -61,11 +60,10 @@ class ClassificationConfig(dg.Config):
     base_url: str = Field(default=DEFAULT_BASE_URL, description="B3's host for the download (a replay in tests).")
 
 
-@dg.asset(
+@table_asset(
     key=CLASSIFICATION_ASSET,
     group_name=GROUP,
-    pool=TABLE_POOL,
-    kinds={"iceberg", "excel"},
+    kinds={"excel"},
     description="b3_refined_db.classificacao_setorial: B3's sector classification (Classificação Setorial: setor "
                 "econômico / subsetor / segmento by 4-letter issuer code), one vintage per file, as an Iceberg "
                 "table. It holds the vintages shipped with the package and every workbook kept in the lake. "
@@ -119,11 +117,10 @@ def classificacao_setorial(context: dg.AssetExecutionContext, config: Classifica
     })
 
 
-@dg.asset(
+@chart_asset(
     key=SECTOR_WEIGHTS_CHART_ASSET,
     group_name=GROUP,
     deps=[dg.AssetKey(PORTFOLIO_TABLE)],
-    kinds={"matplotlib"},
     description="Chart: the weight of each canonical setor_economico in the IBOV over every day of "
                 "tb_ibov_refined (stacked areas; ticks mark the sessions that hold data). **To see it:** in this "
                 "asset's latest materialisation, the first metadata row `chart` -> *[Show Markdown]*. The PNG is "
@@ -145,7 +142,7 @@ def ibov_sector_weights_chart(lake: LakeResource, catalog: CatalogResource) -> d
         "first_day": days[0].isoformat(),
         "last_day": days[-1].isoformat(),
         "sectors": int(rows[ECONOMIC_SECTOR].nunique()),
-        "sql": dg.MetadataValue.md(f"```sql\n{SECTOR_WEIGHTS_SQL}\n```"),
+        "sql": sql_block(SECTOR_WEIGHTS_SQL),
     })
 
 

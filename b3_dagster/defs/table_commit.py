@@ -29,6 +29,13 @@ from b3_dagster.storage.tables import (
 TABLE_POOL = "iceberg_tables"
 
 
+def table_asset(*, kinds: set[str] = frozenset({"sql"}), decorator=dg.asset, **asset_args):
+    """The decorator of an asset that commits to an Iceberg table: it runs in ``TABLE_POOL`` (one table-writing step
+    at a time across runs, see above) and is of kind ``iceberg`` beside ``kinds``. ``decorator``: ``dg.asset``, or
+    ``asset_with_checks`` for an asset that may leave a skipped check out (defs/checks.py)."""
+    return decorator(pool=TABLE_POOL, kinds={"iceberg", *kinds}, **asset_args)
+
+
 def staged_prefix(context: dg.AssetExecutionContext, dataset: str, lake) -> str:
     """The staging folder of this run's refine; a re-execution from failure finds its parent run's folder."""
     run = context.run

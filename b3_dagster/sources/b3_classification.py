@@ -49,7 +49,8 @@ from b3_dagster.model import (
     SUBSECTOR,
     VALID_FROM,
 )
-from b3_dagster.sources.b3_portfolio import DEFAULT_BASE_URL, encode_payload
+from b3_dagster.sources.b3_format import encode_payload
+from b3_dagster.sources.b3_portfolio import DEFAULT_BASE_URL
 from b3_dagster.errors import BadInput
 
 LEGACY, NEW, DERIVED = "legacy", "new", "derived"
@@ -379,15 +380,11 @@ class Download:
 def fetch_classification(day: dt.date, base_url: str = DEFAULT_BASE_URL, session=None,
                          policy=None) -> Download:
     """Download and parse the current classification; ``day`` (the download day) becomes its vintage date."""
-    from b3_dagster.sources.http import HttpFetchError, HttpPolicy, get, http_session
+    from b3_dagster.sources.http import HttpPolicy, get_ok, http_session
 
     url = download_url(base_url)
-    try:
-        answer = get(session or http_session(), url, policy or HttpPolicy(max_bytes=MAX_DOWNLOAD_BYTES))
-    except HttpFetchError as error:
-        raise ClassificationError(url, str(error)) from error
-    if answer.status != 200:
-        raise ClassificationError(url, f"B3 answered HTTP {answer.status}: {answer.text[:200]!r}")
+    answer = get_ok(session or http_session(), url, policy or HttpPolicy(max_bytes=MAX_DOWNLOAD_BYTES),
+                    lambda reason: ClassificationError(url, reason))
     response_content = answer.body
     name = f"GetDownloadIndustryClassification_{day.isoformat()}.xlsx"
     return Download(url, response_content, parse_classification(response_content, name, valid_from=day))

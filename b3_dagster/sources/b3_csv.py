@@ -117,7 +117,8 @@ def read_file(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> bytes
     return data
 
 
-def _split_lines(data: bytes, name: str) -> list[str]:
+def split_lines(data: bytes, name: str) -> list[str]:
+    """A Carteira do Dia download's lines (any index: B3 writes them all the same way)."""
     if not data:
         raise B3CsvError(name, None, "the file is empty")
     if data.startswith(b"\xef\xbb\xbf"):
@@ -176,17 +177,34 @@ def _parse_header(line: str, name: str) -> bool:
                               f"or {SEPARATOR.join(SECTOR_HEADER)!r}")
 
 
-def _number(parse, text: str, name: str, line: int, column: str):
+def cell_number(parse, text: str, name: str, line: int, column: str):
+    """``parse`` (b3_format's pt-BR number parsers) of one cell, or ``B3CsvError`` naming the line and column."""
     try:
         return parse(text, "pt-br")
     except B3FormatError as error:
         raise B3CsvError(name, line, f"column {column!r}: {error}") from error
 
 
+def ticker_cell(values: dict[str, str], name: str, line: int) -> str:
+    """The row's ``Código``, checked to be a B3 ticker."""
+    cod = values["Código"].strip()
+    if not TICKER_PATTERN.match(cod):
+        raise B3CsvError(name, line, f"column 'Código': {cod!r} is not a B3 ticker")
+    return cod
+
+
+def type_cell(values: dict[str, str], name: str, line: int, cod: str) -> str:
+    """The row's ``Tipo`` (share class, event flag, listing segment), never empty."""
+    tipo = clean_text(values["Tipo"])
+    if not tipo:
+        raise B3CsvError(name, line, f"column 'Tipo' is empty for {cod}")
+    return tipo
+
+
 def _weight(text: str, name: str, line: int, column: str) -> float:
     if not WEIGHT_PATTERN.match(text.strip()):
         raise B3CsvError(name, line, f"column {column!r}: {text!r} is not a weight written like '0,352'")
-    return _number(parse_decimal, text, name, line, column)
+    return cell_number(parse_decimal, text, name, line, column)
 
 
 def _parse_row(line: str, number: int, name: str, has_sectors: bool, day: dt.date) -> dict:
@@ -196,12 +214,8 @@ def _parse_row(line: str, number: int, name: str, has_sectors: bool, day: dt.dat
         raise B3CsvError(name, number, f"a data row has {len(header)} fields followed by ';', found {len(fields)} "
                                        f"field(s) in {line[:120]!r} (truncated file or a different layout?)")
     values = dict(zip(header, fields))
-    cod = values["Código"].strip()
-    if not TICKER_PATTERN.match(cod):
-        raise B3CsvError(name, number, f"column 'Código': {cod!r} is not a B3 ticker")
-    tipo = clean_text(values["Tipo"])
-    if not tipo:
-        raise B3CsvError(name, number, f"column 'Tipo' is empty for {cod}")
+    cod = ticker_cell(values, name, number)
+    tipo = type_cell(values, name, number, cod)
     segment = None
     part_acum = None
     if has_sectors:
@@ -210,7 +224,7 @@ def _parse_row(line: str, number: int, name: str, has_sectors: bool, day: dt.dat
             raise B3CsvError(name, number, f"column 'Setor' is empty for {cod}")
         part_acum = _weight(values["Part. (%)Acum."], name, number, "Part. (%)Acum.")
     part = _weight(values["Part. (%)"], name, number, "Part. (%)")
-    quantity = _number(parse_integer, values["Qtde. Teórica"], name, number, "Qtde. Teórica")
+    quantity = cell_number(parse_integer, values["Qtde. Teórica"], name, number, "Qtde. Teórica")
     for column, value in (("Part. (%)", part), ("Qtde. Teórica", quantity)):
         if value <= 0:  # a position of zero or less is no position: B3 leaves such tickers out
             raise B3CsvError(name, number, f"column {column!r} of {cod} is {value}; it must be greater than 0")
@@ -283,7 +297,7 @@ def _parse_total(line: str, number: int, name: str, has_sectors: bool) -> tuple[
     expected = figure + (3 if has_sectors else 2)
     if len(fields) != expected or any(fields[1:figure]):
         raise B3CsvError(name, number, f"malformed {TOTAL_LABEL!r} footer {line[:120]!r}: expected {expected} fields")
-    qty_total = _number(parse_integer, fields[figure], name, number, TOTAL_LABEL)
+    qty_total = cell_number(parse_integer, fields[figure], name, number, TOTAL_LABEL)
     part_total = _weight(fields[figure + 1], name, number, "Part. (%) total")
     return qty_total, part_total
 
@@ -295,7 +309,7 @@ def _figure_index(has_sectors: bool) -> int:
 
 def parse_ibov_csv(data: bytes, name: str) -> IbovCsv:
     """Parse one Carteira do Dia download. ``name`` is used in messages only (the date comes from the title)."""
-    lines = _split_lines(data, name)
+    lines = split_lines(data, name)
     if len(lines) < 2:
         raise B3CsvError(name, len(lines) + 1, "the file ends before the header line (truncated?)")
     day = _parse_title(lines[0], name)

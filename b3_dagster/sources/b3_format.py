@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import re
+from typing import Any, Callable
 from b3_dagster.errors import BadInput
 
 LANGUAGES = ("pt-br", "en-us")
@@ -69,3 +72,31 @@ def clean_text(text: str) -> str:
     Inner spaces are kept: in ``type`` they separate share class, corporate-event marker and listing level.
     """
     return text.strip()
+
+
+def int_or_none(value: Any) -> int | None:
+    """A paging figure of B3's JSON answers (``page.totalRecords``, ...): an int, or None when absent or not one."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_json_body(body: bytes | str, fail: Callable[[str], Exception]) -> Any:
+    """The JSON document of a B3 answer, or ``fail(reason)`` raised (the source's own error, naming the page)."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        snippet = body[:80] if isinstance(body, (bytes, str)) else b""
+        raise fail(f"the body is not valid JSON (truncated, or an error page?): {error}; starts with "
+                   f"{snippet!r}") from error
+
+
+def encode_payload(payload: dict[str, Any]) -> str:
+    """B3's JSON APIs take the request as base64 of its JSON, in the URL path."""
+    return base64.b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
+
+
+def decode_payload(token: str) -> dict[str, Any]:
+    """The inverse of ``encode_payload``: a request URL's last segment (for the replay servers and tests)."""
+    return json.loads(base64.b64decode(token))

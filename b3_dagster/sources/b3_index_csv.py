@@ -38,10 +38,9 @@ from b3_dagster.model import (
     RAW_DATE_COLUMN,
     SHARE_CLASS,
 )
-from b3_dagster.sources.b3_csv import B3CsvError
+from b3_dagster.sources.b3_csv import B3CsvError, cell_number, split_lines, ticker_cell, type_cell
 from b3_dagster.sources.b3_format import B3FormatError, clean_text, parse_date, parse_decimal, parse_integer
 
-ENCODING = "latin-1"
 SEPARATOR = ";"
 TITLE_PATTERN = re.compile(r"^(?P<index>[A-Z0-9]{4}) - Carteira do Dia (?P<date>\d{2}/\d{2}/\d{2})(?P<pad>;*)$")
 FILE_NAME_PATTERN = re.compile(r"^(?P<index>[A-Z0-9]{4})Dia_(?P<date>\d{2}-\d{2}-\d{2})")
@@ -49,7 +48,6 @@ HEADER_WITH_TYPE = ("Código", "Ação", "Tipo", "Qtde. Teórica", "Part. (%)")
 HEADER_WITHOUT_TYPE = ("Código", "Ação", "Qtde. Teórica", "Part. (%)")
 TOTAL_LABEL = "Quantidade Teórica Total"
 REDUCTOR_LABEL = "Redutor"
-TICKER_PATTERN = re.compile(r"^[A-Z0-9]{4}\d{1,2}$")
 WEIGHT_PATTERN = re.compile(r"^\d{1,3}(,\d{1,3})?$")  # B3 writes 3 decimals; a re-saved file drops trailing zeros
 B3_WEIGHT_PATTERN = re.compile(r"^\d{1,3},\d{3}$")
 LISTING_SEGMENTS = frozenset({"NM", "N1", "N2", "MA", "M2", "MB"})  # B3 listing segments (Novo Mercado, Nível 1/2, Bovespa Mais, balcão)
@@ -92,17 +90,6 @@ class IndexCsv:
         return f"B3 {self.index}Dia CSV {os.path.basename(self.name)} sha256:{self.sha256[:16]}{altered}"
 
 
-def _lines(data: bytes, name: str) -> list[str]:
-    if not data:
-        raise B3CsvError(name, None, "the file is empty")
-    if data.startswith(b"\xef\xbb\xbf"):
-        raise B3CsvError(name, 1, "starts with a UTF-8 byte-order mark: B3 writes latin-1; this file was re-encoded")
-    lines = data.decode(ENCODING).split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
-
-
 def _header(line: str, number: int, name: str, alterations: list[str]) -> tuple[str, ...]:
     fields = line.split(SEPARATOR)
     if fields and fields[-1] == "":
@@ -124,20 +111,13 @@ def _header(line: str, number: int, name: str, alterations: list[str]) -> tuple[
     return canonical
 
 
-def _number(parse, text: str, name: str, line: int, column: str):
-    try:
-        return parse(text, "pt-br")
-    except B3FormatError as error:
-        raise B3CsvError(name, line, f"column {column!r}: {error}") from error
-
-
 def _weight(text: str, name: str, line: int, column: str, alterations: set[str]) -> float:
     text = text.strip()
     if not WEIGHT_PATTERN.match(text):
         raise B3CsvError(name, line, f"column {column!r}: {text!r} is not a weight written like '0,352'")
     if not B3_WEIGHT_PATTERN.match(text):
         alterations.add("weights lost their trailing zeros (B3 writes 3 decimals)")
-    return _number(parse_decimal, text, name, line, column)
+    return cell_number(parse_decimal, text, name, line, column)
 
 
 def _footer_values(line: str) -> list[str]:
@@ -147,7 +127,7 @@ def _footer_values(line: str) -> list[str]:
 def parse_index_csv(data: bytes, name: str, *, allow_altered: bool = False) -> IndexCsv:
     """Parse one Carteira do Dia download of any index. ``name`` is the file name: used in messages, and for the
     index and date only when the title line is missing (an altered file)."""
-    lines = _lines(data, name)
+    lines = split_lines(data, name)
     alterations: list[str] = []
     value_alterations: set[str] = set()
     title = TITLE_PATTERN.match(lines[0].strip())
@@ -197,23 +177,19 @@ def parse_index_csv(data: bytes, name: str, *, allow_altered: bool = False) -> I
             raise B3CsvError(name, number, f"a data row has {len(header)} fields, found {len(fields)} in "
                                            f"{line[:120]!r} (truncated file or a different layout?)")
         values = dict(zip(header, fields))
-        cod = values["Código"].strip()
-        if not TICKER_PATTERN.match(cod):
-            raise B3CsvError(name, number, f"column 'Código': {cod!r} is not a B3 ticker")
+        cod = ticker_cell(values, name, number)
         if cod in seen:
             raise B3CsvError(name, number, f"ticker {cod} already appeared on line {seen[cod]}")
         seen[cod] = number
         qty_text = values["Qtde. Teórica"].strip()
         if len(qty_text) > 3 and "." not in qty_text:
             value_alterations.add("numbers lost their thousands separators")
-        tipo = clean_text(values["Tipo"]) if has_type else None
-        if has_type and not tipo:
-            raise B3CsvError(name, number, f"column 'Tipo' is empty for {cod}")
+        tipo = type_cell(values, name, number, cod) if has_type else None
         share_class, event, segment = split_type(tipo)
         rows.append({INDEX_CODE: index, "cod": cod, "asset": clean_text(values["Ação"]), "type": tipo,
                      SHARE_CLASS: share_class, EVENT_FLAG: event, LISTING_SEGMENT: segment,
                      "part": _weight(values["Part. (%)"], name, number, "Part. (%)", value_alterations),
-                     "theoricalQty": _number(parse_integer, values["Qtde. Teórica"], name, number, "Qtde. Teórica"),
+                     "theoricalQty": cell_number(parse_integer, values["Qtde. Teórica"], name, number, "Qtde. Teórica"),
                      RAW_DATE_COLUMN: day})
     if not rows:
         raise B3CsvError(name, first_header + 1, "the file has no portfolio rows")
@@ -231,7 +207,7 @@ def parse_index_csv(data: bytes, name: str, *, allow_altered: bool = False) -> I
         values = _footer_values(lines[total_line - 1])
         if len(values) != 2:
             raise B3CsvError(name, total_line, f"malformed {TOTAL_LABEL!r} footer {lines[total_line - 1][:120]!r}")
-        qty_total = _number(parse_integer, values[0], name, total_line, TOTAL_LABEL)
+        qty_total = cell_number(parse_integer, values[0], name, total_line, TOTAL_LABEL)
         part_total = _weight(values[1] if "," in values[1] else values[1] + ",000", name, total_line,
                              "Part. (%) total", value_alterations)
         if qty_sum != qty_total:
@@ -245,7 +221,7 @@ def parse_index_csv(data: bytes, name: str, *, allow_altered: bool = False) -> I
         reductor_values = _footer_values(lines[reductor_line - 1])
         if len(reductor_values) != 1:
             raise B3CsvError(name, reductor_line, f"malformed {REDUCTOR_LABEL!r} footer")
-        reductor = _number(parse_decimal, reductor_values[0], name, reductor_line, REDUCTOR_LABEL)
+        reductor = cell_number(parse_decimal, reductor_values[0], name, reductor_line, REDUCTOR_LABEL)
         if len(lines) > reductor_line:
             raise B3CsvError(name, reductor_line + 1, f"unexpected content after the {REDUCTOR_LABEL!r} footer")
     if part_sum != PART_TOTAL_THOUSANDTHS:

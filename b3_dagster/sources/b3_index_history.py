@@ -25,7 +25,6 @@ Every function is pure except ``fetch_year``. Bad input raises ``B3IndexHistoryE
 
 from __future__ import annotations
 
-import base64
 import calendar as month_calendar
 import datetime as dt
 import json
@@ -58,8 +57,8 @@ from b3_dagster.model import (
     YEAR_COLUMN,
 )
 from b3_dagster.quality import CheckOutcome
-from b3_dagster.sources.b3_format import B3FormatError, parse_decimal
-from b3_dagster.sources.http import HttpFetchError, HttpPolicy, get, http_session
+from b3_dagster.sources.b3_format import B3FormatError, decode_payload, encode_payload, parse_decimal, parse_json_body
+from b3_dagster.sources.http import HttpPolicy, get_ok, http_session
 from b3_dagster.errors import BadInput
 
 DEFAULT_BASE_URL = "https://sistemaswebb3-listados.b3.com.br"
@@ -125,14 +124,7 @@ def history_payload(index: str, year: int, language: str = "pt-br") -> dict[str,
 
 
 def history_url(index: str, year: int, language: str = "pt-br", base_url: str = DEFAULT_BASE_URL) -> str:
-    token = base64.b64encode(json.dumps(history_payload(index, year, language),
-                                        separators=(",", ":")).encode()).decode()
-    return f"{base_url.rstrip('/')}{ENDPOINT_PATH}{token}"
-
-
-def decode_history_token(token: str) -> dict[str, Any]:
-    """The payload of a request URL's last segment (for the replay and tests)."""
-    return json.loads(base64.b64decode(token))
+    return f"{base_url.rstrip('/')}{ENDPOINT_PATH}{encode_payload(history_payload(index, year, language))}"
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -212,12 +204,7 @@ def parse_year_grid(body: bytes | str | dict, *, index: str, year: int, language
     if isinstance(body, dict):
         document = body
     else:
-        try:
-            document = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as error:
-            snippet = body[:80] if isinstance(body, (bytes, str)) else b""
-            raise B3IndexHistoryError(source, f"the body is not valid JSON (truncated, or an error page?): {error}; "
-                                              f"starts with {snippet!r}") from error
+        document = parse_json_body(body, lambda reason: B3IndexHistoryError(source, reason))
     document, _ = unwrap_answer(document)
     if not isinstance(document, dict):
         raise B3IndexHistoryError(source, f"expected a JSON object, got {type(document).__name__}")
@@ -258,10 +245,7 @@ def parse_year_grid(body: bytes | str | dict, *, index: str, year: int, language
 
 def parse_wrapped_answer(body: bytes | str, source: str) -> IndexYear:
     """A wrapped saved answer carries its request (``params``: index, language, year): parse it with those."""
-    try:
-        document = json.loads(body)
-    except ValueError as error:
-        raise B3IndexHistoryError(source, f"not valid JSON: {error}") from error
+    document = parse_json_body(body, lambda reason: B3IndexHistoryError(source, reason))
     _, params = unwrap_answer(document)
     missing = [key for key in ("index", "language", "year") if key not in params]
     if missing:
@@ -288,12 +272,7 @@ class B3IndexHistoryClient:
         """B3's body as received (for the raw layer) and its parse."""
         url = self.url(index, year)
         source = f"B3 index history {index} {year} ({self.language}) [url {url}]"
-        try:
-            answer = get(self.session, url, self.policy)
-        except HttpFetchError as error:
-            raise B3IndexHistoryError(source, str(error)) from error
-        if answer.status != 200:
-            raise B3IndexHistoryError(source, f"HTTP {answer.status} after {answer.attempts} attempt(s): {answer.text[:200]!r}")
+        answer = get_ok(self.session, url, self.policy, lambda reason: B3IndexHistoryError(source, reason))
         return answer.body, parse_year_grid(answer.body, index=index, year=year, language=self.language,
                                                  source=source)
 
@@ -346,6 +325,15 @@ def _index_from_title(name_in_title: str, index: str | None, source: str, line: 
     return code
 
 
+def _expect_header(lines: list[str], header: tuple[str, ...], name: str) -> None:
+    """Line 2 is ``header`` and line 3 is blank, as in every B3 "Evolução" download."""
+    if tuple(lines[1].split(";")) != header:
+        raise B3IndexHistoryError(name, f"unexpected header {lines[1][:100]!r}; expected {';'.join(header)!r}",
+                                  line=2)
+    if lines[2].strip(";").strip():
+        raise B3IndexHistoryError(name, f"line 3 should be blank, found {lines[2][:80]!r}", line=3)
+
+
 @dataclass(frozen=True)
 class DailyEvolution:
     """An "Evolução Diária" download: the year grid as CSV."""
@@ -368,11 +356,7 @@ def parse_daily_evolution_csv(data: bytes, name: str, index: str | None = None) 
         raise B3IndexHistoryError(name, f"expected the title '<INDEX> - <year>', found {lines[0][:80]!r}", line=1)
     year = int(title["year"])
     code = _index_from_title(title["name"], index, name)
-    if tuple(lines[1].split(";")) != DAILY_HEADER:
-        raise B3IndexHistoryError(name, f"unexpected header {lines[1][:100]!r}; expected {';'.join(DAILY_HEADER)!r}",
-                                  line=2)
-    if lines[2].strip(";").strip():
-        raise B3IndexHistoryError(name, f"line 3 should be blank, found {lines[2][:80]!r}", line=3)
+    _expect_header(lines, DAILY_HEADER, name)
 
     def fields(number: int) -> list[str]:
         values = lines[number - 1].split(";")
@@ -440,11 +424,7 @@ def parse_monthly_evolution_csv(data: bytes, name: str, index: str | None = None
                                         f"found {lines[0][:100]!r}", line=1)
     start, end = (dt.datetime.strptime(title[key], "%m/%d/%Y").date() for key in ("start", "end"))
     code = _index_from_title(title["name"], index, name)
-    if tuple(lines[1].split(";")) != MONTHLY_HEADER:
-        raise B3IndexHistoryError(name, f"unexpected header {lines[1][:80]!r}; expected {';'.join(MONTHLY_HEADER)!r}",
-                                  line=2)
-    if lines[2].strip(";").strip():
-        raise B3IndexHistoryError(name, f"line 3 should be blank, found {lines[2][:80]!r}", line=3)
+    _expect_header(lines, MONTHLY_HEADER, name)
     rows = []
     seen: dict[tuple[int, int], int] = {}
     for number in range(4, len(lines) + 1):
@@ -765,7 +745,7 @@ def replay_answer(grids: list[RecordedGrid], token: str) -> tuple[int, bytes]:
     """The status and body a local replay sends for ``ENDPOINT_PATH + token``: the recorded answer to that exact
     (index, year, language), or 404 saying what is recorded (never a made-up grid)."""
     try:
-        payload = decode_history_token(token)
+        payload = decode_payload(token)
         wanted = (str(payload["index"]), int(payload["year"]), str(payload["language"]))
     except (ValueError, KeyError, TypeError):
         return 400, b'{"message":"bad request payload"}'

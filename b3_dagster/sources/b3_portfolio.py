@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import datetime as dt
 import json
 import logging
 from dataclasses import dataclass, field
@@ -12,7 +12,16 @@ import pandas as pd
 import requests
 
 from b3_dagster.model import RAW_COLUMNS, RAW_DATE_COLUMN, RAW_SCHEMA, PortfolioSnapshot
-from b3_dagster.sources.b3_format import B3FormatError, clean_text, parse_date, parse_decimal, parse_integer
+from b3_dagster.sources.b3_format import (
+    B3FormatError,
+    clean_text,
+    encode_payload,
+    int_or_none,
+    parse_json_body,
+    parse_date,
+    parse_decimal,
+    parse_integer,
+)
 from b3_dagster.sources.http import (
     BodyTooLarge,
     Deadline,
@@ -89,16 +98,6 @@ def portfolio_payload(page_number: int, page_size: int, language: str = "pt-br",
             "segment": segment}
 
 
-def encode_payload(payload: dict[str, Any]) -> str:
-    """B3 takes the request as base64 of its JSON, in the URL path."""
-    return base64.b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
-
-
-def decode_payload(token: str) -> dict[str, Any]:
-    """The inverse of ``encode_payload`` (used by the replay server and tests)."""
-    return json.loads(base64.b64decode(token))
-
-
 def _field(mapping: dict, name: str, *, page: int, where: str) -> Any:
     if not isinstance(mapping, dict) or name not in mapping:
         raise B3ResponseError(f"{where} lacks {name!r} (schema change?)", page=page, field=name)
@@ -119,15 +118,7 @@ class ParsedPage:
 
 def parse_page(body: bytes | str, *, page: int, language: str = "pt-br") -> ParsedPage:
     """Parse one ``GetPortfolioDay`` answer. Raises ``B3ResponseError`` naming the page and field at fault."""
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        snippet = (body[:80] if isinstance(body, (bytes, str)) else b"")
-        raise B3ResponseError(f"the body is not valid JSON (truncated or an error page?): {error}; starts with "
-                              f"{snippet!r}", page=page) from error
-    if not isinstance(document, dict):
-        raise B3ResponseError(f"expected a JSON object, got {type(document).__name__}", page=page)
-
+    document = _document(body, page)
     header = _field(document, "header", page=page, where="the answer")
     results = _field(document, "results", page=page, where="the answer")
     page_info = document.get("page") or {}
@@ -135,7 +126,30 @@ def parse_page(body: bytes | str, *, page: int, language: str = "pt-br") -> Pars
         raise B3ResponseError(f"'results' is {type(results).__name__}, not a list", page=page, field="results")
     if not isinstance(header, dict):
         raise B3ResponseError("'header' is not an object (no portfolio published?)", page=page, field="header")
+    portfolio_date, reductor, qty_total, warnings = _header(header, page, language)
+    rows = [_row(item, f"result #{position}", portfolio_date, page, language)
+            for position, item in enumerate(results, start=1)]
+    return ParsedPage(
+        page_number=int_or_none(page_info.get("pageNumber")) or page,
+        total_pages=int_or_none(page_info.get("totalPages")),
+        total_records=int_or_none(page_info.get("totalRecords")),
+        portfolio_date=portfolio_date,
+        reductor=reductor,
+        theoretical_qty_total=qty_total,
+        rows=rows,
+        warnings=warnings,
+    )
 
+
+def _document(body: bytes | str, page: int) -> dict:
+    document = parse_json_body(body, lambda reason: B3ResponseError(reason, page=page))
+    if not isinstance(document, dict):
+        raise B3ResponseError(f"expected a JSON object, got {type(document).__name__}", page=page)
+    return document
+
+
+def _header(header: dict, page: int, language: str) -> tuple[dt.date, float | None, int | None, list[str]]:
+    """(portfolio date, reductor, theoretical quantity total, warnings) from the answer's header."""
     date_text = _field(header, "date", page=page, where="the header")
     try:
         portfolio_date = parse_date(date_text, language)
@@ -156,53 +170,38 @@ def parse_page(body: bytes | str, *, page: int, language: str = "pt-br") -> Pars
             qty_total = parse_integer(header["theoricalQty"], language)
         except B3FormatError as error:
             raise B3ResponseError(str(error), page=page, field="header.theoricalQty") from error
+    return portfolio_date, reductor, qty_total, warnings
 
-    rows = []
-    for position, item in enumerate(results, start=1):
-        where = f"result #{position}"
-        if not isinstance(item, dict):
-            raise B3ResponseError(f"{where} is not an object", page=page)
-        row: dict[str, Any] = {}
-        for name in ("segment", "cod", "asset", "type"):
-            value = _field(item, name, page=page, where=where)
-            if not isinstance(value, str) or not value.strip():
-                if name == "segment":
-                    raise B3ResponseError(f"{where} has an empty sector (segment {value!r}); this client asks for"
-                                          " segment 2, which always carries sectors", page=page, field=name)
-                if name in ("cod", "type"):
-                    raise B3ResponseError(f"{where} has an empty {name!r}: {value!r}", page=page, field=name)
-                value = value or ""
-            row[name] = clean_text(value)
-        try:
-            row["part"] = parse_decimal(_field(item, "part", page=page, where=where), language)
-            acum = _field(item, "partAcum", page=page, where=where)
-            row["partAcum"] = None if acum in (None, "") else parse_decimal(acum, language)
-            row["theoricalQty"] = parse_integer(_field(item, "theoricalQty", page=page, where=where), language)
-        except B3FormatError as error:
-            raise B3ResponseError(f"{where} ({row.get('cod')}): {error}", page=page) from error
-        for name in ("part", "theoricalQty"):  # a weight or quantity of zero or less is no portfolio position
-            if row[name] <= 0:
-                raise B3ResponseError(f"{where} ({row['cod']}): {name} is {row[name]}, it must be greater than 0",
-                                      page=page, field=name)
-        row[RAW_DATE_COLUMN] = portfolio_date
-        rows.append(row)
 
-    def _int_or_none(value: Any) -> int | None:
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            return None
+def _row(item: Any, where: str, portfolio_date: dt.date, page: int, language: str) -> dict[str, Any]:
+    """One ticker of the answer (RAW_COLUMNS), or ``B3ResponseError`` naming the row and field at fault."""
+    if not isinstance(item, dict):
+        raise B3ResponseError(f"{where} is not an object", page=page)
+    row: dict[str, Any] = {}
+    for name in ("segment", "cod", "asset", "type"):
+        value = _field(item, name, page=page, where=where)
+        if not isinstance(value, str) or not value.strip():
+            if name == "segment":
+                raise B3ResponseError(f"{where} has an empty sector (segment {value!r}); this client asks for"
+                                      " segment 2, which always carries sectors", page=page, field=name)
+            if name in ("cod", "type"):
+                raise B3ResponseError(f"{where} has an empty {name!r}: {value!r}", page=page, field=name)
+            value = value or ""
+        row[name] = clean_text(value)
+    try:
+        row["part"] = parse_decimal(_field(item, "part", page=page, where=where), language)
+        acum = _field(item, "partAcum", page=page, where=where)
+        row["partAcum"] = None if acum in (None, "") else parse_decimal(acum, language)
+        row["theoricalQty"] = parse_integer(_field(item, "theoricalQty", page=page, where=where), language)
+    except B3FormatError as error:
+        raise B3ResponseError(f"{where} ({row.get('cod')}): {error}", page=page) from error
+    for name in ("part", "theoricalQty"):  # a weight or quantity of zero or less is no portfolio position
+        if row[name] <= 0:
+            raise B3ResponseError(f"{where} ({row['cod']}): {name} is {row[name]}, it must be greater than 0",
+                                  page=page, field=name)
+    row[RAW_DATE_COLUMN] = portfolio_date
+    return row
 
-    return ParsedPage(
-        page_number=_int_or_none(page_info.get("pageNumber")) or page,
-        total_pages=_int_or_none(page_info.get("totalPages")),
-        total_records=_int_or_none(page_info.get("totalRecords")),
-        portfolio_date=portfolio_date,
-        reductor=reductor,
-        theoretical_qty_total=qty_total,
-        rows=rows,
-        warnings=warnings,
-    )
 
 
 def rows_to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -15,7 +15,7 @@ portfolio of the same day (real answers: the IBOV members equal the IBOV GetPort
 
 from __future__ import annotations
 
-import base64
+from pathlib import Path
 import datetime as dt
 import json
 import re
@@ -29,8 +29,8 @@ import yaml
 
 from b3_dagster.model import INDEX_CODE, MEMBERSHIP_COLUMNS, MEMBERSHIP_DATE, MEMBERSHIP_SCHEMA
 from b3_dagster.quality import CheckOutcome
-from b3_dagster.sources.b3_format import clean_text
-from b3_dagster.sources.http import HttpFetchError, HttpPolicy, get, http_session
+from b3_dagster.sources.b3_format import clean_text, encode_payload, int_or_none, parse_json_body
+from b3_dagster.sources.http import HttpPolicy, get_ok, http_session
 from b3_dagster.errors import BadInput
 
 DEFAULT_BASE_URL = "https://sistemaswebb3-listados.b3.com.br"
@@ -53,8 +53,7 @@ class B3StockIndexError(BadInput, ValueError):
 
 def stock_index_url(base_url: str = DEFAULT_BASE_URL, page_number: int = 1, page_size: int = PAGE_SIZE) -> str:
     payload = {"pageNumber": page_number, "pageSize": page_size}
-    token = base64.b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
-    return f"{base_url.rstrip('/')}{ENDPOINT_PATH}{token}"
+    return f"{base_url.rstrip('/')}{ENDPOINT_PATH}{encode_payload(payload)}"
 
 
 @dataclass(frozen=True)
@@ -75,21 +74,10 @@ class StockIndexAnswer:
         return sorted(set(self.membership[INDEX_CODE]))
 
 
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
 
 def parse_stock_index(body: bytes | str, source: str = "B3 GetStockIndex") -> StockIndexAnswer:
     """Parse one answer; every row must have a code and a (possibly empty) comma-joined list of index codes."""
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        snippet = body[:80] if isinstance(body, (bytes, str)) else b""
-        raise B3StockIndexError(source, f"the body is not valid JSON (truncated, or an error page?): {error}; starts "
-                                        f"with {snippet!r}") from error
+    document = parse_json_body(body, lambda reason: B3StockIndexError(source, reason))
     if not isinstance(document, dict):
         raise B3StockIndexError(source, f"expected a JSON object, got {type(document).__name__}")
     header, results = document.get("header"), document.get("results")
@@ -103,7 +91,7 @@ def parse_stock_index(body: bytes | str, source: str = "B3 GetStockIndex") -> St
         raise B3StockIndexError(source, f"header.update {header.get('update')!r} is not a YYYY-MM-DD date",
                                 field="header.update") from error
     page = document.get("page") if isinstance(document.get("page"), dict) else {}
-    total = _int_or_none(page.get("totalRecords"))
+    total = int_or_none(page.get("totalRecords"))
     if total is not None and total != len(results):
         raise B3StockIndexError(source, f"page.totalRecords announces {total} securities but 'results' holds "
                                         f"{len(results)} (more pages? ask pageSize {PAGE_SIZE})",
@@ -142,7 +130,7 @@ def parse_stock_index(body: bytes | str, source: str = "B3 GetStockIndex") -> St
             rows.append({MEMBERSHIP_DATE: update, "cod": code, "company": clean_text(item["company"] or ""),
                          "spotlight": clean_text(item["spotlight"] or ""), INDEX_CODE: index})
     table = pa.Table.from_pylist(rows, schema=MEMBERSHIP_SCHEMA) if rows else MEMBERSHIP_SCHEMA.empty_table()
-    return StockIndexAnswer(update, _int_or_none(header.get("startMonth")), _int_or_none(header.get("endMonth")),
+    return StockIndexAnswer(update, int_or_none(header.get("startMonth")), int_or_none(header.get("endMonth")),
                             table.to_pandas(date_as_object=True)[MEMBERSHIP_COLUMNS], len(results), tuple(without),
                             source)
 
@@ -171,12 +159,7 @@ class B3StockIndexClient:
     def fetch(self) -> tuple[bytes, StockIndexAnswer]:
         url = stock_index_url(self.base_url)
         source = f"B3 GetStockIndex [url {url}]"
-        try:
-            answer = get(self.session, url, self.policy)
-        except HttpFetchError as error:
-            raise B3StockIndexError(source, str(error)) from error
-        if answer.status != 200:
-            raise B3StockIndexError(source, f"HTTP {answer.status} after {answer.attempts} attempt(s): {answer.text[:200]!r}")
+        answer = get_ok(self.session, url, self.policy, lambda reason: B3StockIndexError(source, reason))
         return answer.body, parse_stock_index(answer.body, source)
 
 
@@ -202,11 +185,10 @@ def compare_with_portfolio(answer: StockIndexAnswer, index: str, portfolio_codes
                                        "only_portfolio": only_portfolio})
 
 
-def recorded_answers(directory=None) -> dict[str, "Path"]:
+def recorded_answers(directory=None) -> dict[str, Path]:
     """The shipped GetStockIndex answers (b3_dagster/recordings/b3_indices/json), by their ``header.update`` date.
     B3 serves only the current list, so a replay serves one of them at a time (like the portfolio replay)."""
     from importlib import resources
-    from pathlib import Path
 
     folder = Path(directory) if directory else Path(str(resources.files("b3_dagster") / "recordings" / "b3_indices"
                                                           / "json"))

@@ -248,3 +248,16 @@ def get(session: requests.Session, url: str, policy: HttpPolicy, deadline: Deadl
 
 def _attempts_text(attempts: int) -> str:
     return "1 attempt, no retries configured" if attempts == 1 else f"{attempts} attempts: 1 + {attempts - 1} retries"
+
+
+def get_ok(session: requests.Session, url: str, policy: HttpPolicy, fail: Callable[[str], Exception],
+           deadline: Deadline | None = None) -> HttpAnswer:
+    """``get``, for a source with one error type: a 200 answer, or ``fail(reason)`` raised, the reason saying
+    whether nothing answered (network, deadline, size cap) or what HTTP status came back after how many attempts."""
+    try:
+        answer = get(session, url, policy, deadline)
+    except HttpFetchError as error:
+        raise fail(str(error)) from error
+    if answer.status != 200:
+        raise fail(f"HTTP {answer.status} after {answer.attempts} attempt(s): {answer.text[:200]!r}")
+    return answer

@@ -36,6 +36,7 @@ import pyarrow as pa
 import requests
 
 from b3_dagster.calendar import B3_TIMEZONE, is_session
+from b3_dagster.model import BAR_DATE, BAR_SCHEMA
 from b3_dagster.sources.http import (
     BodyTooLarge,
     FetchDeadlineExceeded,
@@ -54,21 +55,6 @@ DEFAULT_MAX_CHART_BYTES = 32 * 1024 * 1024
 PRICE_FIELDS = ("open", "high", "low", "close")
 QUOTE_FIELDS = (*PRICE_FIELDS, "volume")
 
-# The raw layer keeps Yahoo's own field names (the source's vocabulary), one row per session.
-BAR_DATE = "date"
-BAR_SCHEMA = pa.schema(
-    [
-        pa.field(BAR_DATE, pa.date32(), nullable=False),  # the session, in the exchange's time zone
-        pa.field("timestamp", pa.int64(), nullable=False),  # Yahoo's stamp, seconds since the epoch (UTC)
-        pa.field("open", pa.float64(), nullable=False),
-        pa.field("high", pa.float64(), nullable=False),
-        pa.field("low", pa.float64(), nullable=False),
-        pa.field("close", pa.float64(), nullable=False),
-        pa.field("volume", pa.int64(), nullable=False),  # Yahoo's units (not B3's traded value); 0 on some days
-        pa.field("adjclose", pa.float64(), nullable=True),  # equals close for an index; absent in some answers
-    ]
-)
-BAR_COLUMNS = BAR_SCHEMA.names
 
 
 class YahooChartError(BadInput):
@@ -201,6 +187,9 @@ def is_provisional(bar: dict[str, Any], regular_market_time: dt.datetime | None,
     return bar["volume"] == 0 and fractional
 
 
+Fail = Callable[..., "YahooChartError"]  # message, day=..., field=... -> the error naming the symbol and URL
+
+
 def parse_chart(body: bytes | str, *, symbol: str, url: str | None = None,
                 session_check: Callable[[dt.date], bool] = is_session) -> ChartHistory:
     """Validate one chart answer and return its bars. Raises ``YahooChartError`` at the first problem."""
@@ -208,6 +197,19 @@ def parse_chart(body: bytes | str, *, symbol: str, url: str | None = None,
     def fail(message: str, **where) -> YahooChartError:
         return YahooChartError(message, symbol=symbol, url=url, **where)
 
+    result, meta = _chart_result(body, symbol, fail)
+    zone, zone_name = _exchange_zone(meta, fail)
+    timestamps, quote_lists, adjclose = _quote_lists(result, fail)
+    rows = [_bar(position, stamp, quote_lists, adjclose, zone, fail) for position, stamp in enumerate(timestamps)]
+    _check_days(rows, session_check, zone_name, fail)
+    regular_market_time, provisional_rows, notes = _split_provisional(rows, meta, zone)
+    return ChartHistory(symbol=symbol, bars=_frame(rows), provisional=_frame(provisional_rows),
+                        exchange_timezone=zone_name, regular_market_time=regular_market_time, url=url or "",
+                        notes=tuple(notes))
+
+
+def _chart_result(body: bytes | str, symbol: str, fail: Fail) -> tuple[dict, dict]:
+    """The answer's one ``chart.result`` and its ``meta``, checked to be daily bars of ``symbol``."""
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
@@ -228,8 +230,11 @@ def parse_chart(body: bytes | str, *, symbol: str, url: str | None = None,
     if meta.get("dataGranularity") not in (None, "1d"):
         raise fail(f"expected daily bars, got granularity {meta.get('dataGranularity')!r}",
                    field="meta.dataGranularity")
-    zone, zone_name = _exchange_zone(meta, fail)
+    return result, meta
 
+
+def _quote_lists(result: dict, fail: Fail) -> tuple[list, dict[str, list], list | None]:
+    """(timestamps, {quote field: values}, adjclose values or None), each list with one value per timestamp."""
     timestamps = result.get("timestamp")
     if not timestamps:
         raise fail("the answer holds no bars (no 'timestamp'): nothing traded in the window, or a wrong window",
@@ -249,30 +254,37 @@ def parse_chart(body: bytes | str, *, symbol: str, url: str | None = None,
     adjclose = adjclose_blocks[0].get("adjclose") if isinstance(adjclose_blocks[0], dict) else None
     if adjclose is not None and (not isinstance(adjclose, list) or len(adjclose) != len(timestamps)):
         raise fail("indicators.adjclose does not have one value per timestamp", field="adjclose")
+    return timestamps, quote_lists, adjclose
 
-    rows: list[dict[str, Any]] = []
-    for position, stamp in enumerate(timestamps):
-        if not isinstance(stamp, int) or isinstance(stamp, bool):
-            raise fail(f"timestamp #{position} is {stamp!r}, not epoch seconds", field="timestamp")
-        day = dt.datetime.fromtimestamp(stamp, dt.timezone.utc).astimezone(zone).date()
-        row: dict[str, Any] = {BAR_DATE: day, "timestamp": stamp}
-        nulls = [name for name in QUOTE_FIELDS if _number(quote_lists[name][position]) is None]
-        if nulls:
-            raise fail(f"null or non-numeric {nulls} (values {[quote_lists[n][position] for n in nulls]})",
-                       day=day, field=nulls[0])
-        for name in PRICE_FIELDS:
-            row[name] = _number(quote_lists[name][position])
-            if row[name] <= 0:
-                raise fail(f"{name} is {row[name]}, not a positive index level", day=day, field=name)
-        volume = _number(quote_lists["volume"][position])
-        if volume < 0 or volume != math.floor(volume):
-            raise fail(f"volume is {volume}, not a whole non-negative number", day=day, field="volume")
-        row["volume"] = int(volume)
-        row["adjclose"] = _number(adjclose[position]) if adjclose is not None else None
-        if row["high"] < row["low"]:
-            raise fail(f"high {row['high']} is below low {row['low']}", day=day, field="high")
-        rows.append(row)
 
+def _bar(position: int, stamp: Any, quote_lists: dict[str, list], adjclose: list | None, zone: dt.tzinfo,
+         fail: Fail) -> dict[str, Any]:
+    """One bar (BAR_SCHEMA's fields), its date taken in the exchange's time zone."""
+    if not isinstance(stamp, int) or isinstance(stamp, bool):
+        raise fail(f"timestamp #{position} is {stamp!r}, not epoch seconds", field="timestamp")
+    day = dt.datetime.fromtimestamp(stamp, dt.timezone.utc).astimezone(zone).date()
+    row: dict[str, Any] = {BAR_DATE: day, "timestamp": stamp}
+    nulls = [name for name in QUOTE_FIELDS if _number(quote_lists[name][position]) is None]
+    if nulls:
+        raise fail(f"null or non-numeric {nulls} (values {[quote_lists[n][position] for n in nulls]})",
+                   day=day, field=nulls[0])
+    for name in PRICE_FIELDS:
+        row[name] = _number(quote_lists[name][position])
+        if row[name] <= 0:
+            raise fail(f"{name} is {row[name]}, not a positive index level", day=day, field=name)
+    volume = _number(quote_lists["volume"][position])
+    if volume < 0 or volume != math.floor(volume):
+        raise fail(f"volume is {volume}, not a whole non-negative number", day=day, field="volume")
+    row["volume"] = int(volume)
+    row["adjclose"] = _number(adjclose[position]) if adjclose is not None else None
+    if row["high"] < row["low"]:
+        raise fail(f"high {row['high']} is below low {row['low']}", day=day, field="high")
+    return row
+
+
+def _check_days(rows: list[dict[str, Any]], session_check: Callable[[dt.date], bool], zone_name: str,
+                fail: Fail) -> None:
+    """One bar per day, in time order, each on a B3 session."""
     days = [row[BAR_DATE] for row in rows]
     duplicated = sorted({day for day in days if days.count(day) > 1})
     if duplicated:
@@ -288,6 +300,11 @@ def parse_chart(body: bytes | str, *, symbol: str, url: str | None = None,
             raise fail(f"{row[BAR_DATE]} ({row[BAR_DATE]:%A}) is not a B3 session (stamp {row['timestamp']}, "
                        f"{zone_name})", day=row[BAR_DATE], field="timestamp")
 
+
+def _split_provisional(rows: list[dict[str, Any]], meta: dict,
+                       zone: dt.tzinfo) -> tuple[dt.datetime | None, list[dict[str, Any]], list[str]]:
+    """Take the newest bar out of ``rows`` when it looks unfinished (``is_provisional``): (Yahoo's last update,
+    the provisional bars, notes saying why)."""
     market_time = meta.get("regularMarketTime")
     regular_market_time = (dt.datetime.fromtimestamp(market_time, dt.timezone.utc)
                            if isinstance(market_time, int) and not isinstance(market_time, bool) else None)
@@ -301,9 +318,7 @@ def parse_chart(body: bytes | str, *, symbol: str, url: str | None = None,
         last = provisional_rows[0]
         notes.append(f"newest bar {last[BAR_DATE]} looks unfinished (close {last['close']}, volume {last['volume']}, "
                      f"Yahoo's last update {regular_market_time.isoformat() if regular_market_time else 'unknown'})")
-    return ChartHistory(symbol=symbol, bars=_frame(rows), provisional=_frame(provisional_rows),
-                        exchange_timezone=zone_name, regular_market_time=regular_market_time, url=url or "",
-                        notes=tuple(notes))
+    return regular_market_time, provisional_rows, notes
 
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -12,44 +12,31 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import re
 
 import pandas as pd
 import pyarrow as pa
 
-from b3_dagster.sources.yahoo_chart import BAR_COLUMNS, BAR_DATE, BAR_SCHEMA
+from b3_dagster.model import BAR_COLUMNS, BAR_DATE, BAR_SCHEMA
 from b3_dagster.storage.lake import Lake
-from b3_dagster.storage.layout import archive_key, parquet_bytes, read_parquet_bytes
-from b3_dagster.storage.portfolio_store import (
-    RawPartitionConflict,
-    RawPartitionMissing,
-    RawWriteOutcome,
-    UnreadableObject,
+from b3_dagster.storage.layout import (
+    RAW_INDEX_PREFIX,
+    parquet_bytes,
+    parse_raw_index_key,
+    raw_index_key,
+    read_parquet_bytes,
 )
+from b3_dagster.storage.portfolio_store import RawPartitionConflict, RawPartitionMissing, UnreadableObject
+from b3_dagster.storage.raw_writes import Conflicts, RawPartition, RawWriteOutcome, write_raw_partitions
 from b3_dagster.storage.staging import Expected
 from b3_dagster.storage.tables import INDEX_TABLE_DEF
 
-log = logging.getLogger(__name__)
-
-RAW_INDEX_PREFIX = "raw/ibov_index/"
-RAW_INDEX_FILE_NAME = "bvsp_daily.parquet"
 REFINE_INDEX_DATASET = "ibov_index_refined"  # staging/<this>/<run id>/ until the table commit
 INDEX_DATABASE = INDEX_TABLE_DEF.database  # seed 001's Glue database
 INDEX_TABLE = INDEX_TABLE_DEF.name
 META_SOURCE = b"yahoo.source"
-_RAW_INDEX_KEY = re.compile(r"^raw/ibov_index/date=(\d{4}-\d{2}-\d{2})/[^/]+\.parquet$")
 
 __all__ = ["IndexStore", "RawPartitionConflict", "RawPartitionMissing", "UnreadableObject", "expected_months",
            "raw_index_key"]
-
-
-def raw_index_prefix(day: dt.date) -> str:
-    return f"{RAW_INDEX_PREFIX}date={day.isoformat()}/"
-
-
-def raw_index_key(day: dt.date) -> str:
-    return raw_index_prefix(day) + RAW_INDEX_FILE_NAME
 
 
 def _typed(bars: pd.DataFrame) -> pd.DataFrame:
@@ -69,8 +56,8 @@ class IndexStore:
 
     # ---- raw -------------------------------------------------------------------------------------------------
     def raw_days(self) -> list[dt.date]:
-        return sorted({dt.date.fromisoformat(match[1]) for info in self.lake.list(RAW_INDEX_PREFIX)
-                       if (match := _RAW_INDEX_KEY.match(info.key))})
+        return sorted({day for info in self.lake.list(RAW_INDEX_PREFIX)
+                       if (day := parse_raw_index_key(info.key)) is not None})
 
     def _read_raw_day(self, day: dt.date) -> pd.DataFrame:
         key = raw_index_key(day)
@@ -95,52 +82,35 @@ class IndexStore:
                   now: dt.datetime | None = None) -> list[RawWriteOutcome]:
         """Write one raw partition per bar. Every day is compared with what is stored before anything is written:
         one conflicting day refuses the whole batch."""
-        plan: list[tuple[dt.date, str, str | None]] = []  # (day, status, difference)
-        for _, bar in bars.iterrows():
-            day = bar[BAR_DATE]
-            if not self.lake.exists(raw_index_key(day)):
-                plan.append((day, "written", None))
-                continue
+
+        def refuse(conflicts: Conflicts) -> RawPartitionConflict:
+            first, difference = conflicts[0]
+            days = [partition.label for partition, _ in conflicts[:5]]
+            return RawPartitionConflict(
+                f"raw index partition(s) {days} already exist with different data ({first.label}: {difference}); "
+                "nothing was written. Yahoo revises recent bars and back-fills volumes; to take the new values on "
+                "purpose, materialise with config allow_overwrite: true (the old files are archived under archive/). "
+                f"[{self.lake.uri(first.key.rpartition('/')[0] + '/')}]")
+
+        partitions = [self._partition(bar, source) for _, bar in bars.iterrows()]
+        return write_raw_partitions(self.lake, partitions, allow_overwrite=allow_overwrite, refuse=refuse, now=now)
+
+    def _partition(self, bar: pd.Series, source: str) -> RawPartition:
+        day = bar[BAR_DATE]
+        key = raw_index_key(day)
+
+        def compare() -> str | None:
             try:
                 stored = self._read_raw_day(day)
-                same = _typed(stored).equals(_typed(pd.DataFrame([bar])))
-                difference = None if same else f"stored {_bar_text(stored.iloc[0])}; new {_bar_text(bar)}"
             except UnreadableObject as error:
-                difference = f"the stored file is unreadable: {error}"
-            plan.append((day, "unchanged" if difference is None else "replaced", difference))
-        conflicts = [(day, difference) for day, status, difference in plan if status == "replaced"]
-        if conflicts and not allow_overwrite:
-            day, difference = conflicts[0]
-            raise RawPartitionConflict(
-                f"raw index partition(s) {[d.isoformat() for d, _ in conflicts[:5]]} already exist with different "
-                f"data ({day}: {difference}); nothing was written. Yahoo revises recent bars and back-fills volumes; "
-                "to take the new values on purpose, materialise with config allow_overwrite: true (the old files "
-                f"are archived under archive/). [{self.lake.uri(raw_index_prefix(day))}]")
+                return f"the stored file is unreadable: {error}"
+            same = _typed(stored).equals(_typed(pd.DataFrame([bar])))
+            return None if same else f"stored {_bar_text(stored.iloc[0])}; new {_bar_text(bar)}"
 
-        stamp = now or dt.datetime.now(dt.timezone.utc)
-        outcomes = []
-        by_day = {bar[BAR_DATE]: bar for _, bar in bars.iterrows()}
-        for day, status, difference in plan:
-            key = raw_index_key(day)
-            archived = None
-            if status == "unchanged":
-                outcomes.append(RawWriteOutcome(status, key, self.lake.uri(key), 1))
-                continue
-            if status == "replaced":
-                archived = archive_key(key, stamp)
-                self.lake.write_bytes(archived, self.lake.read_bytes(key))
-                log.warning("raw index partition %s replaced (%s); previous file archived at %s", day, difference,
-                            archived)
-            table = pa.Table.from_pandas(pd.DataFrame([by_day[day]])[BAR_COLUMNS], schema=BAR_SCHEMA,
-                                         preserve_index=False)
-            data = parquet_bytes(table.replace_schema_metadata({META_SOURCE: source.encode()}))
-            if status == "replaced":
-                self.lake.write_bytes(key, data)
-            elif not self.lake.write_new(key, data):  # created meanwhile by another writer: never overwrite it
-                raise RawPartitionConflict(f"raw index partition {day} was written by another run meanwhile; "
-                                           f"run again to compare with it [{self.lake.uri(key)}]")
-            outcomes.append(RawWriteOutcome(status, key, self.lake.uri(key), 1, archived))
-        return outcomes
+        table = pa.Table.from_pandas(pd.DataFrame([bar])[BAR_COLUMNS], schema=BAR_SCHEMA, preserve_index=False)
+        data = parquet_bytes(table.replace_schema_metadata({META_SOURCE: source.encode()}))
+        return RawPartition(key, data, 1, day.isoformat(), compare=compare,
+                            stored=lambda: [key] if self.lake.exists(key) else [])
 
 
 def expected_months(raw_days: list[dt.date], months: list[tuple[int, int]]) -> dict[str, Expected]:

@@ -18,7 +18,6 @@ answer: the old object is archived under ``archive/``, never deleted. The refine
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -44,41 +43,26 @@ from b3_dagster.sources.b3_index_history import (
 )
 from b3_dagster.sources.b3_stock_index import StockIndexAnswer, parse_stock_index
 from b3_dagster.storage.lake import Lake
-from b3_dagster.storage.layout import archive_key, parquet_bytes, read_parquet_bytes
-
-HISTORY_PREFIX = "raw/index_history/"
-MEMBERSHIP_PREFIX = "raw/index_membership/"
-PORTFOLIO_PREFIX = "raw/index_portfolio/"
-DAILY_CSV_NAME = "evolucao_diaria.csv"
-MEMBERSHIP_NAME = "GetStockIndex.json"
-_GRID_KEY = re.compile(r"^raw/index_history/indice=([A-Z0-9]+)/ano=(\d{4})/grid_(pt-br|en-us)\.json$")
-_CSV_KEY = re.compile(r"^raw/index_history/indice=([A-Z0-9]+)/ano=(\d{4})/evolucao_diaria\.csv$")
-_MONTHLY_KEY = re.compile(r"^raw/index_history/indice=([A-Z0-9]+)/mensal/(\d{4}-\d{2}-\d{2})_(\d{4}-\d{2}-\d{2})\.csv$")
-_MEMBERSHIP_KEY = re.compile(r"^raw/index_membership/date=(\d{4}-\d{2}-\d{2})/GetStockIndex\.json$")
-_PORTFOLIO_KEY = re.compile(r"^raw/index_portfolio/indice=([A-Z0-9]+)/date=(\d{4}-\d{2}-\d{2})/([^/]+\.csv|"
-                            r"GetPortfolioDay\.parquet)$")
-API_PORTFOLIO_NAME = "GetPortfolioDay.parquet"
-
-
-def grid_key(index: str, year: int, language: str) -> str:
-    return f"{HISTORY_PREFIX}indice={index}/ano={int(year)}/grid_{language}.json"
-
-
-def daily_csv_key(index: str, year: int) -> str:
-    return f"{HISTORY_PREFIX}indice={index}/ano={int(year)}/{DAILY_CSV_NAME}"
-
-
-def monthly_csv_key(index: str, start: dt.date, end: dt.date) -> str:
-    return f"{HISTORY_PREFIX}indice={index}/mensal/{start.isoformat()}_{end.isoformat()}.csv"
-
-
-def membership_key(day: dt.date) -> str:
-    return f"{MEMBERSHIP_PREFIX}date={day.isoformat()}/{MEMBERSHIP_NAME}"
-
-
-def portfolio_key(index: str, day: dt.date, name: str) -> str:
-    return f"{PORTFOLIO_PREFIX}indice={index}/date={day.isoformat()}/{name}"
-
+from b3_dagster.storage.layout import (
+    API_PORTFOLIO_NAME,
+    CSV_KEY,
+    GRID_KEY,
+    HISTORY_PREFIX,
+    MEMBERSHIP_KEY,
+    MEMBERSHIP_PREFIX,
+    PORTFOLIO_KEY,
+    PORTFOLIO_PREFIX,
+    daily_csv_key,
+    grid_key,
+    membership_key,
+    monthly_csv_key,
+    MONTHLY_KEY,
+    parquet_bytes,
+    portfolio_day_prefix,
+    portfolio_key,
+    read_parquet_bytes,
+)
+from b3_dagster.storage.raw_writes import RawPartition, write_raw_partitions
 
 @dataclass(frozen=True)
 class RawWrite:
@@ -89,17 +73,12 @@ class RawWrite:
 
 
 def _keep(lake: Lake, key: str, data: bytes, now: dt.datetime | None = None) -> RawWrite:
-    """Write ``data`` at ``key``; the same bytes again are a no-op; different bytes archive the old object first."""
-    if lake.exists(key):
-        old = lake.read_bytes(key)
-        if old == data:
-            return RawWrite(key, lake.uri(key), "unchanged")
-        archived = archive_key(key, now or dt.datetime.now(dt.timezone.utc))
-        lake.write_bytes(archived, old)
-        lake.write_bytes(key, data)
-        return RawWrite(key, lake.uri(key), "replaced", archived)
-    lake.write_bytes(key, data)
-    return RawWrite(key, lake.uri(key), "written")
+    """Write ``data`` at ``key``; the same bytes again are a no-op; different bytes archive the old object first
+    (B3 serves its history again: a newer answer replaces the stored one, by the one raw-write protocol)."""
+    partition = RawPartition(key, data, 0, key, stored=lambda: [key] if lake.exists(key) else [],
+                             compare=lambda: None if lake.read_bytes(key) == data else "different bytes")
+    outcome = write_raw_partitions(lake, [partition], allow_overwrite=True, now=now)[0]
+    return RawWrite(key, outcome.uri, outcome.status, outcome.archived_key)
 
 
 class IndicesStore:
@@ -152,7 +131,7 @@ class IndicesStore:
         return _keep(self.lake, key, data), monthly
 
     def read_monthly(self, key: str) -> MonthlyEvolution:
-        match = _MONTHLY_KEY.match(key)
+        match = MONTHLY_KEY.match(key)
         if not match:
             raise ValueError(f"{self.lake.uri(key)} is not a raw Evolução Mensal download")
         return parse_monthly_evolution_csv(self.lake.read_bytes(key), self.lake.uri(key), match[1])
@@ -161,7 +140,7 @@ class IndicesStore:
         """Every stored month (MONTHLY_CLOSE_COLUMNS; where downloads overlap, the one whose range ends later wins)
         and the downloads read."""
         keys = sorted((m[1], m[3], m[2], info.key) for info in self.lake.list(HISTORY_PREFIX)
-                      if (m := _MONTHLY_KEY.match(info.key)) and (indices is None or m[1] in indices))
+                      if (m := MONTHLY_KEY.match(info.key)) and (indices is None or m[1] in indices))
         frames = [self.read_monthly(key).months for *_, key in keys]  # by index, then range end: later ones last
         if not frames:
             return pd.DataFrame(columns=MONTHLY_CLOSE_COLUMNS), []
@@ -174,18 +153,18 @@ class IndicesStore:
         """(index, year, key) of every stored grid and CSV."""
         found = []
         for info in self.lake.list(HISTORY_PREFIX):
-            match = _GRID_KEY.match(info.key) or _CSV_KEY.match(info.key)
+            match = GRID_KEY.match(info.key) or CSV_KEY.match(info.key)
             if match:
                 found.append((match[1], int(match[2]), info.key))
         return sorted(found)
 
     def read_year(self, key: str) -> IndexYear:
         data = self.lake.read_bytes(key)
-        grid = _GRID_KEY.match(key)
+        grid = GRID_KEY.match(key)
         if grid:
             return parse_year_grid(data, index=grid[1], year=int(grid[2]), language=grid[3],
                                    source=self.lake.uri(key))
-        csv = _CSV_KEY.match(key)
+        csv = CSV_KEY.match(key)
         if csv:
             return parse_daily_evolution_csv(data, self.lake.uri(key), csv[1]).year_data
         raise ValueError(f"{self.lake.uri(key)} is not a raw index history object")
@@ -218,7 +197,7 @@ class IndicesStore:
 
     def membership_days(self) -> list[dt.date]:
         return sorted(dt.date.fromisoformat(m[1]) for info in self.lake.list(MEMBERSHIP_PREFIX)
-                      if (m := _MEMBERSHIP_KEY.match(info.key)))
+                      if (m := MEMBERSHIP_KEY.match(info.key)))
 
     def read_membership(self, day: dt.date) -> StockIndexAnswer:
         key = membership_key(day)
@@ -241,14 +220,14 @@ class IndicesStore:
                      parquet_bytes(table.replace_schema_metadata({b"b3.source": source.encode()})))
 
     def _one_per_day(self, index: str, day: dt.date, base: str, name: str) -> None:
-        for info in self.lake.list(f"{PORTFOLIO_PREFIX}indice={index}/date={day}/"):
+        for info in self.lake.list(portfolio_day_prefix(index, day)):
             if info.key.rsplit("/", 1)[-1] != base:  # one portfolio per (index, day): a second source is a conflict
                 raise ValueError(f"{name}: {index} {day} is already stored as {self.lake.uri(info.key)}; "
                                  "nothing was written")
 
     def portfolio_keys(self) -> list[tuple[str, dt.date, str]]:
         return sorted((m[1], dt.date.fromisoformat(m[2]), info.key) for info in self.lake.list(PORTFOLIO_PREFIX)
-                      if (m := _PORTFOLIO_KEY.match(info.key)))
+                      if (m := PORTFOLIO_KEY.match(info.key)))
 
     def portfolios(self, indices: list[str] | None = None) -> tuple[pd.DataFrame, list[IndexCsv]]:
         """Every stored portfolio (INDEX_PORTFOLIO_COLUMNS). Altered copies were accepted on import on purpose;

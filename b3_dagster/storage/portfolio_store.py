@@ -8,8 +8,6 @@ unless the caller explicitly allows it, and then the old file is archived, not d
 from __future__ import annotations
 
 import datetime as dt
-import logging
-from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow as pa
@@ -26,7 +24,6 @@ from b3_dagster.storage.lake import Lake
 from b3_dagster.storage.layout import (
     RAW_PREFIX,
     NotARawPartition,
-    archive_key,
     parquet_bytes,
     parse_raw_key,
     quarantine_key,
@@ -34,10 +31,9 @@ from b3_dagster.storage.layout import (
     raw_prefix,
     read_parquet_bytes,
 )
+from b3_dagster.storage.raw_writes import Conflicts, RawPartition, RawWriteOutcome, write_raw_partitions
 from b3_dagster.storage.staging import Expected
 from b3_dagster.errors import BadInput, Missing, Refused
-
-log = logging.getLogger(__name__)
 
 
 class RawPartitionMissing(Missing, LookupError):
@@ -50,15 +46,6 @@ class RawPartitionConflict(Refused):
 
 class UnreadableObject(BadInput, ValueError):
     """An object that is not a complete, valid Parquet file of the expected schema (e.g. a half-written upload)."""
-
-
-@dataclass(frozen=True)
-class RawWriteOutcome:
-    status: str  # "written" | "unchanged" | "replaced"
-    key: str
-    uri: str
-    rows: int
-    archived_key: str | None = None
 
 
 def _comparable(snapshot: PortfolioSnapshot) -> pd.DataFrame:
@@ -140,37 +127,24 @@ class PortfolioStore:
     def write_raw(self, snapshot: PortfolioSnapshot, *, allow_overwrite: bool = False,
                   now: dt.datetime | None = None) -> RawWriteOutcome:
         day = snapshot.portfolio_date
-        key = raw_key(day)
-        data = parquet_bytes(snapshot.to_arrow())
-        existing_keys = self.raw_keys(day)
-        if not existing_keys:
-            if self.lake.write_new(key, data):
-                return RawWriteOutcome("written", key, self.lake.uri(key), len(snapshot.rows))
-            existing_keys = self.raw_keys(day)  # another writer got there first: compare with what it wrote
 
-        try:
-            stored = self.read_raw(day)
-            difference = None if same_portfolio(stored, snapshot) else describe_difference(stored, snapshot)
-        except UnreadableObject as error:
-            difference = f"the stored partition is unreadable: {error}"
-        if difference is None:
-            return RawWriteOutcome("unchanged", key, self.lake.uri(key), len(snapshot.rows))
-        if not allow_overwrite:
-            raise RawPartitionConflict(
+        def compare() -> str | None:
+            try:
+                stored = self.read_raw(day)
+            except UnreadableObject as error:
+                return f"the stored partition is unreadable: {error}"
+            return None if same_portfolio(stored, snapshot) else describe_difference(stored, snapshot)
+
+        def refuse(conflicts: Conflicts) -> RawPartitionConflict:
+            return RawPartitionConflict(
                 f"raw partition {day} already exists at {self.lake.uri(raw_prefix(day))} with different data "
-                f"({difference}). B3 cannot serve a past portfolio again, so it is kept. To replace it on purpose, "
-                "materialise with config allow_overwrite: true (the old file is archived under archive/)."
-            )
-        stamp = now or dt.datetime.now(dt.timezone.utc)
-        archived = None
-        for old_key in existing_keys:
-            target = archive_key(old_key, stamp)
-            self.lake.write_bytes(target, self.lake.read_bytes(old_key))
-            archived = archived or target
-        self.lake.write_bytes(key, data)
-        self.lake.delete([k for k in existing_keys if k != key])
-        log.warning("raw partition %s replaced (%s); previous data archived at %s", day, difference, archived)
-        return RawWriteOutcome("replaced", key, self.lake.uri(key), len(snapshot.rows), archived)
+                f"({conflicts[0][1]}). B3 cannot serve a past portfolio again, so it is kept. To replace it on "
+                "purpose, materialise with config allow_overwrite: true (the old file is archived under archive/).")
+
+        partition = RawPartition(raw_key(day), parquet_bytes(snapshot.to_arrow()), len(snapshot.rows), str(day),
+                                 stored=lambda: self.raw_keys(day), compare=compare)
+        return write_raw_partitions(self.lake, [partition], allow_overwrite=allow_overwrite, refuse=refuse,
+                                    now=now)[0]
 
     def quarantine_raw(self, snapshot: PortfolioSnapshot, now: dt.datetime | None = None) -> str:
         """Keep a snapshot that breaks the data-quality rules out of raw/ (so nothing refines it), but on disk."""

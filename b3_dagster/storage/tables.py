@@ -54,9 +54,8 @@ from b3_dagster.model import (  # issue 14's tables
     CLOSE_DATE, INDEX_CLOSES_SCHEMA, INDEX_CLOSES_TABLE, INDEX_CODE, INDEX_PORTFOLIO_SCHEMA,
     MEMBERSHIP_DATE, MEMBERSHIP_SCHEMA, RAW_DATE_COLUMN,
 )
+from b3_dagster.model import ANOMALY_SCHEMA, INDEX_SCHEMA, MONTH, YEAR  # issue 14's and seed 001's tables
 from b3_dagster.storage.lake import Lake, LocalLake
-from b3_dagster.transforms.index_features import INDEX_SCHEMA, MONTH, YEAR
-from b3_dagster.transforms.anomaly import ANOMALY_SCHEMA
 from b3_dagster.errors import B3DagsterError, BadInput, Conflict, Refused
 
 log = logging.getLogger(__name__)

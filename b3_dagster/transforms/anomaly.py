@@ -4,7 +4,8 @@ Seed 001's notebook stops at "features ready for Isolation Forest": amplitude, v
 and the daily change. This fits the forest on exactly those columns of the refined table (``ibov_refined``) and
 gives every day a score (higher = more anomalous: the negated ``score_samples``) and a flag (the forest's outlier
 label). The forest is deterministic for a fixed ``random_state`` and the same input rows, so a run can be repeated
-and checked (``check_reproducible``); the settings go into the materialisation metadata (``AnomalySettings.as_metadata``).
+and checked (``quality.check_reproducible``); the settings go into the materialisation metadata
+(``AnomalySettings.as_metadata``).
 
 Days whose features are incomplete (the first 19 sessions of a history have no 20-session z-score) are not
 scored; they are counted in ``AnomalyResult.unscored``, never given a made-up score.
@@ -18,21 +19,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from b3_dagster.model import ANOMALY_FLAG, ANOMALY_SCORE
-from b3_dagster.quality import CheckOutcome
-from b3_dagster.transforms.index_features import DAILY_CHANGE_PCT, DATA, RANGE, VOL_ZSCORE, VOLATILITY_PCT
+from b3_dagster.model import ANOMALY_COLUMNS, ANOMALY_FEATURES, ANOMALY_FLAG, ANOMALY_SCHEMA, ANOMALY_SCORE, DATA
 
-FEATURES = (RANGE, VOLATILITY_PCT, VOL_ZSCORE, DAILY_CHANGE_PCT)
-ANOMALY_COLUMNS = [DATA, *FEATURES, ANOMALY_SCORE, ANOMALY_FLAG]
-# The table b3_refined_db.ibov_anomalies (storage/tables.py): one row per scored session.
-ANOMALY_SCHEMA = pa.schema([pa.field(DATA, pa.date32(), nullable=False),
-                            *(pa.field(name, pa.float64()) for name in FEATURES),
-                            pa.field(ANOMALY_SCORE, pa.float64(), nullable=False),
-                            pa.field(ANOMALY_FLAG, pa.int32(), nullable=False)])
+FEATURES = ANOMALY_FEATURES
+
+__all__ = ["ANOMALY_COLUMNS", "ANOMALY_SCHEMA", "FEATURES", "AnomalyResult", "AnomalySettings", "score_anomalies"]
 
 
 @dataclass(frozen=True)
@@ -92,20 +85,3 @@ def score_anomalies(refined: pd.DataFrame, settings: AnomalySettings = AnomalySe
     scored[ANOMALY_SCORE] = -forest.score_samples(matrix)
     scored[ANOMALY_FLAG] = (forest.predict(matrix) == -1).astype("int32")
     return AnomalyResult(scored[[DATA, *settings.features, ANOMALY_SCORE, ANOMALY_FLAG]], settings, unscored)
-
-
-def check_reproducible(refined: pd.DataFrame, result: AnomalyResult) -> CheckOutcome:
-    """Fitting again on the same rows with the same settings gives the same scores and flags, day by day."""
-    again = score_anomalies(refined, result.settings).scores
-    same_days = list(again[DATA]) == list(result.scores[DATA])
-    same_scores = same_days and np.array_equal(again[ANOMALY_SCORE].to_numpy(),
-                                               result.scores[ANOMALY_SCORE].to_numpy())
-    same_flags = same_days and np.array_equal(again[ANOMALY_FLAG].to_numpy(), result.scores[ANOMALY_FLAG].to_numpy())
-    passed = same_days and same_scores and same_flags
-    worst = (float(np.max(np.abs(again[ANOMALY_SCORE].to_numpy() - result.scores[ANOMALY_SCORE].to_numpy())))
-             if same_days and len(again) else None)
-    return CheckOutcome(passed, f"a second fit with random_state={result.settings.random_state} reproduces all "
-                                f"{len(again)} scores and flags exactly" if passed else
-                        f"a second fit differs: same days {same_days}, same scores {same_scores}, same flags "
-                        f"{same_flags}", {"days": len(again), "max_score_difference": worst,
-                                          "random_state": result.settings.random_state})

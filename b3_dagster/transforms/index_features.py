@@ -22,61 +22,36 @@ import pandas as pd
 import pyarrow as pa
 
 from b3_dagster.calendar import sessions
-from b3_dagster.model import CLOSE_SOURCE, OFFICIAL_B3_CLOSE
-from b3_dagster.quality import CheckOutcome
 from b3_dagster.errors import Missing
-
-# ---- the refined table's columns (seed 001 names) -------------------------------------------------------------------
-DATA = "data"
-OPEN = "preco_abertura"
-HIGH = "preco_maximo"
-LOW = "preco_minimo"
-CLOSE = "preco_fechamento"
-VOLUME = "volume_negociado"
-DAILY_CHANGE = "variacao_diaria"
-DAILY_CHANGE_PCT = "variacao_pct"
-RANGE = "amplitude"
-VOLATILITY_PCT = "volatilidade_pct"
-SHORT_WINDOW = 5
-LONG_WINDOW = 20
-MA_SHORT = f"media_movel_{SHORT_WINDOW}d"
-MA_LONG = f"media_movel_{LONG_WINDOW}d"
-VOL_MEAN = f"vol_mean_{LONG_WINDOW}d"
-VOL_STD = f"vol_std_{LONG_WINDOW}d"
-VOL_ZSCORE = "vol_zscore"
-VOLATILITY_SPIKE = "volatilidade_pico"
-SPIKE_THRESHOLD = 1.5
-YEAR = "year"
-MONTH = "month"
-
-LOOKBACK_SESSIONS = LONG_WINDOW - 1  # earlier sessions a day's longest window needs
-
-INDEX_SCHEMA = pa.schema(
-    [
-        pa.field(DATA, pa.date32(), nullable=False),
-        pa.field(OPEN, pa.float64(), nullable=False),
-        pa.field(HIGH, pa.float64(), nullable=False),
-        pa.field(LOW, pa.float64(), nullable=False),
-        pa.field(CLOSE, pa.float64(), nullable=False),
-        pa.field(VOLUME, pa.int64(), nullable=False),
-        pa.field(DAILY_CHANGE, pa.float64(), nullable=False),
-        pa.field(DAILY_CHANGE_PCT, pa.float64(), nullable=False),
-        pa.field(RANGE, pa.float64(), nullable=False),
-        pa.field(VOLATILITY_PCT, pa.float64(), nullable=False),
-        pa.field(MA_SHORT, pa.float64(), nullable=True),
-        pa.field(MA_LONG, pa.float64(), nullable=True),
-        pa.field(VOL_MEAN, pa.float64(), nullable=True),
-        pa.field(VOL_STD, pa.float64(), nullable=True),
-        pa.field(VOL_ZSCORE, pa.float64(), nullable=True),
-        pa.field(VOLATILITY_SPIKE, pa.int32(), nullable=False),
-        pa.field(YEAR, pa.int32(), nullable=False),
-        pa.field(MONTH, pa.int32(), nullable=False),
-        # added after seed 001 (nullable: the table gains them by schema evolution); seed 001 names its columns
-        pa.field(CLOSE_SOURCE, pa.string(), nullable=True),  # "yahoo": preco_fechamento is Yahoo's bar
-        pa.field(OFFICIAL_B3_CLOSE, pa.float64(), nullable=True),  # B3's close of record, where published
-    ]
+from b3_dagster.model import (
+    CLOSE,
+    CLOSE_SOURCE,
+    DAILY_CHANGE,
+    DAILY_CHANGE_PCT,
+    DATA,
+    HIGH,
+    INDEX_COLUMNS,
+    INDEX_SCHEMA,
+    LONG_WINDOW,
+    LOW,
+    MA_LONG,
+    MA_SHORT,
+    MONTH,
+    OFFICIAL_B3_CLOSE,
+    OPEN,
+    RANGE,
+    SHORT_WINDOW,
+    VOL_MEAN,
+    VOL_STD,
+    VOL_ZSCORE,
+    VOLATILITY_PCT,
+    VOLATILITY_SPIKE,
+    VOLUME,
+    YEAR,
 )
-INDEX_COLUMNS = INDEX_SCHEMA.names
+
+SPIKE_THRESHOLD = 1.5
+LOOKBACK_SESSIONS = LONG_WINDOW - 1  # earlier sessions a day's longest window needs
 YAHOO_SOURCE = "yahoo"
 
 # Raw (Yahoo) field -> refined name: seed 001's renaming.
@@ -148,7 +123,6 @@ def refine_index(bars: pd.DataFrame, first_day: dt.date) -> pd.DataFrame:
     return refined[refined[DATA] >= first_day].reset_index(drop=True)
 
 
-
 def with_official_closes(refined: pd.DataFrame, official: pd.DataFrame, *, official_date: str,
                          official_close: str) -> pd.DataFrame:
     """``refined`` with ``fechamento_oficial_b3`` set from ``official`` (B3's closes, current scale) per session;
@@ -157,72 +131,3 @@ def with_official_closes(refined: pd.DataFrame, official: pd.DataFrame, *, offic
     out = refined.copy()
     out[OFFICIAL_B3_CLOSE] = [float(closes[day]) if day in closes else np.nan for day in out[DATA]]
     return out
-
-
-# ---- quality checks on refined rows (pure; exposed as asset checks in defs/index_assets.py) -------------------------
-def _days(frame: pd.DataFrame, mask: pd.Series, limit: int = 10) -> list[str]:
-    return [day.isoformat() for day in frame.loc[mask, DATA].head(limit)]
-
-
-def check_no_session_gaps(frame: pd.DataFrame) -> CheckOutcome:
-    """Every B3 session between the first and the last refined day has a row (and no day is repeated)."""
-    days = list(frame[DATA])
-    gaps = missing_sessions(days)
-    repeated = sorted({day.isoformat() for day in days if days.count(day) > 1})
-    span = f"{min(days)}..{max(days)}" if days else "no rows"
-    passed = bool(days) and not gaps and not repeated
-    text = (f"{len(days)} sessions {span}, none missing" if passed else
-            "no refined rows" if not days else
-            f"{len(gaps)} B3 session(s) missing in {span}: {[d.isoformat() for d in gaps[:10]]}" if gaps else
-            f"days repeated: {repeated[:10]}")
-    return CheckOutcome(passed, text, {"sessions": len(days), "missing": len(gaps), "span": span})
-
-
-def check_prices_positive(frame: pd.DataFrame) -> CheckOutcome:
-    bad = (frame[[OPEN, HIGH, LOW, CLOSE]] <= 0).any(axis=1) | frame[[OPEN, HIGH, LOW, CLOSE]].isna().any(axis=1)
-    return CheckOutcome(not bad.any() and not frame.empty,
-                        "every price is positive" if not bad.any() else f"non-positive prices on {_days(frame, bad)}",
-                        {"rows": len(frame), "failing_rows": int(bad.sum())})
-
-
-def check_ohlc_consistent(frame: pd.DataFrame) -> CheckOutcome:
-    """high >= max(open, close) and low <= min(open, close) on every day."""
-    high_bad = frame[HIGH] < frame[[OPEN, CLOSE]].max(axis=1)
-    low_bad = frame[LOW] > frame[[OPEN, CLOSE]].min(axis=1)
-    bad = high_bad | low_bad
-    text = ("high >= max(open, close) and low <= min(open, close) on every day" if not bad.any() else
-            f"high below open/close on {_days(frame, high_bad)}; low above open/close on {_days(frame, low_bad)}")
-    return CheckOutcome(not bad.any() and not frame.empty, text,
-                        {"rows": len(frame), "high_below_body": int(high_bad.sum()),
-                         "low_above_body": int(low_bad.sum())})
-
-
-def check_zscore_recomputable(frame: pd.DataFrame, tolerance: float = 1e-9) -> CheckOutcome:
-    """vol_zscore equals (volatilidade_pct - vol_mean) / vol_std from the stored columns, null exactly where an input
-    is null, and volatilidade_pico equals (vol_zscore > 1.5)."""
-    expected = zscore(frame[VOLATILITY_PCT], frame[VOL_MEAN], frame[VOL_STD])
-    stored = frame[VOL_ZSCORE].astype("float64")
-    if (not frame.empty and expected.isna().all() and stored.isna().all()
-            and not frame[VOLATILITY_SPIKE].astype(bool).any()):
-        # the first sessions of the history have no full window yet: there is no z-score to recompute
-        return CheckOutcome.skip(f"none of the {len(frame)} rows has a full {LONG_WINDOW}-session window "
-                                 "yet, so no z-score was computed to recompute", {"rows": len(frame)})
-    null_mismatch = expected.isna() != stored.isna()
-    value_mismatch = (expected - stored).abs() > tolerance
-    spike_mismatch = frame[VOLATILITY_SPIKE].astype(int) != (stored > SPIKE_THRESHOLD).astype(int)
-    bad = null_mismatch | value_mismatch.fillna(False) | spike_mismatch
-    text = (f"vol_zscore and volatilidade_pico recompute from their inputs on all {len(frame)} rows" if not bad.any()
-            else f"vol_zscore/volatilidade_pico do not recompute on {_days(frame, bad)}")
-    return CheckOutcome(not bad.any() and not frame.empty, text,
-                        {"rows": len(frame), "failing_rows": int(bad.sum()),
-                         "spikes": int(frame[VOLATILITY_SPIKE].sum())})
-
-
-INDEX_CHECKS = {
-    "no_session_gaps": (check_no_session_gaps, "Every B3 session inside the refined range has exactly one row."),
-    "prices_positive": (check_prices_positive, "Open, high, low and close are positive."),
-    "ohlc_consistent": (check_ohlc_consistent, "high >= max(open, close) and low <= min(open, close)."),
-    "zscore_recomputable": (check_zscore_recomputable,
-                            "vol_zscore = (volatilidade_pct - vol_mean_20d) / vol_std_20d and volatilidade_pico = "
-                            "vol_zscore > 1.5, recomputed from the stored columns."),
-}

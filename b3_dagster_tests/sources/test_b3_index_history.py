@@ -15,6 +15,7 @@ import yaml
 
 from b3_dagster.model import CLOSE_DATE, INDEX_CLOSES_COLUMNS, MONTH_MAX, MONTH_MIN, OFFICIAL_CLOSE
 from b3_dagster.quality import CheckOutcome
+from b3_dagster.sources.b3_format import decode_payload
 from b3_dagster.sources.b3_index_history import (
     ENDPOINT_PATH,
     B3IndexHistoryClient,
@@ -24,7 +25,6 @@ from b3_dagster.sources.b3_index_history import (
     check_monthly_matches_daily,
     check_published_min_max,
     close_of_record,
-    decode_history_token,
     history_payload,
     history_url,
     is_monthly_evolution,
@@ -84,7 +84,7 @@ def test_every_shipped_file_is_covered_by_a_test():
 def test_url_is_the_base64_payload_in_b3s_path():
     url = history_url("IBOV", 2024)
     assert url.startswith("https://sistemaswebb3-listados.b3.com.br" + ENDPOINT_PATH)
-    assert decode_history_token(url.rsplit("/", 1)[1]) == {"index": "IBOV", "language": "pt-br", "year": "2024"}
+    assert decode_payload(url.rsplit("/", 1)[1]) == {"index": "IBOV", "language": "pt-br", "year": "2024"}
 
 
 @pytest.mark.parametrize(("index", "year", "language"), [("ibov", 2024, "pt-br"), ("IBOV", 1900, "pt-br"),
@@ -100,7 +100,7 @@ def test_recorded_requests_ask_what_our_payload_asks(cassette):
     """rb3 sent ``year`` as an integer and B3 answered; we send a string (as the pulse recordings did): same keys."""
     document = yaml.safe_load((FIXTURES / "b3_index_history" / "cassettes" / cassette).read_text())
     (interaction,) = document["http_interactions"]
-    sent = decode_history_token(interaction["request"]["uri"].rsplit("/", 1)[1])
+    sent = decode_payload(interaction["request"]["uri"].rsplit("/", 1)[1])
     ours = history_payload(sent["index"], sent["year"], sent["language"])
     assert set(sent) == set(ours) and str(sent["year"]) == ours["year"] == "2022"
     shipped = RECORDED / "json" / (cassette[:-4] + ".json")
@@ -119,7 +119,7 @@ def test_client_fetches_and_parses_a_real_answer_over_http(httpserver):
     assert raw == body
     assert year.closes.equals(grid(name).closes)
     (request, _), = httpserver.log
-    assert decode_history_token(request.path.rsplit("/", 1)[1])["index"] == "IBOV"
+    assert decode_payload(request.path.rsplit("/", 1)[1])["index"] == "IBOV"
 
 
 def test_client_names_the_request_on_http_errors(httpserver):

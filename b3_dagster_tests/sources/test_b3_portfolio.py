@@ -8,12 +8,10 @@ import pytest
 from werkzeug import Response
 
 from b3_dagster.replay import answer
-from b3_dagster.sources.b3_format import parse_decimal, parse_integer
+from b3_dagster.sources.b3_format import decode_payload, encode_payload, parse_decimal, parse_integer
 from b3_dagster.sources.b3_portfolio import (
     B3PortfolioClient,
     B3ResponseError,
-    decode_payload,
-    encode_payload,
     portfolio_payload,
 )
 from b3_dagster.sources.http import HttpPolicy

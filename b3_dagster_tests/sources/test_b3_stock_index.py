@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from b3_dagster.model import INDEX_CODE, MEMBERSHIP_COLUMNS, MEMBERSHIP_DATE
-from b3_dagster.sources.b3_portfolio import decode_payload, parse_page
+from b3_dagster.sources.b3_format import decode_payload
+from b3_dagster.sources.b3_portfolio import parse_page
 from b3_dagster.sources.b3_stock_index import (
     ENDPOINT_PATH,
     B3StockIndexClient,

@@ -13,11 +13,10 @@ from b3_dagster.storage.index_store import (
     SEED_001_QUERY,
     IndexStore,
     RawPartitionConflict,
-    raw_index_key,
     seed_001_query,
 )
 from b3_dagster.storage.lake import LocalLake
-from b3_dagster.storage.layout import read_parquet_bytes
+from b3_dagster.storage.layout import raw_index_key, read_parquet_bytes
 from b3_dagster.storage.portfolio_store import PortfolioStore
 from b3_dagster_tests.transforms.test_index_features import bars
 

@@ -12,15 +12,10 @@ import pandas as pd
 import pytest
 
 from b3_dagster.charts import anomaly_chart_figure, render_anomaly_chart
-from b3_dagster.model import ANOMALY_FLAG, ANOMALY_SCORE
-from b3_dagster.transforms.anomaly import (
-    ANOMALY_COLUMNS,
-    FEATURES,
-    AnomalySettings,
-    check_reproducible,
-    score_anomalies,
-)
-from b3_dagster.transforms.index_features import DATA, VOL_ZSCORE, index_features
+from b3_dagster.model import ANOMALY_COLUMNS, ANOMALY_FLAG, ANOMALY_SCORE, DATA, VOL_ZSCORE
+from b3_dagster.quality import check_reproducible
+from b3_dagster.transforms.anomaly import FEATURES, AnomalySettings, score_anomalies
+from b3_dagster.transforms.index_features import index_features
 
 YAHOO_CSV = Path(__file__).parents[1] / "fixtures" / "yahoo" / "gitgbg1985_ibovespa_1995-01-02_2026-03-13.csv"
 # The window is limited by the data, not chosen for the result: Yahoo's series lacks 2012-02-22 (Ash Wednesday) and

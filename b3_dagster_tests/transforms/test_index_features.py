@@ -15,9 +15,9 @@ import pytest
 
 from b3_dagster.calendar import sessions
 from b3_dagster.sources.yahoo_chart import parse_chart
-from b3_dagster.transforms import index_features as features
+from b3_dagster import quality
+from b3_dagster.model import INDEX_COLUMNS, VOL_ZSCORE
 from b3_dagster.transforms.index_features import (
-    INDEX_COLUMNS,
     with_official_closes,
     LOOKBACK_SESSIONS,
     IndexHistoryGap,
@@ -212,14 +212,14 @@ def _zscore_where_window_is_short(frame):
 
 
 @pytest.mark.parametrize("check, mutate", [
-    (features.check_no_session_gaps, _drop_a_session),
-    (features.check_no_session_gaps, _repeat_a_day),
-    (features.check_prices_positive, _negative_close),
-    (features.check_ohlc_consistent, _high_below_close),
-    (features.check_ohlc_consistent, _low_above_open),
-    (features.check_zscore_recomputable, _tampered_zscore),
-    (features.check_zscore_recomputable, _flipped_spike),
-    (features.check_zscore_recomputable, _zscore_where_window_is_short),
+    (quality.check_no_session_gaps, _drop_a_session),
+    (quality.check_no_session_gaps, _repeat_a_day),
+    (quality.check_prices_positive, _negative_close),
+    (quality.check_ohlc_consistent, _high_below_close),
+    (quality.check_ohlc_consistent, _low_above_open),
+    (quality.check_zscore_recomputable, _tampered_zscore),
+    (quality.check_zscore_recomputable, _flipped_spike),
+    (quality.check_zscore_recomputable, _zscore_where_window_is_short),
 ], ids=lambda value: getattr(value, "__name__", str(value)))
 def test_checks_pass_on_real_rows_and_fail_on_each_fault(check, mutate):
     assert check(refined_2025()).passed
@@ -228,9 +228,9 @@ def test_checks_pass_on_real_rows_and_fail_on_each_fault(check, mutate):
     assert "2025-" in outcome.description or "repeated" in outcome.description
 
 
-@pytest.mark.parametrize("name", list(features.INDEX_CHECKS))
+@pytest.mark.parametrize("name", list(quality.INDEX_CHECKS))
 def test_every_check_fails_on_no_rows(name):
-    check, _ = features.INDEX_CHECKS[name]
+    check, _ = quality.INDEX_CHECKS[name]
     assert not check(refined_2025().iloc[0:0]).passed
 
 
@@ -238,9 +238,9 @@ def test_zscore_check_is_skipped_when_no_row_has_a_full_window():
     """The first sessions of the history have no 20-session window: no z-score exists to recompute, so the check
     says so instead of passing after comparing nulls with nulls."""
     first_rows = refined_2025()
-    first_rows = first_rows[first_rows[features.VOL_ZSCORE].isna()].head(5)
+    first_rows = first_rows[first_rows[VOL_ZSCORE].isna()].head(5)
     assert len(first_rows) == 5
-    outcome = features.check_zscore_recomputable(first_rows)
+    outcome = quality.check_zscore_recomputable(first_rows)
     assert outcome.skipped and "full 20-session window" in outcome.skipped and not outcome.passed
 
 
