@@ -120,22 +120,37 @@ def _record_imports(instance, store, outcomes) -> int:
 
 def demo(args: argparse.Namespace) -> int:
     """Replay recorded real B3 and Yahoo answers through raw -> refined -> tables -> charts, with no network."""
+    lake_root, instance = _demo_start(args)
+    recordings_root = Path(__file__).resolve().parent / "recordings"
+    print(f"Lake: {lake_root}   (recorded real answers replayed from {recordings_root})")
+    _demo_b3_api_days(instance)
+    store = _store()
+    if not _demo_csv_imports(instance, store, recordings_root):
+        return 1
+    _demo_refine(instance, store)
+    _demo_index_history(instance, args.index_from, args.index_to)
+    _demo_indices(instance, recordings_root)
+    _demo_queries(lake_root)
+    return 0
 
+
+def _demo_start(args: argparse.Namespace):
+    """The settings, the lake and the Dagster instance the demo writes to; the lake is marked as a demo lake (its
+    freshness check is skipped, not failed)."""
     from b3_dagster.defs.alerts import mark_demo_lake
-    from b3_dagster.defs.index_assets import YahooChartResource
-    from b3_dagster.defs.resources import B3PortfolioResource, LakeResource
-    from b3_dagster.definitions import build_definitions
-    from b3_dagster.history_import import exit_code, format_outcome, import_files
-    from b3_dagster.replay import B3Replay, recorded_days
-    from b3_dagster.sources.yahoo_chart import serve_chart_recordings
+    from b3_dagster.defs.resources import LakeResource
 
     _apply_defaults(args.lake)
-    lake_root = Path(os.environ["B3_LAKE_ROOT"]).resolve()
     _local_instance_home()
     instance = _instance()
     mark_demo_lake(LakeResource(root=os.environ["B3_LAKE_ROOT"]))
-    recordings_root = Path(__file__).resolve().parent / "recordings"
-    print(f"Lake: {lake_root}   (recorded real answers replayed from {recordings_root})")
+    return Path(os.environ["B3_LAKE_ROOT"]).resolve(), instance
+
+
+def _demo_b3_api_days(instance) -> None:
+    from b3_dagster.definitions import build_definitions
+    from b3_dagster.defs.resources import B3PortfolioResource
+    from b3_dagster.replay import B3Replay, recorded_days
 
     print("\n1. B3 GetPortfolioDay, replayed on 127.0.0.1 one recorded day at a time -> raw/")
     for recording in recorded_days():
@@ -144,17 +159,26 @@ def demo(args: argparse.Namespace) -> int:
                                                                 language=recording.language)})
             _run(defs, "ibov_snapshot_job", instance, partition_key=recording.date)
 
+
+def _demo_csv_imports(instance, store, recordings_root: Path) -> bool:
+    """The shipped IBOVDia CSV downloads into raw/, recorded in the instance; False if one could not be imported."""
+    from b3_dagster.history_import import exit_code, format_outcome, import_files
+
     print("\n2. Past portfolios from B3's IBOVDia CSV downloads -> raw/")
     csv_files = sorted((recordings_root / "b3_csv").glob("*.csv")) + sorted(
         (recordings_root / "b3_csv" / "standard").glob("*.csv"))
-    store = _store()
     outcomes = import_files(csv_files, store)
     for outcome in outcomes:
         print("  " + format_outcome(outcome))
     if exit_code(outcomes):
-        return 1
+        return False
     recorded = _record_imports(instance, store, outcomes)
     print(f"  {recorded} imported day(s) recorded as materialisations of ibov_raw_snapshot")
+    return True
+
+
+def _demo_refine(instance, store) -> None:
+    from b3_dagster.definitions import build_definitions
 
     raw_days = store.raw_days()
     print(f"\n3. Refine on B3's sector classification and update default.tb_ibov_refined: ONE run over "
@@ -164,33 +188,36 @@ def demo(args: argparse.Namespace) -> int:
     _run(defs, "ibov_refine_job", instance, start=raw_days[0].isoformat(), end=raw_days[-1].isoformat())
     _run(defs, "b3_sectors_job", instance)
 
-    print(f"\n4. IBOVESPA daily history (Yahoo chart API replay) {args.index_from}..{args.index_to}")
+
+def _demo_index_history(instance, first_day: str, last_day: str) -> None:
+    from b3_dagster.definitions import build_definitions
+    from b3_dagster.defs.index_assets import YahooChartResource
+    from b3_dagster.sources.yahoo_chart import serve_chart_recordings
+
+    print(f"\n4. IBOVESPA daily history (Yahoo chart API replay) {first_day}..{last_day}")
     server, yahoo_url = serve_chart_recordings()
     try:
         defs = build_definitions({"yahoo": YahooChartResource(base_url=yahoo_url)})
-        _run(defs, "ibov_index_job", instance, start=args.index_from, end=args.index_to)
-        first_month = dt.date.fromisoformat(args.index_from).replace(day=1).isoformat()
-        last_month = dt.date.fromisoformat(args.index_to).replace(day=1).isoformat()
+        _run(defs, "ibov_index_job", instance, start=first_day, end=last_day)
+        first_month = dt.date.fromisoformat(first_day).replace(day=1).isoformat()
+        last_month = dt.date.fromisoformat(last_day).replace(day=1).isoformat()
         _run(defs, "ibov_index_refine_job", instance, start=first_month, end=last_month)
         _run(defs, "ibov_charts_job", instance)
     finally:
         server.shutdown()
         server.server_close()
 
-    _demo_indices(instance, recordings_root)
 
+def _demo_queries(lake_root: Path) -> None:
     from b3_dagster.storage.tables import connect, run_query
 
     tables = _tables()
     print(f"\nTable default.tb_ibov_refined: Apache Iceberg, {tables.description}")
     connection = connect(tables)
-    for title, sql in SEED_000_QUERIES.items():
-        _print_frame(f"{title}: {sql}", run_query(connection, sql))
-    for title, sql in INDICES_QUERIES.items():
+    for title, sql in {**SEED_000_QUERIES, **INDICES_QUERIES}.items():
         _print_frame(f"{title}: {sql}", run_query(connection, sql))
     print(f"\nCharts: {lake_root / 'charts'}")
     print('Query it yourself: b3-dagster query "SELECT * FROM default.tb_ibov_refined LIMIT 10"')
-    return 0
 
 
 # ---- every B3 index (issue 14): the demo's steps 5-8 and the imports of B3's index downloads -------------------------
@@ -212,37 +239,51 @@ DEMO_INDEX_CSVS = ("IBRA", "IBXX")
 
 
 def _demo_indices(instance, recordings_root: Path) -> None:
+    store = _indices_store()
+    _demo_index_closes(instance, store, recordings_root)
+    _demo_index_portfolios(instance, store)
+    _demo_index_membership(instance)
+    _demo_anomalies(instance)
+
+
+def _demo_index_closes(instance, store, recordings_root: Path) -> None:
     from b3_dagster.definitions import build_definitions
     from b3_dagster.defs.indices import B3IndicesResource
     from b3_dagster.indices_replay import IndicesReplay
-    from b3_dagster.sources.b3_index_csv import recorded_csvs
-    from b3_dagster.sources.b3_index_history import recorded_grids
-    from b3_dagster.sources.b3_stock_index import recorded_answers
 
-    store = _indices_store()
     print("\n5. B3's official IBOV closes: the recorded year grids replayed on 127.0.0.1, then the Evolução Diária "
           "downloads -> raw/ -> b3_refined_db.index_closes")
-    # per year, the recorded answer with the most closes (2022: the en-us grid recorded in 2025 has the whole year)
-    best = {}
-    for grid in recorded_grids():
-        if grid.index == "IBOV" and len(grid.parse().closes) > best.get(grid.year, (None, -1))[1]:
-            best[grid.year] = (grid.language, len(grid.parse().closes))
     with IndicesReplay() as replay:
-        for year, (language, _) in sorted(best.items()):
+        for year, language in _best_ibov_grids():
             defs = build_definitions({"b3_indices": B3IndicesResource(base_url=replay.base_url, language=language)})
             _run(defs, "index_history_job", instance, partition_key=f"{year}|IBOV")
     for path in sorted((recordings_root / "b3_index_history" / "csv_evolucao_diaria").glob("*.csv")):
         print("  " + _import_history_file(store, path))
     print("\n".join(_demo_monthly_closes(store, recordings_root)))
-    defs = build_definitions()
-    _run(defs, "index_closes_job", instance)
+    _run(build_definitions(), "index_closes_job", instance)
+
+
+def _best_ibov_grids() -> list[tuple[int, str]]:
+    """(year, language) of the recorded IBOV year grid with the most closes, per year (2022: the en-us grid recorded
+    in 2025 has the whole year)."""
+    from b3_dagster.sources.b3_index_history import recorded_grids
+
+    best: dict[int, tuple[str, int]] = {}
+    for grid in recorded_grids():
+        if grid.index == "IBOV" and len(grid.parse().closes) > best.get(grid.year, (None, -1))[1]:
+            best[grid.year] = (grid.language, len(grid.parse().closes))
+    return [(year, language) for year, (language, _) in sorted(best.items())]
+
+
+def _demo_index_portfolios(instance, store) -> None:
+    from b3_dagster.definitions import build_definitions
+    from b3_dagster.defs.resources import B3PortfolioResource
+    from b3_dagster.replay import B3Replay, recorded_days
+    from b3_dagster.sources.b3_index_csv import recorded_csvs
 
     print("\n6. Every index's portfolio: GetPortfolioDay per (session, index) replayed on 127.0.0.1 (only IBOV answers "
           "are recorded), and the Carteira do Dia downloads of " + ", ".join(DEMO_INDEX_CSVS)
           + " -> raw/ -> b3_refined_db.index_portfolios")
-    from b3_dagster.defs.resources import B3PortfolioResource
-    from b3_dagster.replay import B3Replay, recorded_days
-
     for recording in recorded_days():
         with B3Replay(recording) as replay:
             api = build_definitions({"b3": B3PortfolioResource(base_url=replay.base_url, language=recording.language)})
@@ -250,7 +291,14 @@ def _demo_indices(instance, recordings_root: Path) -> None:
     for path in recorded_csvs():
         if path.name[:4] in DEMO_INDEX_CSVS:
             print("  " + _import_portfolio_file(store, path, allow_altered=False))
-    _run(defs, "index_portfolios_job", instance)
+    _run(build_definitions(), "index_portfolios_job", instance)
+
+
+def _demo_index_membership(instance) -> None:
+    from b3_dagster.definitions import build_definitions
+    from b3_dagster.defs.indices import B3IndicesResource
+    from b3_dagster.indices_replay import IndicesReplay
+    from b3_dagster.sources.b3_stock_index import recorded_answers
 
     print("\n7. Index membership: B3 GetStockIndex, the recorded answers replayed on 127.0.0.1 one day at a time "
           "-> raw/ -> b3_refined_db.index_membership, compared with the portfolios of the same day")
@@ -260,6 +308,10 @@ def _demo_indices(instance, recordings_root: Path) -> None:
             replay.current = path
             _run(defs, "index_membership_job", instance, partition_key=day)
     _run(build_definitions(), "index_membership_table_job", instance)
+
+
+def _demo_anomalies(instance) -> None:
+    from b3_dagster.definitions import build_definitions
 
     print("\n8. Anomaly score of the IBOVESPA days (IsolationForest, fixed seed) -> b3_refined_db.ibov_anomalies, chart")
     _run(build_definitions(), "ibov_anomaly_job", instance)
