@@ -118,6 +118,7 @@ PROCESS_MODULES = ("test_table_processes.py",)
 SHARED_FIXTURES = ("refined_lake", "cfn_lint_findings")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids on each worker
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("slow") or item.path.name in PROCESS_MODULES:
