@@ -112,9 +112,18 @@ def cfn_lint_findings(tmp_path_factory) -> dict[str, list[str]]:
 # serially: two of them side by side on two cores would time each other out. Everything else is spread over both
 # workers (`--dist loadgroup`); each test passes alone and in any order.
 PROCESS_MODULES = ("test_table_processes.py",)
+# A module- or session-scoped fixture is built once per worker that runs one of its users: with `--dist loadgroup`
+# the users of these costly ones (a 25-day range refine; a cfn-lint run) would land on both workers and pay it twice.
+# They share a group of their own, so it is built once; the fixtures are only read by their tests.
+SHARED_FIXTURES = ("refined_lake", "cfn_lint_findings")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids on each worker
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("slow") or item.path.name in PROCESS_MODULES:
             item.add_marker(pytest.mark.xdist_group("processes"))
+            continue
+        shared = next((name for name in SHARED_FIXTURES if name in getattr(item, "fixturenames", ())), None)
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(shared))
