@@ -28,7 +28,7 @@ def open_lake_tables(lake: str | None = None, catalog: str | None = None):
     """The lake's Iceberg tables (``storage.tables.IcebergTables``) with the same defaults as ``connect``: what
     the command line's ``snapshots`` and ``rebuild-tables`` work on."""
     from b3_dagster import settings
-    from b3_dagster.storage.lake import lake_from_uri
+    from b3_dagster.storage.lakes import lake_from_uri
     from b3_dagster.storage.tables import open_tables
 
     region = settings.region()

@@ -64,7 +64,7 @@ def _tables():
 
 
 def _store():
-    from b3_dagster.storage.lake import lake_from_uri
+    from b3_dagster.storage.lakes import lake_from_uri
     from b3_dagster.storage.portfolio_store import PortfolioStore
 
     return PortfolioStore(lake_from_uri(os.environ["B3_LAKE_ROOT"]))
@@ -83,9 +83,9 @@ def _instance():
 
 def _run(defs, job: str, instance, *, partition_key: str | None = None, start: str | None = None,
          end: str | None = None, run_config=None) -> None:
-    from b3_dagster.defs.alerts import DEMO_LAKE_REASON, FRESHNESS_CHECK
+    from b3_dagster.defs.alerts.sensors import DEMO_LAKE_REASON, FRESHNESS_CHECK
     from b3_dagster import settings
-    from b3_dagster.defs.metadata import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+    from b3_dagster.defs.shared.metadata import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 
     tags = {PARTITION_RANGE_START_TAG: start, PARTITION_RANGE_END_TAG: end} if start else {}
     quiet = {"loggers": {"console": {"config": {"log_level": settings.get("B3_LOG_LEVEL")}}}}
@@ -111,7 +111,7 @@ def _record_imports(instance, store, outcomes) -> int:
     """The imported raw days as materialisations of ibov_raw_snapshot in the instance, so the UI's lineage is true
     and raw_partition_sensor takes them for this project's own writes (it refines them once, and not at all when
     they are refined already)."""
-    from b3_dagster.defs.automation import record_raw_days
+    from b3_dagster.defs.automation.sensors import record_raw_days
 
     days = [o.portfolio_date for o in outcomes if o.ok and o.portfolio_date is not None]
     return record_raw_days(instance, store, days, source="b3-dagster import-csv",
@@ -137,7 +137,7 @@ def demo(args: argparse.Namespace) -> int:
 def _demo_start(args: argparse.Namespace):
     """The settings, the lake and the Dagster instance the demo writes to; the lake is marked as a demo lake (its
     freshness check is skipped, not failed)."""
-    from b3_dagster.defs.alerts import mark_demo_lake
+    from b3_dagster.defs.alerts.sensors import mark_demo_lake
     from b3_dagster.defs.resources import LakeResource
 
     _apply_defaults(args.lake)
@@ -150,7 +150,7 @@ def _demo_start(args: argparse.Namespace):
 def _demo_b3_api_days(instance) -> None:
     from b3_dagster.definitions import build_definitions
     from b3_dagster.defs.resources import B3PortfolioResource
-    from b3_dagster.replay import B3Replay, recorded_days
+    from b3_dagster.replay.b3_api import B3Replay, recorded_days
 
     print("\n1. B3 GetPortfolioDay, replayed on 127.0.0.1 one recorded day at a time -> raw/")
     for recording in recorded_days():
@@ -162,7 +162,7 @@ def _demo_b3_api_days(instance) -> None:
 
 def _demo_csv_imports(instance, store, recordings_root: Path) -> bool:
     """The shipped IBOVDia CSV downloads into raw/, recorded in the instance; False if one could not be imported."""
-    from b3_dagster.history_import import exit_code, format_outcome, import_files
+    from b3_dagster.storage.history_import import exit_code, format_outcome, import_files
 
     print("\n2. Past portfolios from B3's IBOVDia CSV downloads -> raw/")
     csv_files = sorted((recordings_root / "b3_csv").glob("*.csv")) + sorted(
@@ -191,8 +191,8 @@ def _demo_refine(instance, store) -> None:
 
 def _demo_index_history(instance, first_day: str, last_day: str) -> None:
     from b3_dagster.definitions import build_definitions
-    from b3_dagster.defs.index_assets import YahooChartResource
-    from b3_dagster.sources.yahoo_chart import serve_chart_recordings
+    from b3_dagster.defs.resources import YahooChartResource
+    from b3_dagster.replay.yahoo import serve_chart_recordings
 
     print(f"\n4. IBOVESPA daily history (Yahoo chart API replay) {first_day}..{last_day}")
     server, yahoo_url = serve_chart_recordings()
@@ -248,8 +248,8 @@ def _demo_indices(instance, recordings_root: Path) -> None:
 
 def _demo_index_closes(instance, store, recordings_root: Path) -> None:
     from b3_dagster.definitions import build_definitions
-    from b3_dagster.defs.indices import B3IndicesResource
-    from b3_dagster.indices_replay import IndicesReplay
+    from b3_dagster.defs.resources import B3IndicesResource
+    from b3_dagster.replay.b3_indices import IndicesReplay
 
     print("\n5. B3's official IBOV closes: the recorded year grids replayed on 127.0.0.1, then the Evolução Diária "
           "downloads -> raw/ -> b3_refined_db.index_closes")
@@ -278,7 +278,7 @@ def _best_ibov_grids() -> list[tuple[int, str]]:
 def _demo_index_portfolios(instance, store) -> None:
     from b3_dagster.definitions import build_definitions
     from b3_dagster.defs.resources import B3PortfolioResource
-    from b3_dagster.replay import B3Replay, recorded_days
+    from b3_dagster.replay.b3_api import B3Replay, recorded_days
     from b3_dagster.sources.b3_index_csv import recorded_csvs
 
     print("\n6. Every index's portfolio: GetPortfolioDay per (session, index) replayed on 127.0.0.1 (only IBOV answers "
@@ -296,8 +296,8 @@ def _demo_index_portfolios(instance, store) -> None:
 
 def _demo_index_membership(instance) -> None:
     from b3_dagster.definitions import build_definitions
-    from b3_dagster.defs.indices import B3IndicesResource
-    from b3_dagster.indices_replay import IndicesReplay
+    from b3_dagster.defs.resources import B3IndicesResource
+    from b3_dagster.replay.b3_indices import IndicesReplay
     from b3_dagster.sources.b3_stock_index import recorded_answers
 
     print("\n7. Index membership: B3 GetStockIndex, the recorded answers replayed on 127.0.0.1 one day at a time "
@@ -319,7 +319,7 @@ def _demo_anomalies(instance) -> None:
 
 def _indices_store():
     from b3_dagster.storage.indices_store import IndicesStore
-    from b3_dagster.storage.lake import lake_from_uri
+    from b3_dagster.storage.lakes import lake_from_uri
 
     return IndicesStore(lake_from_uri(os.environ["B3_LAKE_ROOT"]))
 
@@ -374,7 +374,7 @@ def import_index_csv(args: argparse.Namespace) -> int:
 
 
 def import_csv(args: argparse.Namespace) -> int:
-    from b3_dagster.history_import import exit_code, format_outcome, import_files
+    from b3_dagster.storage.history_import import exit_code, format_outcome, import_files
 
     _apply_defaults(args.lake)
     store = _store()
@@ -397,7 +397,7 @@ def import_csv(args: argparse.Namespace) -> int:
 
 def _sector_source(text: str):
     """argparse type of --sector-source: a bad value is one line of usage error, not a traceback."""
-    from b3_dagster.history_import import _check_sector_source
+    from b3_dagster.storage.history_import import _check_sector_source
 
     try:
         return _check_sector_source(text)

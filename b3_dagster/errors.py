@@ -2,7 +2,7 @@
 
 Every error the package raises on purpose derives from ``B3DagsterError`` through one of the kinds below. Each kind
 states, as a class attribute, whether a retry can help (``retryable``) and what to do (``advice``): the assets turn
-any of them into one clear ``dg.Failure`` in one place (``defs/failures.py``), with ``retryable`` in its metadata and
+any of them into one clear ``dg.Failure`` in one place (``defs/shared/failures.py``), with ``retryable`` in its metadata and
 as the run's retry decision; the command line prints the same message without a traceback.
 
 The concrete errors stay next to the code that raises them (``sources/``, ``storage/``, ...), deriving from these

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from werkzeug import Request, Response
 
-from b3_dagster.replay import Recording, answer, recorded_days
+from b3_dagster.replay.b3_api import Recording, answer, recorded_days
 from b3_dagster.sources.b3_portfolio import ENDPOINT_PATH
 
 ENDPOINT = re.compile("^" + re.escape(ENDPOINT_PATH) + ".+")
@@ -46,7 +46,7 @@ def serve_recording(httpserver):
 @pytest.fixture(scope="session")
 def yahoo_replay() -> str:
     """Yahoo's chart API replayed on 127.0.0.1 from the shipped recordings (b3_dagster/recordings/yahoo)."""
-    from b3_dagster.sources.yahoo_chart import serve_chart_recordings
+    from b3_dagster.replay.yahoo import serve_chart_recordings
 
     server, base_url = serve_chart_recordings()
     yield base_url

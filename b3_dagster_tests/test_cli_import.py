@@ -7,7 +7,7 @@ from dagster._core.instance.ref import InstanceRef
 
 from b3_dagster.settings import LOCAL_DEFAULTS
 from b3_dagster import cli
-from b3_dagster.replay import recordings_dir
+from b3_dagster.replay.b3_api import recordings_dir
 
 SECTOR_CSVS = sorted((recordings_dir().parent / "b3_csv").glob("*.csv"))
 

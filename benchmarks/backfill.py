@@ -32,7 +32,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 def seed_raw(lake_root: Path, days: list[dt.date]) -> float:
     from b3_dagster.model import PortfolioSnapshot
-    from b3_dagster.replay import recorded_days
+    from b3_dagster.replay.b3_api import recorded_days
     from b3_dagster.sources.b3_portfolio import parse_page, rows_to_frame
     from b3_dagster.storage.lake import LocalLake
     from b3_dagster.storage.portfolio_store import PortfolioStore
@@ -62,8 +62,8 @@ def backfill(lake_root: Path, days: list[dt.date], instance_storage: str = "memo
     import dagster as dg
 
     from b3_dagster.definitions import build_definitions
-    from b3_dagster.defs.metadata import PARTITION_RANGE_END_TAG as RANGE_END
-    from b3_dagster.defs.metadata import PARTITION_RANGE_START_TAG as RANGE_START
+    from b3_dagster.defs.shared.metadata import PARTITION_RANGE_END_TAG as RANGE_END
+    from b3_dagster.defs.shared.metadata import PARTITION_RANGE_START_TAG as RANGE_START
     from b3_dagster.defs.resources import CatalogResource, LakeResource
 
     lake = LakeResource(root=str(lake_root))

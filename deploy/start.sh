@@ -9,7 +9,7 @@
 #   B3_WEBSERVER_HOST/PORT webserver address (default 127.0.0.1:3000)
 #   B3_WEBSERVER_PATH_PREFIX  optional, e.g. /dagster behind a reverse proxy
 #   B3_AUTOMATION_DEFAULT  running (default here: this is production) | stopped: do the schedule and sensors start
-#                          on their own (the code location's default, for `dagster dev` on a laptop, is stopped)
+#                          on their own (the code location's default, for `dg dev` on a laptop, is stopped)
 #   plus the code location's own settings (B3_LAKE_ROOT, B3_CATALOG, B3_BASE_URL, alerts: see README).
 set -euo pipefail
 

@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.dagster_home}"  # `dagster dev` shows these runs afterwards
+export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.dagster_home}"  # `dg dev` shows these runs afterwards
 mkdir -p "$DAGSTER_HOME"
 exec .venv/bin/b3-dagster --lake "${B3_LAKE_ROOT:-data}" demo "$@"

@@ -17,7 +17,7 @@ Two layouts exist, both latin-1, ``;``-separated, pt-BR numbers (see ``../shared
 Data rows end with ``;``, the title, header and footers do not; CRLF and LF both occur (CR alone is read too). The
 portfolio date is the session in the title line, never the file name. Every rule is checked and a violation raises
 ``B3CsvError`` naming the file and the 1-based line. The standard layout has no sector: its rows come back with
-``segment`` and ``partAcum`` null, for the importer to place (see ``b3_dagster.history_import``).
+``segment`` and ``partAcum`` null, for the importer to place (see ``b3_dagster.storage.history_import``).
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ from b3_dagster.model import (
     YAHOO_CLOSE,
     YEAR_COLUMN,
 )
-from b3_dagster.quality import CheckOutcome
+from b3_dagster.rules.quality import CheckOutcome
 from b3_dagster.sources.b3_format import B3FormatError, decode_payload, encode_payload, parse_decimal, parse_json_body
 from b3_dagster.sources.http import HttpPolicy, get_ok, http_session
 from b3_dagster.errors import BadInput

@@ -28,7 +28,7 @@ import requests
 import yaml
 
 from b3_dagster.model import INDEX_CODE, MEMBERSHIP_COLUMNS, MEMBERSHIP_DATE, MEMBERSHIP_SCHEMA
-from b3_dagster.quality import CheckOutcome
+from b3_dagster.rules.quality import CheckOutcome
 from b3_dagster.sources.b3_format import clean_text, encode_payload, int_or_none, parse_json_body
 from b3_dagster.sources.http import HttpPolicy, get_ok, http_session
 from b3_dagster.errors import BadInput

@@ -76,7 +76,7 @@ def _folder(prefix: str) -> str:
     return prefix if not prefix or prefix.endswith("/") else prefix + "/"
 
 
-def _check_key(key: str) -> str:
+def check_key(key: str) -> str:
     parts = key[:-1].split("/") if key.endswith("/") else key.split("/")  # a folder key may end with "/"
     if not key or key.startswith("/") or any(part in ("", ".", "..") for part in parts):
         raise ValueError(f"invalid lake key {key!r}")
@@ -91,7 +91,7 @@ class LocalLake(Lake):
         self.root_uri = str(self.root)
 
     def path(self, key: str) -> Path:
-        return self.root / _check_key(key)
+        return self.root / check_key(key)
 
     def uri(self, key: str) -> str:
         return str(self.path(key))
@@ -171,14 +171,14 @@ class LocalLake(Lake):
     def replace_prefix(self, prefix: str, files: dict[str, bytes]) -> list[str]:
         """Build the new folder beside the old one, then swap them with two renames, so a reader sees the whole
         old partition or the whole new one."""
-        prefix = _folder(_check_key(prefix.rstrip("/")))
+        prefix = _folder(check_key(prefix.rstrip("/")))
         target = self.path(prefix.rstrip("/"))
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = target.parent / f"{TEMP_PREFIX}{target.name}-{uuid.uuid4().hex}"
         retired = target.parent / f"{TEMP_PREFIX}old-{target.name}-{uuid.uuid4().hex}"
         try:
             for name, data in files.items():
-                path = staging / _check_key(name)
+                path = staging / check_key(name)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with open(path, "wb") as stream:
                     stream.write(data)
@@ -198,12 +198,3 @@ class LocalLake(Lake):
         if not files:
             target.rmdir()
         return sorted(prefix + name for name in files)
-
-
-def lake_from_uri(root: str, **s3_options) -> Lake:
-    """``s3://bucket/prefix`` -> an S3 lake; anything else is a local folder."""
-    if root.startswith("s3://"):
-        from b3_dagster.storage.s3_lake import S3Lake  # imported lazily: the local home needs no AWS libraries
-
-        return S3Lake.from_uri(root, **s3_options)
-    return LocalLake(root)

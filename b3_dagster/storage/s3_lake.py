@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from b3_dagster.storage.lake import Lake, ObjectInfo, _check_key
+from b3_dagster.storage.lake import Lake, ObjectInfo, check_key
 from b3_dagster.errors import ExternalFailure
 
 DELETE_BATCH = 1000  # DeleteObjects accepts at most 1000 keys per request
@@ -32,7 +32,7 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
         raise ValueError(f"{uri!r} names no bucket")
     prefix = prefix.strip("/")
     if prefix:
-        _check_key(prefix)
+        check_key(prefix)
     return bucket, (prefix + "/" if prefix else "")
 
 
@@ -56,7 +56,7 @@ class S3Lake(Lake):
         return cls(bucket, prefix, client=s3_client(endpoint_url, region_name))
 
     def _full(self, key: str) -> str:
-        return self.prefix + _check_key(key)
+        return self.prefix + check_key(key)
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._full(key)}"
@@ -107,7 +107,7 @@ class S3Lake(Lake):
     def replace_prefix(self, prefix: str, files: dict[str, bytes]) -> list[str]:
         """The ``Lake`` default (put every new object, then delete the stale ones under ``prefix`` only), refusing
         an empty or invalid prefix, which would make the whole lake "the partition"."""
-        _check_key(prefix.rstrip("/"))
+        check_key(prefix.rstrip("/"))
         return super().replace_prefix(prefix, files)
 
     def delete(self, keys: list[str]) -> None:

@@ -55,7 +55,7 @@ def load_recorded_snapshots():
     """The real B3 answers shipped in the package (b3_dagster/recordings/b3_api, see its SOURCES.md), parsed by the
     project's own parser, as snapshots (oldest first)."""
     from b3_dagster.model import PortfolioSnapshot
-    from b3_dagster.replay import recorded_days
+    from b3_dagster.replay.b3_api import recorded_days
     from b3_dagster.sources.b3_portfolio import parse_page, rows_to_frame
 
     snapshots = []

@@ -100,12 +100,12 @@ def test_dagster_role_allows_every_call_the_aws_home_makes(template, bucket, aws
     import requests
 
     from b3_dagster.storage import staging
-    from b3_dagster.storage.lake import lake_from_uri
+    from b3_dagster.storage.lakes import lake_from_uri
     from b3_dagster.storage.portfolio_store import PortfolioStore, expected_refined
     from b3_dagster.storage.tables import INDEX_TABLE_DEF, PORTFOLIO_TABLE_DEF, connect, open_tables
     from b3_dagster.transforms.index_features import index_features
     from b3_dagster.transforms.sectors import refine_portfolio
-    from b3_dagster_tests.transforms.test_index_features import bars
+    from b3_dagster_tests.helpers import bars
 
     monkeypatch.setenv("MOTO_RECORDER_FILEPATH", str(tmp_path / "moto_recording"))
     monkeypatch.chdir(tmp_path)  # where the recorder writes when it ignores the variable

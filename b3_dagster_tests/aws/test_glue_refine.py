@@ -13,12 +13,13 @@ import pytest
 
 import pandas as pd
 
-from b3_dagster.defs.glue_refine import RefineEngineResource, refine_locally, run_refine_on_glue
+from b3_dagster.defs.resources import RefineEngineResource, refine_locally, run_refine_on_glue
 from b3_dagster.glue_jobs import refine_sectors
 from b3_dagster.model import REFINED_SCHEMA
 from b3_dagster.storage import staging
 from b3_dagster.storage.glue_job import refine_script
-from b3_dagster.storage.lake import LocalLake, lake_from_uri
+from b3_dagster.storage.lake import LocalLake
+from b3_dagster.storage.lakes import lake_from_uri
 from b3_dagster.storage.layout import raw_prefix
 from b3_dagster.storage.portfolio_store import PortfolioStore
 from b3_dagster.transforms.sectors import refine_sql

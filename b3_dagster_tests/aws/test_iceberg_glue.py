@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from b3_dagster.storage import staging
-from b3_dagster.storage.lake import lake_from_uri
+from b3_dagster.storage.lakes import lake_from_uri
 from b3_dagster.storage.portfolio_store import expected_refined
 from b3_dagster.storage.tables import (
     INDEX_TABLE_DEF,

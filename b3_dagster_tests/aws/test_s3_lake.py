@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import b3_dagster.storage.s3_lake as s3_lake_module
-from b3_dagster.storage.lake import lake_from_uri
+from b3_dagster.storage.lakes import lake_from_uri
 from b3_dagster.storage.s3_lake import S3Lake, split_s3_uri
 
 

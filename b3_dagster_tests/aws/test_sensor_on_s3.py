@@ -4,7 +4,7 @@ import datetime as dt
 
 import dagster as dg
 
-from b3_dagster.defs.automation import raw_partition_sensor
+from b3_dagster.defs.automation.sensors import raw_partition_sensor
 from b3_dagster.defs.resources import LakeResource
 from b3_dagster.definitions import defs
 from b3_dagster.storage.layout import parquet_bytes

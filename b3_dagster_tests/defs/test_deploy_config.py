@@ -115,10 +115,11 @@ def test_the_table_commits_share_one_pool_limited_to_one_step_across_runs(tmp_pa
 
     import dagster as dg
 
-    from b3_dagster.defs.index_assets import ibov_refined
-    from b3_dagster.defs.portfolio_assets import tb_ibov_refined
+    from b3_dagster.defs.index.assets import ibov_refined
+    from b3_dagster.defs.portfolio.assets import tb_ibov_refined
     from b3_dagster.defs.resources import CatalogResource, LakeResource
-    from b3_dagster.defs.table_commit import TABLE_POOL, maintain_tables, table_maintenance_job
+    from b3_dagster.defs.shared.tables import TABLE_POOL
+    from b3_dagster.defs.maintenance.jobs import maintain_tables, table_maintenance_job
 
     assert tb_ibov_refined.op.pool == ibov_refined.op.pool == maintain_tables.pool == TABLE_POOL
     from b3_dagster.definitions import defs as shipped

@@ -1,4 +1,4 @@
-"""defs/failures.py: the one place where project errors become Dagster failures, for every asset of both pipelines:
+"""defs/shared/failures.py: the one place where project errors become Dagster failures, for every asset of both pipelines:
 one clear paragraph, whether a retry helps (metadata and the retry policy), no traceback of the library code."""
 
 from __future__ import annotations
@@ -6,9 +6,11 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from b3_dagster.defs import index_assets, indices, portfolio_assets, sectors
-from b3_dagster.defs.failures import fails_clearly, failure
-from b3_dagster.defs.indices import ibov_anomaly_chart
+from b3_dagster.defs.index import assets as index_assets
+from b3_dagster.defs.portfolio import assets as portfolio_assets
+from b3_dagster.defs.sectors import assets as sectors
+from b3_dagster.defs.shared.failures import fails_clearly, failure
+from b3_dagster.defs.index.assets import ibov_anomaly_chart
 from b3_dagster.defs.resources import CatalogResource, LakeResource
 from b3_dagster.errors import TableHasNoRows, Unavailable
 
@@ -50,7 +52,7 @@ def test_a_bug_is_not_dressed_as_a_failure():
         buggy()
 
 
-@pytest.mark.parametrize("module", [portfolio_assets, index_assets, indices, sectors])
+@pytest.mark.parametrize("module", [portfolio_assets, index_assets, sectors])
 def test_every_asset_of_every_pipeline_goes_through_the_one_helper(module):
     assets = [value for value in vars(module).values() if isinstance(value, dg.AssetsDefinition)]
     assert assets

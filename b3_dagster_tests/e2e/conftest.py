@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from b3_dagster.replay import Recording, answer
+from b3_dagster.replay.b3_api import Recording, answer
 from b3_dagster.sources.b3_portfolio import ENDPOINT_PATH
 
 REPO = Path(__file__).resolve().parents[2]
@@ -140,7 +140,7 @@ def postgres():
 
 # ---- the B3 replay, with a switch that stalls an answer half-way ---------------------------------------------
 class StallableReplay:
-    """Recorded B3 answers over HTTP on 127.0.0.1 (``b3_dagster.replay.answer``). After ``stall_next()``, the next
+    """Recorded B3 answers over HTTP on 127.0.0.1 (``b3_dagster.replay.b3_api.answer``). After ``stall_next()``, the next
     answer sends its headers and half its body, then waits until ``release()``: a run asking then is
     deterministically in the middle of its B3 step."""
 

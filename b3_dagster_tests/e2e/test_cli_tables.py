@@ -17,7 +17,7 @@ from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.portfolio_store import PortfolioStore
 from b3_dagster.storage.tables import PORTFOLIO_TABLE_DEF, open_tables
 from b3_dagster.transforms.sectors import refine_portfolio
-from b3_dagster_tests.storage.test_portfolio_store import snapshot_of
+from b3_dagster_tests.helpers import snapshot_of
 
 
 def cli(lake: Path, *args: str) -> subprocess.CompletedProcess:

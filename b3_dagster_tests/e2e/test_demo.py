@@ -72,7 +72,7 @@ def test_the_demo_runs_the_chain_end_to_end_offline(demo_run, query_tables):
     assert "unchanged" in again.stdout, "a second demo finds the raw partitions identical and keeps them"
 
     # what the first `dagster dev` after the demo would do: raw_partition_sensor on the demo's instance, fresh cursor
-    from b3_dagster.defs.automation import raw_partition_sensor
+    from b3_dagster.defs.automation.sensors import raw_partition_sensor
     from b3_dagster.defs.resources import LakeResource
     from b3_dagster.definitions import defs
 

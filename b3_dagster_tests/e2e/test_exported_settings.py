@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from b3_dagster.replay import B3Replay, recorded_days
+from b3_dagster.replay.b3_api import B3Replay, recorded_days
 
 PROJECT = Path(__file__).resolve().parents[2]
 DAY = "2022-12-08"  # a recorded pt-br answer: the resource's default language

@@ -5,11 +5,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from b3_dagster.defs.automation import raw_partition_sensor
+from b3_dagster.defs.automation.sensors import raw_partition_sensor
 from b3_dagster.defs.resources import CatalogResource, LakeResource
 from b3_dagster.definitions import build_definitions
-from b3_dagster.history_import import import_files
-from b3_dagster.replay import recordings_dir
+from b3_dagster.storage.history_import import import_files
+from b3_dagster.replay.b3_api import recordings_dir
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.portfolio_store import PortfolioStore
 

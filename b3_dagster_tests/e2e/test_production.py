@@ -28,12 +28,12 @@ import pandas as pd
 import pytest
 
 import b3_dagster
-from b3_dagster.alerting import due_sessions
+from b3_dagster.rules.alerts import due_sessions
 from b3_dagster.calendar import B3_TIMEZONE
 from b3_dagster.definitions import build_definitions
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
 from b3_dagster.model import DATE, PART_SUM, PORTFOLIO_TABLE, SECTOR, TICKER_COUNT
-from b3_dagster.replay import B3Replay
+from b3_dagster.replay.b3_api import B3Replay
 from b3_dagster.sources.b3_portfolio import B3PortfolioClient
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.portfolio_store import PortfolioStore

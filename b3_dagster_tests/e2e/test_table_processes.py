@@ -14,15 +14,15 @@ import dagster as dg
 import pyarrow as pa
 
 from b3_dagster.calendar import sessions
-from b3_dagster.defs.glue_refine import RefineEngineResource
-from b3_dagster.defs.portfolio_assets import ibov_sector_refined, tb_ibov_refined
+from b3_dagster.defs.resources import RefineEngineResource
+from b3_dagster.defs.portfolio.assets import ibov_sector_refined, tb_ibov_refined
 from b3_dagster.defs.resources import CatalogResource, LakeResource
 from b3_dagster.model import REFINED_SCHEMA
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.portfolio_store import PortfolioStore
 from b3_dagster.storage.tables import PORTFOLIO_TABLE_DEF, open_tables
 from b3_dagster.transforms.sectors import refine_portfolio
-from b3_dagster_tests.storage.test_portfolio_store import snapshot_of
+from b3_dagster_tests.helpers import snapshot_of
 
 YEAR = sessions("2025-01-01", "2025-12-31")
 

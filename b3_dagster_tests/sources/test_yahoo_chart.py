@@ -9,61 +9,35 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
-from werkzeug import Response
 
 from b3_dagster.calendar import is_session, sessions
 from b3_dagster.sources.http import HttpPolicy
 from b3_dagster.sources.yahoo_chart import (
-    CHART_PATH,
     ProvisionalBarError,
     YahooChartClient,
     YahooChartError,
     chart_window,
-    load_chart_recordings,
     parse_chart,
-    replay_answer,
 )
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "yahoo"
-REAL_BVSP = "bvsp_chart_2026-09-02_2026-10-02.json"  # real ^BVSP answer, 22 bars
+from b3_dagster.replay.yahoo import load_chart_recordings, replay_answer
+from b3_dagster_tests.helpers import FIXTURES
+from b3_dagster_tests.helpers import REAL_BVSP
+from b3_dagster_tests.helpers import fixture_bytes
+from b3_dagster_tests.helpers import fixture_json
+from b3_dagster_tests.helpers import position_of
+from b3_dagster_tests.helpers import quote
+from b3_dagster_tests.helpers import serve_chart
 TRIMMED_MAX = "bvsp_chart_maxhistory_trimmed_15bars.json"  # real, trimmed by its author; null bar + intraday bar
 PETR4 = "petr4_chart_2022-11-23_2022-12-22.json"  # real PETR4.SA answer with Yahoo's stale BRST/-7200 offset
 NOT_FOUND = "chart_error_not_found.json"  # real chart error body
 
 
-def fixture_bytes(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
-
-
-def fixture_json(name: str) -> dict:
-    return json.loads(fixture_bytes(name))
-
-
-def serve_chart(httpserver, body: bytes | dict | str, status: int = 200, symbol: str = "^BVSP") -> str:
-    """Answer GET /v8/finance/chart/<symbol> with ``body``; returns the base URL for the client."""
-    data = json.dumps(body).encode() if isinstance(body, dict) else body
-    content_type = "text/plain" if isinstance(body, str) else "application/json;charset=utf-8"
-    httpserver.expect_request(CHART_PATH + symbol).respond_with_response(
-        Response(data, status=status, content_type=content_type))
-    return httpserver.url_for("").rstrip("/")
-
-
 def client(base_url: str, symbol: str = "^BVSP", retries: int = 0) -> YahooChartClient:
     return YahooChartClient(base_url=base_url, symbol=symbol,
                             policy=HttpPolicy(request_timeout=5, fetch_deadline=20, retries=retries, backoff=0))
-
-
-def quote(document: dict) -> dict:
-    return document["chart"]["result"][0]["indicators"]["quote"][0]
-
-
-def position_of(document: dict, day: dt.date) -> int:
-    stamps = document["chart"]["result"][0]["timestamp"]
-    return [dt.datetime.fromtimestamp(s, dt.timezone.utc).date() for s in stamps].index(day)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

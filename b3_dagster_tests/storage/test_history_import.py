@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from b3_dagster.history_import import (
+from b3_dagster.storage.history_import import (
     NEAREST_SNAPSHOT,
     REFUSED,
     SECTORS_ASSIGNED_MARK,

@@ -18,7 +18,7 @@ from b3_dagster.storage.index_store import (
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.layout import raw_index_key, read_parquet_bytes
 from b3_dagster.storage.portfolio_store import PortfolioStore
-from b3_dagster_tests.transforms.test_index_features import bars
+from b3_dagster_tests.helpers import bars
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from b3_dagster.model import RAW_COLUMNS, PortfolioSnapshot
-from b3_dagster.sources.b3_portfolio import parse_page, rows_to_frame
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.layout import raw_key
 from b3_dagster.storage.portfolio_store import (
@@ -17,12 +16,7 @@ from b3_dagster.storage.portfolio_store import (
     RawPartitionMissing,
     UnreadableObject,
 )
-
-
-def snapshot_of(recording) -> PortfolioSnapshot:
-    page = parse_page(recording.path.read_bytes(), page=1, language=recording.language)
-    return PortfolioSnapshot(page.portfolio_date, rows_to_frame(page.rows), page.reductor,
-                             page.theoretical_qty_total, source=str(recording.path.name))
+from b3_dagster_tests.helpers import snapshot_of
 
 
 @pytest.fixture

@@ -33,8 +33,8 @@ from b3_dagster.storage.tables import (
 from b3_dagster.model import INDEX_SCHEMA
 from b3_dagster.transforms.index_features import index_features
 from b3_dagster.transforms.sectors import refine_portfolio, shipped_sector_mapping
-from b3_dagster_tests.storage.test_portfolio_store import snapshot_of
-from b3_dagster_tests.transforms.test_index_features import bars
+from b3_dagster_tests.helpers import snapshot_of
+from b3_dagster_tests.helpers import bars
 
 # Seed 000's README, "Queries de Exemplo", verbatim.
 SEED_QUERIES = [

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from b3_dagster.charts import anomaly_chart_figure, render_anomaly_chart
+from b3_dagster.transforms.charts import anomaly_chart_figure, render_anomaly_chart
 from b3_dagster.model import ANOMALY_COLUMNS, ANOMALY_FLAG, ANOMALY_SCORE, DATA, VOL_ZSCORE
-from b3_dagster.quality import check_reproducible
+from b3_dagster.rules.quality import check_reproducible
 from b3_dagster.transforms.anomaly import FEATURES, AnomalySettings, score_anomalies
 from b3_dagster.transforms.index_features import index_features
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from b3_dagster.charts import (
+from b3_dagster.transforms.charts import (
     DPI,
     WIDTH_INCHES,
     close_chart_figure,
@@ -21,11 +21,11 @@ from b3_dagster.charts import (
     render_sector_chart,
     sector_chart_figure,
 )
-from b3_dagster.replay import recorded_days
+from b3_dagster.replay.b3_api import recorded_days
 from b3_dagster.sources.b3_portfolio import parse_page, rows_to_frame
 from b3_dagster.transforms.index_features import index_features
 from b3_dagster.transforms.sectors import refine_portfolio
-from b3_dagster_tests.transforms.test_index_features import bars
+from b3_dagster_tests.helpers import bars
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -8,14 +8,12 @@ import datetime as dt
 import math
 import statistics
 from functools import lru_cache
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from b3_dagster.calendar import sessions
-from b3_dagster.sources.yahoo_chart import parse_chart
-from b3_dagster import quality
+from b3_dagster.rules import quality
 from b3_dagster.model import INDEX_COLUMNS, VOL_ZSCORE
 from b3_dagster.transforms.index_features import (
     with_official_closes,
@@ -25,19 +23,9 @@ from b3_dagster.transforms.index_features import (
     refine_index,
     round_half_away,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
-DERIVED = ROOT / "b3_dagster" / "recordings" / "yahoo" / "BVSP_chart_1d_2022-01-03_2026-03-13.derived.json"
-REAL = ROOT / "b3_dagster_tests" / "fixtures" / "yahoo" / "bvsp_chart_2026-09-02_2026-10-02.json"
-
-
-@lru_cache(maxsize=None)
-def _bars(path: Path) -> pd.DataFrame:
-    return parse_chart(path.read_bytes(), symbol="^BVSP").bars
-
-
-def bars(path: Path = DERIVED) -> pd.DataFrame:
-    return _bars(path).copy()
+from b3_dagster_tests.helpers import DERIVED
+from b3_dagster_tests.helpers import REAL
+from b3_dagster_tests.helpers import bars
 
 
 def half_away(value: float) -> float:
