@@ -418,7 +418,8 @@ def query(args: argparse.Namespace) -> int:
     import duckdb
 
     import b3_dagster
-    from b3_dagster.storage.tables import TableError, run_query
+    from b3_dagster.storage.tables import run_query
+    from b3_dagster.errors import TableError
 
     notes: list[str] = []
     try:
@@ -461,7 +462,7 @@ def rebuild_tables(args: argparse.Namespace) -> int:
 
     tables = _tables()
     processing_date = dt.date.fromisoformat(args.processing_date) if args.processing_date else None
-    from b3_dagster.transforms.sector_dimension import UnplacedSectors
+    from b3_dagster.errors import UnplacedSectors
 
     try:
         # index_closes before ibov_refined: the latter's fechamento_oficial_b3 is B3's official close (from raw)

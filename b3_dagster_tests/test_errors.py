@@ -3,18 +3,26 @@ whether a retry can help, and explains itself in one paragraph that says what to
 
 from __future__ import annotations
 
+import ast
+import builtins
 import importlib
 import inspect
 import pkgutil
+from pathlib import Path
 
 import pytest
 
 import b3_dagster
 from b3_dagster import errors
-from b3_dagster.sources.b3_portfolio import B3ResponseError
-from b3_dagster.sources.http import BodyTooLarge, NetworkError
-from b3_dagster.storage.portfolio_store import RawPartitionMissing
-from b3_dagster.storage.tables import TableCommitConflict, TableCommitRefused, TableError
+from b3_dagster.errors import (
+    B3ResponseError,
+    BodyTooLarge,
+    NetworkError,
+    RawPartitionMissing,
+    TableCommitConflict,
+    TableCommitRefused,
+    TableError,
+)
 
 # Not project errors on purpose: the Glue script runs inside AWS Glue without the package; a private control-flow
 # signal never leaves its module.
@@ -43,6 +51,33 @@ def test_every_error_of_the_package_derives_from_the_project_base_through_one_ki
             continue
         assert any(issubclass(error, kind) for kind in errors.KINDS), f"{error.__qualname__} has no kind"
         assert isinstance(error.retryable, bool)
+
+
+def test_every_error_class_is_defined_in_the_errors_module():
+    defined_elsewhere = [f"{c.__module__}.{c.__qualname__}" for c in package_exceptions()
+                         if c.__module__ != errors.__name__]
+    assert not defined_elsewhere, f"move these into b3_dagster/errors.py and import them from there: {defined_elsewhere}"
+
+
+def _looks_like_an_exception(base: ast.expr) -> bool:
+    name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
+    known = getattr(errors, name, None) or getattr(builtins, name, None)
+    return (isinstance(known, type) and issubclass(known, BaseException)) or name.endswith(("Error", "Exception"))
+
+
+def test_no_other_source_file_defines_an_exception_even_inside_a_function():
+    """Read from the source, so that a class defined in a function (which an import scan cannot see) counts too."""
+    package = Path(b3_dagster.__file__).parent
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if path == Path(errors.__file__) or "recordings" in path.parts:
+            continue
+        module = ".".join(path.relative_to(package.parent).with_suffix("").parts)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and any(_looks_like_an_exception(b) for b in node.bases):
+                found.append(f"{module}.{node.name}")
+    assert set(EXEMPT) <= set(found), "the scan sees the two exceptions kept out on purpose"
+    assert sorted(set(found) - EXEMPT) == [], "define errors in b3_dagster/errors.py only"
 
 
 @pytest.mark.parametrize("error, retryable", [

@@ -13,6 +13,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from b3_dagster import settings
+from b3_dagster.errors import GlueRefineError
 from b3_dagster.model import REFINED_SCHEMA
 from b3_dagster.rules.alerts import UiLinks, post_message, ui_base_url
 from b3_dagster.sources.b3_index_history import B3IndexHistoryClient
@@ -22,7 +23,6 @@ from b3_dagster.sources.http import HttpPolicy, http_session
 from b3_dagster.sources.yahoo_chart import DEFAULT_MAX_CHART_BYTES, IBOV_SYMBOL, YahooChartClient
 from b3_dagster.storage import staging
 from b3_dagster.storage.glue_job import (
-    GlueRefineError,
     mapping_key,
     refine_job_arguments,
     stage_sector_mapping,

@@ -31,6 +31,8 @@ REQUIRED = ("raw_paths", "refine_sql", "source_view", "mapping_path", "mapping_v
             "partition_columns")
 
 
+# Not in b3_dagster/errors.py on purpose: this script runs inside AWS Glue, where the b3_dagster package is not
+# installed, so it can import nothing from it.
 class JobArgumentError(ValueError):
     pass
 

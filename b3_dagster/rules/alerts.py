@@ -17,18 +17,10 @@ from zoneinfo import ZoneInfo
 import requests
 
 from b3_dagster.calendar import B3_TIMEZONE, sessions
-from b3_dagster.errors import ConfigError, Unavailable
+from b3_dagster.errors import AlertConfigError, AlertDeliveryError
 
 _DEADLINE = re.compile(r"^(?P<hour>[01]\d|2[0-3]):(?P<minute>[0-5]\d)$")
 MAX_REASON_CHARS = 600
-
-
-class AlertConfigError(ConfigError):
-    """An alert setting that cannot be used; the message names the setting and the bad value."""
-
-
-class AlertDeliveryError(Unavailable, RuntimeError):
-    """The webhook did not accept the message (network error or non-2xx answer)."""
 
 
 def parse_deadline(value: str, setting: str = "B3_FRESHNESS_DEADLINE") -> dt.time:

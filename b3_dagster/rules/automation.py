@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from b3_dagster.calendar import is_session
+from b3_dagster.errors import NotARawPartition
 from b3_dagster.storage.lake import ObjectInfo
-from b3_dagster.storage.layout import OTHER_RAW_PREFIXES, RAW_PREFIX, NotARawPartition, parse_raw_key
+from b3_dagster.storage.layout import OTHER_RAW_PREFIXES, RAW_PREFIX, parse_raw_key
 
 
 @dataclass

@@ -36,8 +36,8 @@ from typing import Iterable
 import pandas as pd
 import pyarrow as pa
 from openpyxl import load_workbook
-from openpyxl.utils import get_column_letter
 
+from b3_dagster.errors import ClassificationError
 from b3_dagster.model import (
     CLASSIFICATION_COLUMNS,
     CLASSIFICATION_SCHEMA,
@@ -51,7 +51,6 @@ from b3_dagster.model import (
 )
 from b3_dagster.sources.b3_format import encode_payload
 from b3_dagster.sources.b3_portfolio import DEFAULT_BASE_URL
-from b3_dagster.errors import BadInput
 
 LEGACY, NEW, DERIVED = "legacy", "new", "derived"
 LEGACY_TITLE = "CLASSIFICAÇÃO SETORIAL DAS EMPRESAS NEGOCIADAS NA B3"
@@ -75,20 +74,6 @@ DOWNLOAD_PATH = "/listedCompaniesProxy/CompanyCall/GetDownloadIndustryClassifica
 MAX_DOWNLOAD_BYTES = 5_000_000  # the live workbook is ~17 kB
 
 SHIPPED_ROOT = Path(__file__).resolve().parents[1] / "recordings" / "b3_sectors"
-
-
-class ClassificationError(BadInput, ValueError):
-    """A classification workbook that does not follow any of B3's layouts. Nothing of it is used."""
-
-    def __init__(self, file: str, message: str, sheet: str | None = None, row: int | None = None,
-                 column: int | None = None):
-        where = [file]
-        if sheet is not None:
-            where.append(f"sheet {sheet!r}")
-        if row is not None:
-            where.append(f"row {row}" + (f" column {get_column_letter(column)}" if column else ""))
-        super().__init__(f"{', '.join(where)}: {message}")
-        self.file, self.sheet, self.row, self.column, self.message = file, sheet, row, column, message
 
 
 @dataclass(frozen=True)

@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from b3_dagster.calendar import is_session
+from b3_dagster.errors import B3CsvError, B3FormatError
 from b3_dagster.model import RAW_DATE_COLUMN
-from b3_dagster.sources.b3_format import B3FormatError, clean_text, parse_date, parse_decimal, parse_integer
+from b3_dagster.sources.b3_format import clean_text, parse_date, parse_decimal, parse_integer
 from b3_dagster.sources.b3_portfolio import rows_to_frame
-from b3_dagster.errors import BadInput
 
 ENCODING = "latin-1"
 SEPARATOR = ";"
@@ -55,17 +55,6 @@ SECTOR_SUBTOTAL_TOLERANCE = 0.005
 # A real file is about 8 KB (90 rows); 4 MiB is far above any index B3 publishes and still refuses a runaway input.
 MAX_FILE_BYTES = 4 * 1024 * 1024
 FILE_NAME_PATTERN = re.compile(r"^IBOVDia_(?P<date>\d{2}-\d{2}-\d{2})(?:\D.*)?\.csv$", re.IGNORECASE)
-
-
-class B3CsvError(BadInput, ValueError):
-    """A Carteira do Dia file that does not follow B3's format. Nothing is imported when this is raised."""
-
-    def __init__(self, file: str, line: int | None, message: str):
-        where = f"{file}, line {line}" if line is not None else file
-        super().__init__(f"{where}: {message}")
-        self.file = file
-        self.line = line
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ import datetime as dt
 import json
 import re
 from typing import Any, Callable
-from b3_dagster.errors import BadInput
+
+from b3_dagster.errors import B3FormatError
 
 LANGUAGES = ("pt-br", "en-us")
 
@@ -19,10 +20,6 @@ _NUMBER_PATTERNS = {
 }
 _SEPARATORS = {"pt-br": (".", ","), "en-us": (",", ".")}  # (thousands, decimal)
 _DATE_FORMATS = {"pt-br": "%d/%m/%y", "en-us": "%m/%d/%y"}
-
-
-class B3FormatError(BadInput, ValueError):
-    """A value that does not follow B3's format."""
 
 
 def _check_language(language: str) -> None:

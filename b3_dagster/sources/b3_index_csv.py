@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 from b3_dagster.calendar import is_session
+from b3_dagster.errors import B3CsvError, B3FormatError
 from b3_dagster.model import (
     EVENT_FLAG,
     INDEX_CODE,
@@ -38,8 +39,8 @@ from b3_dagster.model import (
     RAW_DATE_COLUMN,
     SHARE_CLASS,
 )
-from b3_dagster.sources.b3_csv import B3CsvError, cell_number, split_lines, ticker_cell, type_cell
-from b3_dagster.sources.b3_format import B3FormatError, clean_text, parse_date, parse_decimal, parse_integer
+from b3_dagster.sources.b3_csv import cell_number, split_lines, ticker_cell, type_cell
+from b3_dagster.sources.b3_format import clean_text, parse_date, parse_decimal, parse_integer
 
 SEPARATOR = ";"
 TITLE_PATTERN = re.compile(r"^(?P<index>[A-Z0-9]{4}) - Carteira do Dia (?P<date>\d{2}/\d{2}/\d{2})(?P<pad>;*)$")

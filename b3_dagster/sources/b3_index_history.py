@@ -38,6 +38,7 @@ import pandas as pd
 import requests
 
 from b3_dagster.calendar import CALENDAR_NAME, b3_calendar
+from b3_dagster.errors import B3FormatError, B3IndexHistoryError
 from b3_dagster.model import (
     CLOSE_DATE,
     CLOSE_DIFFERENCE,
@@ -57,9 +58,8 @@ from b3_dagster.model import (
     YEAR_COLUMN,
 )
 from b3_dagster.rules.quality import CheckOutcome
-from b3_dagster.sources.b3_format import B3FormatError, decode_payload, encode_payload, parse_decimal, parse_json_body
+from b3_dagster.sources.b3_format import decode_payload, encode_payload, parse_decimal, parse_json_body
 from b3_dagster.sources.http import HttpPolicy, get_ok, http_session
-from b3_dagster.errors import BadInput
 
 DEFAULT_BASE_URL = "https://sistemaswebb3-listados.b3.com.br"
 ENDPOINT_PATH = "/indexStatisticsProxy/IndexCall/GetPortfolioDay/"
@@ -79,26 +79,6 @@ CSV_TITLE_CODES = {"IBOVESPA": "IBOV"}
 # recorded years (README, "B3's official index closes"), 0.5 points plus float noise covers every ordinary day. Larger
 # differences are Yahoo revisions/stale bars and are named by ``reconcile_with_yahoo``.
 YAHOO_TOLERANCE_POINTS = 0.55
-
-
-class B3IndexHistoryError(BadInput, ValueError):
-    """A year grid or Evolução download that does not follow B3's format. Nothing is kept when this is raised."""
-
-    def __init__(self, source: str, message: str, *, day: int | None = None, month: int | None = None,
-                 line: int | None = None, field: str | None = None):
-        where = [source]
-        if line is not None:
-            where.append(f"line {line}")
-        if day is not None or month is not None:
-            where.append(f"day {day} month {month}")
-        if field is not None:
-            where.append(f"field {field!r}")
-        super().__init__(f"{', '.join(where)}: {message}")
-        self.source = source
-        self.day = day
-        self.month = month
-        self.line = line
-        self.field = field
 
 
 @dataclass(frozen=True)

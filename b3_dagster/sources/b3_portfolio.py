@@ -11,9 +11,16 @@ from typing import Any, Callable
 import pandas as pd
 import requests
 
+from b3_dagster.errors import (
+    B3FormatError,
+    B3ResponseError,
+    B3Unreachable,
+    BodyTooLarge,
+    FetchDeadlineExceeded,
+    NetworkError,
+)
 from b3_dagster.model import RAW_COLUMNS, RAW_DATE_COLUMN, RAW_SCHEMA, PortfolioSnapshot
 from b3_dagster.sources.b3_format import (
-    B3FormatError,
     clean_text,
     encode_payload,
     int_or_none,
@@ -23,15 +30,11 @@ from b3_dagster.sources.b3_format import (
     parse_integer,
 )
 from b3_dagster.sources.http import (
-    BodyTooLarge,
     Deadline,
-    FetchDeadlineExceeded,
     HttpPolicy,
-    NetworkError,
     get,
     http_session,
 )
-from b3_dagster.errors import BadInput, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -41,55 +44,6 @@ RESULT_FIELDS = ("segment", "cod", "asset", "type", "part", "partAcum", "theoric
 MAX_PAGES = 1000  # a safety stop: IBOV has about 90 rows
 # A page of ~90 rows is about 30 KB; 4 MiB leaves room for any index B3 publishes and still stops a runaway body.
 DEFAULT_MAX_PAGE_BYTES = 4 * 1024 * 1024
-NEXT_STEP = ("Check the network (or B3_BASE_URL), then run again before B3 replaces this session's portfolio: "
-             "B3 serves only the current one.")
-
-
-class B3ResponseError(BadInput):
-    """B3 answered with something that is not a valid portfolio page. Nothing is written when this is raised."""
-
-    advice = ("B3 returned an unusable answer; nothing was written. Running again gets the same answer until B3 "
-              "corrects it (or the client learns a changed format): report the page and field named above.")
-
-    def __init__(self, message: str, *, page: int | None = None, field: str | None = None, url: str | None = None):
-        where = []
-        if page is not None:
-            where.append(f"page {page}")
-        if field is not None:
-            where.append(f"field {field!r}")
-        prefix = f"B3 GetPortfolioDay ({', '.join(where)}): " if where else "B3 GetPortfolioDay: "
-        super().__init__(prefix + message + (f" [url {url}]" if url else ""))
-        self.page = page
-        self.field = field
-        self.url = url
-
-
-class B3Unreachable(Unavailable):
-    """Nothing usable came back from B3 in time: DNS failure, refused connection, no answer within the deadline, or
-    an oversized body. Unlike ``B3ResponseError`` this is not about what B3 said; nothing is written.
-
-    The first line names the host, what happened and whether retries were made, and the next step; the request URL
-    (base64 of base64 JSON, unreadable) is on a line of its own after it.
-    """
-
-    advice = ""  # the message's own next step (NEXT_STEP) says what to do, with the deadline B3 sets
-
-    def __init__(self, error: Exception, *, page: int):
-        host = getattr(error, "host", "B3")
-        if isinstance(error, NetworkError):
-            what = f"B3 could not be reached ({error}, page {page})"
-        elif isinstance(error, FetchDeadlineExceeded):
-            what = f"B3 at {host} did not answer in time: {error} (page {page})"
-        else:
-            what = f"B3 at {host} sent page {page} too large: {error}"
-        super().__init__(f"{what}; nothing was written. {NEXT_STEP}\nrequest: {getattr(error, 'url', '')}")
-        self.page = page
-        self.host = host
-        self.attempts = getattr(error, "attempts", None)
-        self.url = getattr(error, "url", None)
-
-    def details(self) -> dict:
-        return {"host": self.host, "attempts": self.attempts or 0}
 
 
 def portfolio_payload(page_number: int, page_size: int, language: str = "pt-br", index: str = "IBOV",

@@ -27,28 +27,17 @@ import pyarrow as pa
 import requests
 import yaml
 
+from b3_dagster.errors import B3StockIndexError
 from b3_dagster.model import INDEX_CODE, MEMBERSHIP_COLUMNS, MEMBERSHIP_DATE, MEMBERSHIP_SCHEMA
 from b3_dagster.rules.quality import CheckOutcome
 from b3_dagster.sources.b3_format import clean_text, encode_payload, int_or_none, parse_json_body
 from b3_dagster.sources.http import HttpPolicy, get_ok, http_session
-from b3_dagster.errors import BadInput
 
 DEFAULT_BASE_URL = "https://sistemaswebb3-listados.b3.com.br"
 ENDPOINT_PATH = "/indexProxy/indexCall/GetStockIndex/"
 PAGE_SIZE = 9999  # B3 lists ~520-660 securities: one page (rb3 asks the same)
 INDEX_CODE_PATTERN = re.compile(r"^[A-Z0-9]{3,5}$")
 RESULT_FIELDS = ("company", "spotlight", "code", "indexes")
-
-
-class B3StockIndexError(BadInput, ValueError):
-    """A GetStockIndex answer that does not follow B3's format. Nothing is kept when this is raised."""
-
-    def __init__(self, source: str, message: str, *, row: int | None = None, field: str | None = None):
-        where = [source] + ([f"result #{row}"] if row is not None else []) + ([f"field {field!r}"] if field else [])
-        super().__init__(f"{', '.join(where)}: {message}")
-        self.source = source
-        self.row = row
-        self.field = field
 
 
 def stock_index_url(base_url: str = DEFAULT_BASE_URL, page_number: int = 1, page_size: int = PAGE_SIZE) -> str:

@@ -22,7 +22,8 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 from urllib3.util.retry import Retry
-from b3_dagster.errors import Unavailable
+
+from b3_dagster.errors import BodyTooLarge, FetchDeadlineExceeded, HttpFetchError, NetworkError
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 USER_AGENT = "b3-dagster/0.1 (+https://github.com/; data pipeline)"
@@ -59,38 +60,6 @@ class Deadline:
         return self._end - self._clock()
 
 
-class HttpFetchError(Unavailable):
-    """The fetch ended without a usable HTTP answer. ``attempts`` counts the requests made."""
-
-    def __init__(self, message: str, *, url: str, attempts: int):
-        super().__init__(message)
-        self.url = url
-        self.host = urlsplit(url).netloc
-        self.attempts = attempts
-
-    def details(self) -> dict:
-        return {"host": self.host, "attempts": self.attempts}
-
-
-class FetchDeadlineExceeded(HttpFetchError):
-    """The fetch's deadline (or one request's timeout, on the last attempt) ended it."""
-
-
-class BodyTooLarge(HttpFetchError):
-    """The answer is larger than the configured cap; it was not read to the end."""
-
-    retryable = False  # the same answer will be as large: the cap (a setting) or the request must change
-    advice = "The size cap is a setting (see README, \"Settings\"): raise it only if the answer is legitimate."
-
-
-class NetworkError(HttpFetchError):
-    """Nothing answered: DNS failure, refused or reset connection. ``cause`` is the last underlying error."""
-
-    def __init__(self, message: str, *, url: str, attempts: int, cause: BaseException):
-        super().__init__(message, url=url, attempts=attempts)
-        self.cause = cause
-
-
 @dataclass(frozen=True)
 class HttpAnswer:
     status: int
@@ -112,6 +81,8 @@ def http_session() -> requests.Session:
     return session
 
 
+# Not in b3_dagster/errors.py on purpose: a private signal between this module's functions (caught here, then retried or
+# turned into FetchDeadlineExceeded), never raised to a caller.
 class _RequestExpired(Exception):
     """One request ran past its own time limit."""
 

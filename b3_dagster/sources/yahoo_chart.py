@@ -33,16 +33,20 @@ import pyarrow as pa
 import requests
 
 from b3_dagster.calendar import B3_TIMEZONE, is_session
-from b3_dagster.model import BAR_DATE, BAR_SCHEMA
-from b3_dagster.sources.http import (
+from b3_dagster.errors import (
     BodyTooLarge,
     FetchDeadlineExceeded,
-    HttpPolicy,
     NetworkError,
+    ProvisionalBarError,
+    YahooChartError,
+    YahooUnreachable,
+)
+from b3_dagster.model import BAR_DATE, BAR_SCHEMA
+from b3_dagster.sources.http import (
+    HttpPolicy,
     get,
     http_session,
 )
-from b3_dagster.errors import BadInput, NotReady, Unavailable
 
 DEFAULT_BASE_URL = "https://query1.finance.yahoo.com"
 CHART_PATH = "/v8/finance/chart/"
@@ -51,26 +55,6 @@ IBOV_SYMBOL = "^BVSP"
 DEFAULT_MAX_CHART_BYTES = 32 * 1024 * 1024
 PRICE_FIELDS = ("open", "high", "low", "close")
 QUOTE_FIELDS = (*PRICE_FIELDS, "volume")
-
-
-class YahooChartError(BadInput):
-    """Yahoo answered with something that is not a valid daily chart. Nothing is written when this is raised."""
-
-    def __init__(self, message: str, *, symbol: str | None = None, url: str | None = None,
-                 day: dt.date | None = None, field: str | None = None):
-        where = [part for part in (symbol, f"bar {day}" if day else None, f"field {field!r}" if field else None)
-                 if part]
-        prefix = f"Yahoo chart ({', '.join(where)}): " if where else "Yahoo chart: "
-        super().__init__(prefix + message + (f" [url {url}]" if url else ""))
-        self.symbol, self.url, self.day, self.field = symbol, url, day, field
-
-
-class YahooUnreachable(Unavailable, YahooChartError):
-    """Nothing usable came back in time: DNS failure, refused connection, the deadline, or an oversized body."""
-
-
-class ProvisionalBarError(NotReady, YahooChartError):
-    """A requested session only has a provisional (unfinished) bar yet: run again once Yahoo finalises it."""
 
 
 @dataclass(frozen=True)

@@ -20,15 +20,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from b3_dagster.errors import ClassificationConflict, ClassificationError
 from b3_dagster.sources.b3_classification import (
-    ClassificationError,
     Vintage,
     classification_history,
     parse_classification,
     shipped_files,
 )
 from b3_dagster.storage.lake import Lake
-from b3_dagster.errors import Refused
 
 CLASSIFICATION_PREFIX = "reference/classificacao_setorial/"
 # Parses of the shipped workbooks, each keyed by the digest of its bytes: outside CLASSIFICATION_PREFIX, where every
@@ -36,10 +35,6 @@ CLASSIFICATION_PREFIX = "reference/classificacao_setorial/"
 PARSED_CACHE_PREFIX = "cache/classificacao_setorial/"
 _VINTAGE_FOLDER = re.compile(r"(^|/)vigente_desde=(?P<date>\d{4}-\d{2}-\d{2})/")
 WORKBOOK_SUFFIXES = (".xlsx", ".zip")
-
-
-class ClassificationConflict(Refused):
-    """A vintage already stored with different bytes: a past vintage is never silently replaced."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from b3_dagster.storage.layout import raw_prefix
 from b3_dagster.storage.staging import STAGING_PREFIX  # noqa: F401  (the job writes under it)
 from b3_dagster.storage.layout import parquet_bytes
 from b3_dagster.transforms.sectors import MAPPING_VIEW, RAW_VIEW, refine_sql
-from b3_dagster.errors import ExternalFailure
 
 SCRIPT_NAME = "refine_sectors.py"
 # Spark partitions its output by day only: a sector is a column, so no sector name ever becomes a path segment.
@@ -28,10 +27,6 @@ STAGED_PARTITION_COLUMNS = (DATE,)
 # the output folder would delete a file inside it), removed by the refine once the job is done.
 MAPPING_DATASET_SUFFIX = "_inputs"
 MAPPING_FILE = "sector_mapping.parquet"
-
-
-class GlueRefineError(ExternalFailure, RuntimeError):
-    """The Glue refine job failed or wrote nothing; Glue's own message is quoted."""
 
 
 def refine_script() -> bytes:

@@ -50,16 +50,17 @@ from typing import Callable, Iterable, Union
 
 import pandas as pd
 
-from b3_dagster.model import PortfolioSnapshot
-from b3_dagster.sources.b3_csv import B3CsvError, IbovCsv, parse_ibov_csv, read_file
-from b3_dagster.storage.portfolio_store import (
-    PortfolioStore,
+from b3_dagster.errors import (
+    B3CsvError,
     RawPartitionConflict,
     RawPartitionMissing,
+    UnplaceableTickers,
     UnreadableObject,
 )
+from b3_dagster.model import PortfolioSnapshot
+from b3_dagster.sources.b3_csv import IbovCsv, parse_ibov_csv, read_file
+from b3_dagster.storage.portfolio_store import PortfolioStore
 from b3_dagster.transforms.sector_dimension import SectorDimension, issuer_root, sector_label
-from b3_dagster.errors import BadInput
 
 CLASSIFICATION = "classification"
 NEAREST_SNAPSHOT = "nearest-snapshot"
@@ -73,16 +74,6 @@ RAW_PLACEMENT = "raw"
 CLASSIFICATION_PLACEMENT = "classification"
 
 WRITTEN, UNCHANGED, REPLACED, REFUSED = "written", "unchanged", "replaced", "refused"
-
-
-class UnplaceableTickers(BadInput):
-    """A standard file whose tickers cannot all be placed in a sector from the chosen sector source."""
-
-    def __init__(self, file: str, tickers: dict[str, int], message: str):
-        listed = ", ".join(f"{cod} (line {line})" for cod, line in tickers.items())
-        super().__init__(f"{file}: cannot place {len(tickers)} ticker(s) in a sector: {listed}. {message}")
-        self.file = file
-        self.tickers = tickers
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import datetime as dt
 import pandas as pd
 import pyarrow as pa
 
+from b3_dagster.errors import RawPartitionConflict, RawPartitionMissing, UnreadableObject
 from b3_dagster.model import BAR_COLUMNS, BAR_DATE, BAR_SCHEMA
 from b3_dagster.storage.lake import Lake
 from b3_dagster.storage.layout import (
@@ -25,7 +26,6 @@ from b3_dagster.storage.layout import (
     raw_index_key,
     read_parquet_bytes,
 )
-from b3_dagster.storage.portfolio_store import RawPartitionConflict, RawPartitionMissing, UnreadableObject
 from b3_dagster.storage.raw_writes import Conflicts, RawPartition, RawWriteOutcome, write_raw_partitions
 from b3_dagster.storage.staging import Expected
 from b3_dagster.storage.tables import INDEX_TABLE_DEF

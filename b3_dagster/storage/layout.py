@@ -18,8 +18,8 @@ from urllib.parse import unquote
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from b3_dagster.errors import NotARawPartition
 from b3_dagster.model import BAR_FILE_NAME, RAW_FILE_NAME
-from b3_dagster.errors import BadInput
 
 RAW_PREFIX = "raw/"
 ARCHIVE_PREFIX = "archive/"
@@ -44,10 +44,6 @@ def raw_prefix(day: dt.date) -> str:
 
 def raw_key(day: dt.date) -> str:
     return raw_prefix(day) + RAW_FILE_NAME
-
-
-class NotARawPartition(BadInput, ValueError):
-    """A key under ``raw/`` that is not ``raw/date=YYYY-MM-DD/<file>.parquet``; the message says why."""
 
 
 def parse_raw_key(key: str) -> dt.date:

@@ -12,6 +12,12 @@ import datetime as dt
 import pandas as pd
 import pyarrow as pa
 
+from b3_dagster.errors import (
+    NotARawPartition,
+    RawPartitionConflict,
+    RawPartitionMissing,
+    UnreadableObject,
+)
 from b3_dagster.model import (
     RAW_COLUMNS,
     RAW_DATE_COLUMN,
@@ -23,7 +29,6 @@ from b3_dagster.model import (
 from b3_dagster.storage.lake import Lake
 from b3_dagster.storage.layout import (
     RAW_PREFIX,
-    NotARawPartition,
     parquet_bytes,
     parse_raw_key,
     quarantine_key,
@@ -33,19 +38,6 @@ from b3_dagster.storage.layout import (
 )
 from b3_dagster.storage.raw_writes import Conflicts, RawPartition, RawWriteOutcome, write_raw_partitions
 from b3_dagster.storage.staging import Expected
-from b3_dagster.errors import BadInput, Missing, Refused
-
-
-class RawPartitionMissing(Missing, LookupError):
-    """No raw partition stored for the day(s) asked: fetch or import them first."""
-
-
-class RawPartitionConflict(Refused):
-    """The partition already holds different data; overwriting it would lose B3's record of that day."""
-
-
-class UnreadableObject(BadInput, ValueError):
-    """An object that is not a complete, valid Parquet file of the expected schema (e.g. a half-written upload)."""
 
 
 def _comparable(snapshot: PortfolioSnapshot) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from b3_dagster.calendar import B3_TIMEZONE
+from b3_dagster.errors import UnplacedSectors
 from b3_dagster.model import CLOSE_DATE, DEFAULT_INDEX, INDEX_SCHEMA, OFFICIAL_CLOSE, REFINED_SCHEMA
 from b3_dagster.sources.b3_index_history import on_current_scale
 from b3_dagster.storage.index_store import IndexStore
@@ -28,7 +29,7 @@ from b3_dagster.storage.tables import (
 )
 from b3_dagster.transforms.index_features import refine_index, with_official_closes
 from b3_dagster.storage.classification_store import ClassificationStore
-from b3_dagster.transforms.sector_dimension import SectorDimension, UnplacedSectors, map_sectors
+from b3_dagster.transforms.sector_dimension import SectorDimension, map_sectors
 from b3_dagster.transforms.sectors import refine_portfolio
 
 OLD_LAYOUT = ("refined/", "catalog.duckdb")

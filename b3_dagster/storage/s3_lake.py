@@ -12,15 +12,11 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from b3_dagster.errors import S3LakeError
 from b3_dagster.storage.lake import Lake, ObjectInfo, check_key
-from b3_dagster.errors import ExternalFailure
 
 DELETE_BATCH = 1000  # DeleteObjects accepts at most 1000 keys per request
 LIST_PAGE_SIZE = 1000  # ListObjectsV2 returns at most 1000 keys per page
-
-
-class S3LakeError(ExternalFailure, RuntimeError):
-    """S3 refused part of a request (e.g. some objects of a batch delete); its own message is quoted."""
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:

@@ -16,18 +16,14 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from b3_dagster.errors import StagingIncomplete
 from b3_dagster.storage.lake import Lake
 from b3_dagster.storage.layout import hive_unescape, parquet_bytes, read_parquet_bytes
 from b3_dagster.storage.tables import CommitOutcome, IcebergTables, TableDef
-from b3_dagster.errors import Incomplete
 
 STAGING_PREFIX = "staging/"
 EXPECTED_FILE = "_expected.json"
 STAGED_FILE = "part-0.parquet"
-
-
-class StagingIncomplete(Incomplete, RuntimeError):
-    """The staged rows cannot be committed; the message names each key and why."""
 
 
 @dataclass(frozen=True)

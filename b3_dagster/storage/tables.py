@@ -40,6 +40,12 @@ from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files, _expressio
 from pyiceberg.table import Table, Transaction
 from pyiceberg.transforms import IdentityTransform, MonthTransform, YearTransform
 
+from b3_dagster.errors import (
+    QueryError,
+    TableCommitConflict,
+    TableCommitRefused,
+    TableError,
+)
 from b3_dagster.model import (
     CATALOG_DATABASE,
     CLASSIFICATION_SCHEMA,
@@ -56,7 +62,6 @@ from b3_dagster.model import (  # issue 14's tables
 )
 from b3_dagster.model import ANOMALY_SCHEMA, INDEX_SCHEMA, MONTH, YEAR  # issue 14's and seed 001's tables
 from b3_dagster.storage.lake import Lake, LocalLake
-from b3_dagster.errors import B3DagsterError, BadInput, Conflict, Refused
 
 log = logging.getLogger(__name__)
 
@@ -72,26 +77,6 @@ TABLE_PROPERTIES = {
     "write.parquet.compression-codec": "zstd",
 }
 _TRANSFORMS = {"identity": IdentityTransform, "month": MonthTransform, "year": YearTransform}
-
-
-class TableError(B3DagsterError, RuntimeError):
-    """A table operation that cannot go on; the message says which table, which key and what to do."""
-
-
-class TableCommitRefused(Refused, TableError):
-    """The rows offered for a commit would remove or corrupt data; nothing was committed."""
-
-    advice = "Nothing was committed. Replace the raw day(s) named above, or refine them again, then commit."
-
-
-class TableCommitConflict(Conflict, TableError):
-    """Other commits kept winning the race on the table; nothing of this commit was committed."""
-
-
-class QueryError(BadInput, TableError):
-    """SQL or an --as-of value that cannot run; the message quotes it."""
-
-    advice = "Correct the query (or the --as-of value) and run it again."
 
 
 @dataclass(frozen=True)

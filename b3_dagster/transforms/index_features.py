@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from b3_dagster.calendar import sessions
-from b3_dagster.errors import Missing
+from b3_dagster.errors import IndexHistoryGap
 from b3_dagster.model import (
     CLOSE,
     CLOSE_SOURCE,
@@ -56,10 +56,6 @@ YAHOO_SOURCE = "yahoo"
 
 # Raw (Yahoo) field -> refined name: seed 001's renaming.
 RENAMES = {"date": DATA, "open": OPEN, "high": HIGH, "low": LOW, "close": CLOSE, "volume": VOLUME}
-
-
-class IndexHistoryGap(Missing, ValueError):
-    """The bars skip B3 sessions: rolling windows over them would silently span more days than they say."""
 
 
 def round_half_away(values: pd.Series, decimals: int = 2) -> pd.Series:

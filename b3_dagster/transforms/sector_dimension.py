@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pyarrow as pa
 
+from b3_dagster.errors import UnplacedSectors
 from b3_dagster.model import (
     ECONOMIC_SECTOR,
     FALLBACK_ONLY,
@@ -53,7 +54,6 @@ from b3_dagster.model import (
     SUBSECTOR,
     VALID_FROM,
 )
-from b3_dagster.errors import BadInput
 
 VALID, NEAREST, FALLBACK = "valid", "nearest", "fallback"
 # A rename is recognised when at least this share of the new subsector's issuers (those present in the previous
@@ -274,14 +274,6 @@ def map_sectors(raw: pd.DataFrame, dimension: SectorDimension) -> SectorMapping:
     return SectorMapping(rows=rows, labels=pd.DataFrame(label_rows, columns=LABEL_COLUMNS),
                          problems=tuple(problems), notes=tuple(notes),
                          placements=pd.DataFrame(placement_rows, columns=PLACEMENT_COLUMNS))
-
-
-class UnplacedSectors(BadInput, ValueError):
-    """Labels or tickers that no classification vintage can place: a sector is never invented."""
-
-    def __init__(self, problems: tuple[str, ...]):
-        super().__init__(f"{len(problems)} sector problem(s): " + "; ".join(problems[:20]))
-        self.problems = problems
 
 
 def canonical_rows(raw: pd.DataFrame, dimension: SectorDimension, strict: bool = True) -> pd.DataFrame:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from b3_dagster.errors import RawPartitionConflict
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.lakes import lake_from_uri
 from b3_dagster.storage.layout import read_parquet_bytes
-from b3_dagster.storage.portfolio_store import PortfolioStore, RawPartitionConflict
+from b3_dagster.storage.portfolio_store import PortfolioStore
 
 
 def _fill(store: PortfolioStore, snapshots) -> None:

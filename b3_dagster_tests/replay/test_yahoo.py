@@ -11,7 +11,8 @@ import pytest
 import requests
 
 from b3_dagster.calendar import sessions
-from b3_dagster.sources.yahoo_chart import YahooChartClient, YahooChartError
+from b3_dagster.errors import YahooChartError
+from b3_dagster.sources.yahoo_chart import YahooChartClient
 from b3_dagster_tests.helpers import FIXTURES, REAL_BVSP, fixture_json, quote
 
 RECORDINGS = Path(__file__).resolve().parents[2] / "b3_dagster" / "recordings" / "yahoo"

@@ -12,13 +12,13 @@ import pyarrow as pa
 import pytest
 from openpyxl import load_workbook
 
+from b3_dagster.errors import ClassificationError
 from b3_dagster.model import CLASSIFICATION_COLUMNS, CLASSIFICATION_SCHEMA
 from b3_dagster.sources.b3_classification import (
     DERIVED,
     LEGACY,
     NEW,
     SHIPPED_ROOT,
-    ClassificationError,
     classification_history,
     download_url,
     is_new_vintage,

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from b3_dagster.calendar import is_session
+from b3_dagster.errors import B3CsvError
 from b3_dagster.model import RAW_COLUMNS, PortfolioSnapshot
-from b3_dagster.sources.b3_csv import B3CsvError, parse_ibov_csv, read_file
+from b3_dagster.sources.b3_csv import parse_ibov_csv, read_file
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "b3_csv"
 STANDARD_FILES = sorted((FIXTURES / "csv").glob("IBOVDia_*.csv"))

@@ -2,7 +2,8 @@ import datetime as dt
 
 import pytest
 
-from b3_dagster.sources.b3_format import B3FormatError, clean_text, parse_date, parse_decimal, parse_integer
+from b3_dagster.errors import B3FormatError
+from b3_dagster.sources.b3_format import clean_text, parse_date, parse_decimal, parse_integer
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from b3_dagster.errors import B3CsvError
 from b3_dagster.model import EVENT_FLAG, INDEX_CODE, INDEX_PORTFOLIO_COLUMNS, LISTING_SEGMENT, SHARE_CLASS
-from b3_dagster.sources.b3_csv import B3CsvError, parse_ibov_csv
+from b3_dagster.sources.b3_csv import parse_ibov_csv
 from b3_dagster.sources.b3_index_csv import parse_index_csv, recorded_csvs, split_type
 
 RECORDED = Path(str(resources.files("b3_dagster") / "recordings" / "b3_indices" / "csv"))

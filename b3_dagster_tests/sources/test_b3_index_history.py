@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from b3_dagster.errors import B3IndexHistoryError
 from b3_dagster.model import CLOSE_DATE, INDEX_CLOSES_COLUMNS, MONTH_MAX, MONTH_MIN, OFFICIAL_CLOSE
 from b3_dagster.rules.quality import CheckOutcome
 from b3_dagster.sources.b3_format import decode_payload
 from b3_dagster.sources.b3_index_history import (
     ENDPOINT_PATH,
     B3IndexHistoryClient,
-    B3IndexHistoryError,
     Skipped,
     check_closes_on_sessions,
     check_monthly_matches_daily,

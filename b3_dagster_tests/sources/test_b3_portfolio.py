@@ -7,11 +7,11 @@ import math
 import pytest
 from werkzeug import Response
 
+from b3_dagster.errors import B3ResponseError
 from b3_dagster.replay.b3_api import answer
 from b3_dagster.sources.b3_format import decode_payload, encode_payload, parse_decimal, parse_integer
 from b3_dagster.sources.b3_portfolio import (
     B3PortfolioClient,
-    B3ResponseError,
     portfolio_payload,
 )
 from b3_dagster.sources.http import HttpPolicy

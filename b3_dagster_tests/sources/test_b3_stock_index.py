@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from b3_dagster.errors import B3StockIndexError
 from b3_dagster.model import INDEX_CODE, MEMBERSHIP_COLUMNS, MEMBERSHIP_DATE
 from b3_dagster.sources.b3_format import decode_payload
 from b3_dagster.sources.b3_portfolio import parse_page
 from b3_dagster.sources.b3_stock_index import (
     ENDPOINT_PATH,
     B3StockIndexClient,
-    B3StockIndexError,
     body_from_cassette,
     compare_with_portfolio,
     parse_stock_index,

@@ -15,9 +15,10 @@ import threading
 import pytest
 from werkzeug import Response
 
-from b3_dagster.sources.b3_portfolio import B3PortfolioClient, B3ResponseError, B3Unreachable
+from b3_dagster.errors import B3ResponseError, B3Unreachable, YahooUnreachable
+from b3_dagster.sources.b3_portfolio import B3PortfolioClient
 from b3_dagster.sources.http import HttpPolicy
-from b3_dagster.sources.yahoo_chart import YahooChartClient, YahooUnreachable
+from b3_dagster.sources.yahoo_chart import YahooChartClient
 
 FAST = dict(request_timeout=1.0, fetch_deadline=2.0, backoff=0.0)
 

@@ -14,11 +14,10 @@ from urllib.parse import parse_qs
 import pytest
 
 from b3_dagster.calendar import is_session, sessions
+from b3_dagster.errors import ProvisionalBarError, YahooChartError
 from b3_dagster.sources.http import HttpPolicy
 from b3_dagster.sources.yahoo_chart import (
-    ProvisionalBarError,
     YahooChartClient,
-    YahooChartError,
     chart_window,
     parse_chart,
 )

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from b3_dagster.sources.b3_classification import SHIPPED_ROOT, ClassificationError
+from b3_dagster.errors import ClassificationConflict, ClassificationError
+from b3_dagster.sources.b3_classification import SHIPPED_ROOT
 from b3_dagster.storage.classification_store import (
     CLASSIFICATION_PREFIX,
-    ClassificationConflict,
     ClassificationStore,
 )
 from b3_dagster.storage.lake import LocalLake

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from b3_dagster.sources.b3_index_history import B3IndexHistoryError, recordings_dir
+from b3_dagster.errors import B3IndexHistoryError
+from b3_dagster.sources.b3_index_history import recordings_dir
 from b3_dagster.storage.indices_store import IndicesStore
 from b3_dagster.storage.lake import LocalLake
 

@@ -2,8 +2,8 @@ import datetime as dt
 
 import pytest
 
+from b3_dagster.errors import NotARawPartition
 from b3_dagster.storage.layout import (
-    NotARawPartition,
     hive_escape,
     hive_unescape,
     parse_raw_key,

@@ -7,14 +7,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from b3_dagster.errors import RawPartitionConflict, RawPartitionMissing, UnreadableObject
 from b3_dagster.model import RAW_COLUMNS, PortfolioSnapshot
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.layout import raw_key
 from b3_dagster.storage.portfolio_store import (
     PortfolioStore,
-    RawPartitionConflict,
-    RawPartitionMissing,
-    UnreadableObject,
 )
 from b3_dagster_tests.helpers import snapshot_of
 

@@ -13,6 +13,7 @@ import pytest
 from pyiceberg.expressions import EqualTo
 
 from b3_dagster.calendar import sessions
+from b3_dagster.errors import QueryError, StagingIncomplete, TableCommitConflict, TableCommitRefused
 from b3_dagster.model import REFINED_SCHEMA
 from b3_dagster.storage import staging
 from b3_dagster.storage.index_store import SEED_001_QUERY
@@ -22,9 +23,6 @@ from b3_dagster.storage.tables import (
     INDEX_TABLE_DEF,
     PORTFOLIO_TABLE_DEF,
     AsOf,
-    QueryError,
-    TableCommitConflict,
-    TableCommitRefused,
     connect,
     open_tables,
     run_query,
@@ -246,7 +244,7 @@ def test_damaged_staging_is_refused_naming_the_day_and_the_table_keeps_it(tables
     _restage(tables, prefix, refined)
     staging.write_expected(tables.lake, prefix, expected_refined(raw))
     damage(tables, prefix, refined)
-    with pytest.raises(staging.StagingIncomplete, match=reason):
+    with pytest.raises(StagingIncomplete, match=reason):
         staging.commit_staged(tables, PORTFOLIO_TABLE_DEF, prefix, ["2025-04-07"])
     assert tables.snapshot_id_at(PORTFOLIO_TABLE_DEF, None) == committed.snapshot_id
     assert len(tables.scan(PORTFOLIO_TABLE_DEF)) == len(refined)
@@ -314,7 +312,7 @@ def test_a_table_made_before_the_sector_columns_gains_them_and_keeps_its_rows(ta
 def test_a_table_lacking_a_required_column_points_at_rebuild_tables(tables):
     import dataclasses
 
-    from b3_dagster.storage.tables import TableError
+    from b3_dagster.errors import TableError
 
     old_schema = pa.schema([f for f in REFINED_SCHEMA if f.name != "total_codigo"])
     day = dt.date(2025, 4, 7)

@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 
 from b3_dagster.calendar import sessions
+from b3_dagster.errors import IndexHistoryGap
 from b3_dagster.rules import quality
 from b3_dagster.model import INDEX_COLUMNS, VOL_ZSCORE
 from b3_dagster.transforms.index_features import (
     with_official_closes,
     LOOKBACK_SESSIONS,
-    IndexHistoryGap,
     index_features,
     refine_index,
     round_half_away,

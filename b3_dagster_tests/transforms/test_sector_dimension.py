@@ -9,6 +9,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from b3_dagster.errors import UnplacedSectors
 from b3_dagster.model import RAW_COLUMNS, SECTOR_MAPPING_COLUMNS
 from b3_dagster.sources.b3_classification import load_shipped_classification
 from b3_dagster.sources.b3_csv import parse_ibov_csv
@@ -18,7 +19,6 @@ from b3_dagster.transforms.sector_dimension import (
     NEAREST,
     VALID,
     SectorDimension,
-    UnplacedSectors,
     canonical_rows,
     map_sectors,
 )

@@ -13,9 +13,10 @@ from b3_dagster.defs.shared.automation import default_sensor_status
 from b3_dagster.defs.shared.checks import result, skipped_metadata
 from b3_dagster.defs.shared.metadata import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, path, preview
 from b3_dagster.defs.shared.partitions import trading_day_partitions
+from b3_dagster.errors import NotARawPartition
 from b3_dagster.rules.automation import RawCursor, decide, group_consecutive, listing_digest, run_key
 from b3_dagster.rules.quality import raw_outcomes
-from b3_dagster.storage.layout import RAW_PREFIX, NotARawPartition, parse_raw_key
+from b3_dagster.storage.layout import RAW_PREFIX, parse_raw_key
 
 SENSOR_INTERVAL_SECONDS = int(settings.get("B3_RAW_SENSOR_INTERVAL_SECONDS"))
 

@@ -43,7 +43,7 @@ from b3_dagster.defs.shared.failures import fails_clearly
 from b3_dagster.defs.shared.metadata import SINGLE_RUN_NOTE, days_in_run, path, preview, sql_block
 from b3_dagster.defs.shared.partitions import portfolio_partitions, trading_day_partitions
 from b3_dagster.defs.shared.tables import commit_rows, commit_run, indices_store, snapshot_metadata, table_asset
-from b3_dagster.errors import BadInput, Missing, NotReady
+from b3_dagster.errors import BadInput, Missing, NotReady, RawPartitionMissing
 from b3_dagster.model import (
     DATE,
     DEFAULT_INDEX,
@@ -70,7 +70,7 @@ from b3_dagster.sources.b3_stock_index import compare_with_portfolio
 from b3_dagster.storage import staging
 from b3_dagster.storage.classification_store import ClassificationStore
 from b3_dagster.storage.layout import RAW_PREFIX, raw_prefix
-from b3_dagster.storage.portfolio_store import REFINE_DATASET, PortfolioStore, RawPartitionMissing, expected_refined
+from b3_dagster.storage.portfolio_store import REFINE_DATASET, PortfolioStore, expected_refined
 from b3_dagster.storage.tables import (
     INDEX_PORTFOLIOS_TABLE_DEF,
     MEMBERSHIP_TABLE_DEF,

@@ -7,10 +7,10 @@ import pyarrow as pa
 from b3_dagster.defs.resources import LakeResource
 from b3_dagster.defs.shared.failures import failure
 from b3_dagster.defs.shared.metadata import path
+from b3_dagster.errors import StagingIncomplete, TableCommitConflict, TableCommitRefused
 from b3_dagster.storage import staging
 from b3_dagster.storage.indices_store import IndicesStore
-from b3_dagster.storage.staging import StagingIncomplete
-from b3_dagster.storage.tables import CommitOutcome, IcebergTables, TableCommitConflict, TableCommitRefused, TableDef
+from b3_dagster.storage.tables import CommitOutcome, IcebergTables, TableDef
 
 TABLE_POOL = "iceberg_tables"
 

@@ -9,10 +9,9 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
+from b3_dagster.errors import AlertConfigError, AlertDeliveryError
 from b3_dagster.rules import alerts as alerting
 from b3_dagster.rules.alerts import (
-    AlertConfigError,
-    AlertDeliveryError,
     UiLinks,
     due_sessions,
     parse_deadline,
