@@ -80,6 +80,22 @@ def test_no_other_source_file_defines_an_exception_even_inside_a_function():
     assert sorted(set(found) - EXEMPT) == [], "define errors in b3_dagster/errors.py only"
 
 
+def test_every_error_is_imported_from_the_errors_module_only():
+    """One place each: no module re-exports an error it imported (``from b3_dagster.storage.x import SomeError``)."""
+    names = {name for name, value in vars(errors).items()
+             if isinstance(value, type) and issubclass(value, BaseException)}
+    root = Path(b3_dagster.__file__).parents[1]
+    found = []
+    for folder in ("b3_dagster", "b3_dagster_tests", "benchmarks", "scripts"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("b3_dagster") \
+                        and node.module != errors.__name__:
+                    found += [f"{path.relative_to(root)}: {node.module}.{alias.name}" for alias in node.names
+                              if alias.name in names]
+    assert not found, f"import these from b3_dagster.errors: {found}"
+
+
 @pytest.mark.parametrize("error, retryable", [
     (NetworkError("refused", url="http://b3.example/x", attempts=3, cause=OSError()), True),
     (BodyTooLarge("too large", url="http://b3.example/x", attempts=1), False),

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 
+from b3_dagster.errors import RawPartitionConflict
 from b3_dagster.storage.index_store import (
     SEED_001_QUERY,
     IndexStore,
-    RawPartitionConflict,
     seed_001_query,
 )
 from b3_dagster.storage.lake import LocalLake

@@ -36,7 +36,7 @@ from b3_dagster.defs.shared.failures import fails_clearly
 from b3_dagster.defs.shared.metadata import chart, chart_asset, days_in_run, path, preview, sql_block
 from b3_dagster.defs.shared.partitions import history_partitions, ibov_month_partitions, trading_day_partitions
 from b3_dagster.defs.shared.tables import commit_rows, commit_run, indices_store, snapshot_metadata, table_asset
-from b3_dagster.errors import Missing, TableHasNoRows
+from b3_dagster.errors import Missing, RawPartitionMissing, TableHasNoRows
 from b3_dagster.model import (
     CATALOG_DATABASE,
     CLOSE,
@@ -76,7 +76,6 @@ from b3_dagster.storage.index_store import (
     INDEX_TABLE,
     REFINE_INDEX_DATASET,
     IndexStore,
-    RawPartitionMissing,
     expected_months,
     seed_001_query,
 )
