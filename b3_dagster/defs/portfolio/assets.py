@@ -41,6 +41,7 @@ from b3_dagster.defs.shared.checks import (
 from b3_dagster.defs.shared.declarations import raw_asset
 from b3_dagster.defs.shared.failures import fails_clearly
 from b3_dagster.defs.shared.metadata import SINGLE_RUN_NOTE, days_in_run, path, preview, sql_block
+from b3_dagster.defs.shared.partitions import GROUP as INDICES_GROUP
 from b3_dagster.defs.shared.partitions import portfolio_partitions, trading_day_partitions
 from b3_dagster.defs.shared.tables import commit_rows, commit_run, indices_store, snapshot_metadata, table_asset
 from b3_dagster.errors import BadInput, Missing, NotReady
@@ -402,7 +403,7 @@ def _portfolios_by_day(lake: LakeResource, days: list[dt.date]) -> dict[tuple[st
 @table_asset(
     decorator=asset_with_checks,
     key=MEMBERSHIP_ASSET,
-    group_name=GROUP,
+    group_name=INDICES_GROUP,  # every B3 index's assets (README, group b3_indices)
     deps=[MEMBERSHIP_RAW_ASSET],
     check_specs=specs(MEMBERSHIP_ASSET, MEMBERSHIP_CHECKS),
     description="b3_refined_db.index_membership: one row per (update day, security, index it belongs to), from "
@@ -465,7 +466,7 @@ def index_portfolio_raw(context: dg.AssetExecutionContext, b3: B3PortfolioResour
 
 @table_asset(
     key=PORTFOLIOS_ASSET,
-    group_name=GROUP,
+    group_name=INDICES_GROUP,  # every B3 index's assets (README, group b3_indices)
     deps=[PORTFOLIO_RAW_ASSET],
     description="b3_refined_db.index_portfolios: one row per (index, day, ticker) of every stored Carteira do Dia "
                 "portfolio of any index (b3-dagster import-index-csv), with B3's Tipo split into share class, event "
