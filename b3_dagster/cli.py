@@ -485,12 +485,18 @@ def rebuild_tables(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="b3-dagster", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lake", help="lake root (default: $B3_LAKE_ROOT or ./data)")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_import_commands(commands)
+    _add_table_commands(commands)
+    return parser
 
+
+def _add_import_commands(commands) -> None:
+    """demo and the import-* commands: what writes raw."""
     run_demo = commands.add_parser("demo", help="run the whole pipeline on recorded real days (offline)")
     run_demo.add_argument("--index-from", default="2025-01-02", help="first session of index history to load")
     run_demo.add_argument("--index-to", default="2026-03-12", help="last session of index history to load")
@@ -519,6 +525,9 @@ def main(argv: list[str] | None = None) -> int:
                                help="accept a re-saved copy that departs from B3's format (alterations recorded)")
     run_index_csv.set_defaults(handler=import_index_csv)
 
+
+def _add_table_commands(commands) -> None:
+    """query, snapshots and rebuild-tables: what reads or rebuilds the Iceberg tables."""
     run_query = commands.add_parser("query", help="run Athena-style SQL on the Iceberg tables")
     run_query.add_argument("sql")
     run_query.add_argument("--as-of", help="a snapshot id, or an ISO timestamp (UTC unless it has an offset): "
@@ -537,7 +546,9 @@ def main(argv: list[str] | None = None) -> int:
                              help="delete the old layout's refined/ folders and catalog.duckdb")
     run_rebuild.set_defaults(handler=rebuild_tables)
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     quiet_library_warnings()  # only library warnings meant for developers (library_warnings.py)
     try:
         return args.handler(args)

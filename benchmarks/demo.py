@@ -2,7 +2,7 @@
 recording, the whole command), beside the baseline measured on 2026-11-30.
 
     .venv/bin/python benchmarks/demo.py            # one demo in process, in a temporary folder
-    .venv/bin/python benchmarks/demo.py --keep DIR # ... in DIR (kept: open it with `dagster dev` afterwards)
+    .venv/bin/python benchmarks/demo.py --keep DIR # ... in DIR (kept: open it with `dg dev` afterwards)
 
 Prints wall-clock and CPU seconds (this process: user+sys) per step. On a shared machine the wall clock mostly
 measures the other processes: compare the CPU column. Nothing is asserted (speed lives here, not in the tests).

@@ -14,6 +14,7 @@ Prints wall-clock seconds; nothing is asserted. Figures with the date they were 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
@@ -92,21 +94,38 @@ def wait_for_location(url: str, timeout: float = 300) -> None:
     raise SystemExit(f"the webserver at {url} did not serve {ASSETS[0]} within {timeout:.0f} s")
 
 
+@contextlib.contextmanager
+def webserver(root: str, start: str) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``dagster-webserver`` in its own session over the project's code location (DAGSTER_HOME ``root``, no
+    daemon, B3 and Yahoo pointed at a closed port, B3_INDICES and B3_PARTITIONS_START set), until the block ends:
+    its URL and its process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("B3_", "DAGSTER_"))}
+    env.update({"DAGSTER_HOME": root, "B3_LAKE_ROOT": str(Path(root) / "data"), "B3_INDICES": INDICES,
+                "B3_PARTITIONS_START": start, "B3_BASE_URL": "http://127.0.0.1:9",
+                "B3_YAHOO_BASE_URL": "http://127.0.0.1:9"})
+    port = free_port()
+    log = open(Path(root) / "webserver.log", "wb")
+    command = [str(Path(sys.executable).parent / "dagster-webserver"), "-m", "b3_dagster.definitions",
+               "-h", "127.0.0.1", "-p", str(port)]
+    process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        yield f"http://127.0.0.1:{port}", process
+    finally:
+        os.killpg(process.pid, signal.SIGINT)  # its own session: only the webserver this script started
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
 def main() -> None:
     start = (dt.date.today() - dt.timedelta(days=365)).isoformat()
     with tempfile.TemporaryDirectory() as root:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("B3_", "DAGSTER_"))}
-        env.update({"DAGSTER_HOME": root, "B3_LAKE_ROOT": str(Path(root) / "data"), "B3_INDICES": INDICES,
-                    "B3_PARTITIONS_START": start, "B3_BASE_URL": "http://127.0.0.1:9",
-                    "B3_YAHOO_BASE_URL": "http://127.0.0.1:9"})
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        log = open(Path(root) / "webserver.log", "wb")
-        webserver = str(Path(sys.executable).parent / "dagster-webserver")
         began = time.perf_counter()
-        process = subprocess.Popen([webserver, "-m", "b3_dagster.definitions", "-h", "127.0.0.1", "-p", str(port)],
-                                   cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
+        with webserver(root, start) as (url, _):
             wait_for_location(url)
             print(f"webserver up with the code location loaded: {time.perf_counter() - began:.1f} s "
                   f"(B3_INDICES={INDICES}, B3_PARTITIONS_START={start})")
@@ -114,14 +133,6 @@ def main() -> None:
                 if state == "every key materialised":
                     materialise_every_key(url)
                 time_assets(url, state)
-        finally:
-            os.killpg(process.pid, signal.SIGINT)  # its own session: only the webserver this script started
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            log.close()
 
 
 def time_assets(url: str, state: str) -> None:

@@ -23,16 +23,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from index_ui import ASSETS, INDICES, free_port, materialise_every_key, wait_for_location  # noqa: E402
+from index_ui import ASSETS, INDICES, materialise_every_key, wait_for_location, webserver  # noqa: E402
 
 ROUNDS = 5
 CHROMIUM = "/usr/bin/chromium"
@@ -41,23 +39,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(session_id: int) -> float:
-    """user+sys CPU seconds of every live process in a session (the webserver and the code server it spawned)."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == session_id:  # field 6 of stat: the session id
-            total += (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
-    return total
-
-
-def browser_cpu_seconds(browser_pid_marker: str) -> float:
-    """user+sys CPU seconds of Chromium's processes (found by their command line)."""
+def _cpu_seconds_of(selected) -> float:
+    """user+sys CPU seconds of every live process for which ``selected(stat fields, command line)`` is true."""
     total = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -67,9 +50,19 @@ def browser_cpu_seconds(browser_pid_marker: str) -> float:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if browser_pid_marker.encode() in command:
-            total += (int(fields[11]) + int(fields[12])) / TICK
+        if selected(fields, command):
+            total += (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
     return total
+
+
+def cpu_seconds(session_id: int) -> float:
+    """user+sys CPU seconds of every live process in a session (the webserver and the code server it spawned)."""
+    return _cpu_seconds_of(lambda fields, _: int(fields[3]) == session_id)  # field 6 of stat: the session id
+
+
+def browser_cpu_seconds(browser_pid_marker: str) -> float:
+    """user+sys CPU seconds of Chromium's processes (found by their command line)."""
+    return _cpu_seconds_of(lambda _, command: browser_pid_marker.encode() in command)
 
 
 def time_page(browser, url: str, asset: str, server_session: int, profile: str,
@@ -102,56 +95,37 @@ def main() -> None:
     rounds_per_case = int(sys.argv[1]) if len(sys.argv) > 1 else ROUNDS
     shots = Path(sys.argv[2]) if len(sys.argv) > 2 else None  # a folder: one screenshot per asset and state
     start = (dt.date.today() - dt.timedelta(days=365)).isoformat()
-    with tempfile.TemporaryDirectory() as root:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("B3_", "DAGSTER_"))}
-        env.update({"DAGSTER_HOME": root, "B3_LAKE_ROOT": str(Path(root) / "data"), "B3_INDICES": INDICES,
-                    "B3_PARTITIONS_START": start, "B3_BASE_URL": "http://127.0.0.1:9",
-                    "B3_YAHOO_BASE_URL": "http://127.0.0.1:9"})
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        log = open(Path(root) / "webserver.log", "wb")
-        webserver = str(Path(sys.executable).parent / "dagster-webserver")
-        process = subprocess.Popen([webserver, "-m", "b3_dagster.definitions", "-h", "127.0.0.1", "-p", str(port)],
-                                   cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with tempfile.TemporaryDirectory() as root, webserver(root, start) as (url, process):
         profile = str(Path(root) / "chromium-profile")
-        try:
-            wait_for_location(url)
-            print(f"B3_INDICES={INDICES}, B3_PARTITIONS_START={start}; {rounds_per_case} rounds per asset and state, "
-                  "a fresh page each; Chromium headless")
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch_persistent_context(
-                    profile, executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True,
-                    viewport={"width": 1440, "height": 900})
-                try:
-                    warm = browser.new_page()  # the first visit loads the UI's bundle and its first-visit dialog
-                    warm.goto(f"{url}/assets/{ASSETS[1]}?view=partitions", wait_until="networkidle")
-                    try:  # dismissed once, remembered by the profile: the timed pages show only the view
-                        warm.get_by_role("button", name="Skip").click(timeout=5000)
-                    except Exception:  # noqa: BLE001 (not shown this time)
-                        pass
-                    warm.close()
-                    for state in ("nothing materialised", "every key materialised"):
-                        if state == "every key materialised":
-                            materialise_every_key(url)
-                        for asset in ASSETS:
-                            shot = shots / f"{asset}_{state.split()[0]}.png" if shots else None
-                            rounds = [time_page(browser, url, asset, process.pid, profile, shot if i == 0 else None)
-                                      for i in range(rounds_per_case)]
-                            drawn, idle, server, chromium = (list(column) for column in zip(*rounds))
-                            print(f"{asset:<21} ({state}): drawn median {statistics.median(drawn):.2f} s "
-                                  f"(worst {max(drawn):.2f}), network idle median {statistics.median(idle):.2f} s "
-                                  f"(worst {max(idle):.2f}); CPU per page: webserver "
-                                  f"{statistics.median(server):.2f} s, Chromium {statistics.median(chromium):.2f} s")
-                finally:
-                    browser.close()
-        finally:
-            os.killpg(process.pid, signal.SIGINT)  # its own session: only the webserver this script started
+        wait_for_location(url)
+        print(f"B3_INDICES={INDICES}, B3_PARTITIONS_START={start}; {rounds_per_case} rounds per asset and state, "
+              "a fresh page each; Chromium headless")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True,
+                viewport={"width": 1440, "height": 900})
             try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            log.close()
+                warm = browser.new_page()  # the first visit loads the UI's bundle and its first-visit dialog
+                warm.goto(f"{url}/assets/{ASSETS[1]}?view=partitions", wait_until="networkidle")
+                try:  # dismissed once, remembered by the profile: the timed pages show only the view
+                    warm.get_by_role("button", name="Skip").click(timeout=5000)
+                except Exception:  # noqa: BLE001 (not shown this time)
+                    pass
+                warm.close()
+                for state in ("nothing materialised", "every key materialised"):
+                    if state == "every key materialised":
+                        materialise_every_key(url)
+                    for asset in ASSETS:
+                        shot = shots / f"{asset}_{state.split()[0]}.png" if shots else None
+                        rounds = [time_page(browser, url, asset, process.pid, profile, shot if i == 0 else None)
+                                  for i in range(rounds_per_case)]
+                        drawn, idle, server, chromium = (list(column) for column in zip(*rounds))
+                        print(f"{asset:<21} ({state}): drawn median {statistics.median(drawn):.2f} s "
+                              f"(worst {max(drawn):.2f}), network idle median {statistics.median(idle):.2f} s "
+                              f"(worst {max(idle):.2f}); CPU per page: webserver "
+                              f"{statistics.median(server):.2f} s, Chromium {statistics.median(chromium):.2f} s")
+            finally:
+                browser.close()
 
 
 if __name__ == "__main__":

@@ -183,24 +183,31 @@ def _parse_legacy(rows: list[tuple], file: str, sheet: str) -> list[tuple[str, s
             continue
         if e:
             raise ClassificationError(file, f"a listing segment {e!r} without an issuer code", sheet, number, 5)
-        if a and b and c:  # a new sector
-            setor, subsetor, segmento = a, b, c
-        elif not a and b and c:  # a new subsector of the current sector
-            if not setor:
-                raise ClassificationError(file, f"subsector {b!r} before any sector", sheet, number)
-            subsetor, segmento = b, c
-        elif not a and not b and c:  # a new segment of the current subsector
-            if not subsetor:
-                raise ClassificationError(file, f"segment {c!r} before any subsector", sheet, number)
-            segmento = c
-        else:
-            raise ClassificationError(file, f"not a header, group or company row: {(a, b, c, d, e)}", sheet, number)
+        setor, subsetor, segmento = _legacy_group((a, b, c, d, e), (setor, subsetor, segmento), file, sheet, number)
     else:
         raise ClassificationError(file, "no legend ('(DR1) BDR Nível 1', ...) after the data: truncated sheet?",
                                   sheet, len(rows))
     if expect_subheader:
         raise ClassificationError(file, "the sheet ends inside a header", sheet, len(rows))
     return out
+
+
+def _legacy_group(cells: tuple[str, str, str, str, str], current: tuple[str, str, str], file: str, sheet: str,
+                  number: int) -> tuple[str, str, str]:
+    """A group row (no issuer code) -> the (setor, subsetor, segmento) that the rows below it belong to."""
+    a, b, c, d, e = cells
+    setor, subsetor, segmento = current
+    if a and b and c:  # a new sector
+        return a, b, c
+    if not a and b and c:  # a new subsector of the current sector
+        if not setor:
+            raise ClassificationError(file, f"subsector {b!r} before any sector", sheet, number)
+        return setor, b, c
+    if not a and not b and c:  # a new segment of the current subsector
+        if not subsetor:
+            raise ClassificationError(file, f"segment {c!r} before any subsector", sheet, number)
+        return setor, subsetor, c
+    raise ClassificationError(file, f"not a header, group or company row: {(a, b, c, d, e)}", sheet, number)
 
 
 def _parse_new(rows: list[tuple], file: str, sheet: str, start: int) -> list[tuple[str, str, str, str]]:

@@ -125,106 +125,139 @@ def _footer_values(line: str) -> list[str]:
     return [value for value in line.split(SEPARATOR)[1:] if value.strip()]
 
 
-def parse_index_csv(data: bytes, name: str, *, allow_altered: bool = False) -> IndexCsv:
-    """Parse one Carteira do Dia download of any index. ``name`` is the file name: used in messages, and for the
-    index and date only when the title line is missing (an altered file)."""
-    lines = split_lines(data, name)
-    alterations: list[str] = []
-    value_alterations: set[str] = set()
+def _title(lines: list[str], name: str, alterations: list[str]) -> tuple[str, dt.date, int]:
+    """The index, the portfolio date and the header's line number: from the title line, or from the file name
+    when a hand-edited copy lost its title."""
     title = TITLE_PATTERN.match(lines[0].strip())
     if title:
-        index, date_text, first_header = title["index"], title["date"], 2
         if title["pad"]:
             alterations.append("the title line is padded with ';'")
         try:
-            day = parse_date(date_text, "pt-br")
+            day = parse_date(title["date"], "pt-br")
         except B3FormatError as error:
             raise B3CsvError(name, 1, f"title date: {error}") from error
-    else:
-        from_name = FILE_NAME_PATTERN.match(os.path.basename(name))
-        if not from_name or not _ascii(lines[0]).startswith("Codigo;"):
-            raise B3CsvError(name, 1, f"expected the title '<IDX> - Carteira do Dia DD/MM/YY', found "
-                                      f"{lines[0][:80]!r}")
-        alterations.append("no title line: index and date taken from the file name")
-        index, first_header = from_name["index"], 1
-        day = dt.datetime.strptime(from_name["date"], "%d-%m-%y").date()
+        return title["index"], day, 2
+    from_name = FILE_NAME_PATTERN.match(os.path.basename(name))
+    if not from_name or not _ascii(lines[0]).startswith("Codigo;"):
+        raise B3CsvError(name, 1, f"expected the title '<IDX> - Carteira do Dia DD/MM/YY', found "
+                                  f"{lines[0][:80]!r}")
+    alterations.append("no title line: index and date taken from the file name")
+    return from_name["index"], dt.datetime.strptime(from_name["date"], "%d-%m-%y").date(), 1
+
+
+def _require_session(day: dt.date, name: str) -> None:
     try:
         session = is_session(day)
     except ValueError as error:  # outside the calendar's range
         raise B3CsvError(name, 1, str(error)) from error
     if not session:
         raise B3CsvError(name, 1, f"the portfolio date {day} ({day:%A}) is not a B3 session")
-    if len(lines) <= first_header:
-        raise B3CsvError(name, first_header, "the file ends before the header line (truncated?)")
-    header = _header(lines[first_header - 1], first_header, name, alterations)
-    has_type = "Tipo" in header
 
-    rows: list[dict] = []
-    seen: dict[str, int] = {}
-    trailing = 0
-    total_line = None
+
+def _row(values: dict[str, str], cod: str, index: str, day: dt.date, name: str, number: int,
+         value_alterations: set[str]) -> dict:
+    qty_text = values["Qtde. Teórica"].strip()
+    if len(qty_text) > 3 and "." not in qty_text:
+        value_alterations.add("numbers lost their thousands separators")
+    tipo = type_cell(values, name, number, cod) if "Tipo" in values else None
+    share_class, event, segment = split_type(tipo)
+    return {INDEX_CODE: index, "cod": cod, "asset": clean_text(values["Ação"]), "type": tipo,
+            SHARE_CLASS: share_class, EVENT_FLAG: event, LISTING_SEGMENT: segment,
+            "part": _weight(values["Part. (%)"], name, number, "Part. (%)", value_alterations),
+            "theoricalQty": cell_number(parse_integer, values["Qtde. Teórica"], name, number, "Qtde. Teórica"),
+            RAW_DATE_COLUMN: day}
+
+
+@dataclass
+class _Body:
+    """The data rows, the line of each ticker, how many rows end with ';', and the total footer's line (None when
+    the footers were removed)."""
+
+    rows: list[dict] = field(default_factory=list)
+    seen: dict[str, int] = field(default_factory=dict)
+    trailing: int = 0
+    total_line: int | None = None
+
+
+def _body(lines: list[str], first_header: int, header: tuple[str, ...], index: str, day: dt.date, name: str,
+          value_alterations: set[str]) -> _Body:
+    body = _Body()
     for number in range(first_header + 1, len(lines) + 1):
         line = lines[number - 1]
         if _ascii(line).startswith(_ascii(TOTAL_LABEL) + SEPARATOR):
-            total_line = number
+            body.total_line = number
             break
         if not line.strip():
             raise B3CsvError(name, number, "blank line inside the rows")
         fields = line.split(SEPARATOR)
         if fields[-1] == "" and len(fields) == len(header) + 1:
             fields.pop()
-            trailing += 1
+            body.trailing += 1
         if len(fields) != len(header):
             raise B3CsvError(name, number, f"a data row has {len(header)} fields, found {len(fields)} in "
                                            f"{line[:120]!r} (truncated file or a different layout?)")
         values = dict(zip(header, fields))
         cod = ticker_cell(values, name, number)
-        if cod in seen:
-            raise B3CsvError(name, number, f"ticker {cod} already appeared on line {seen[cod]}")
-        seen[cod] = number
-        qty_text = values["Qtde. Teórica"].strip()
-        if len(qty_text) > 3 and "." not in qty_text:
-            value_alterations.add("numbers lost their thousands separators")
-        tipo = type_cell(values, name, number, cod) if has_type else None
-        share_class, event, segment = split_type(tipo)
-        rows.append({INDEX_CODE: index, "cod": cod, "asset": clean_text(values["Ação"]), "type": tipo,
-                     SHARE_CLASS: share_class, EVENT_FLAG: event, LISTING_SEGMENT: segment,
-                     "part": _weight(values["Part. (%)"], name, number, "Part. (%)", value_alterations),
-                     "theoricalQty": cell_number(parse_integer, values["Qtde. Teórica"], name, number, "Qtde. Teórica"),
-                     RAW_DATE_COLUMN: day})
+        if cod in body.seen:
+            raise B3CsvError(name, number, f"ticker {cod} already appeared on line {body.seen[cod]}")
+        body.seen[cod] = number
+        body.rows.append(_row(values, cod, index, day, name, number, value_alterations))
+    return body
+
+
+def _footers(lines: list[str], total_line: int, qty_sum: int, name: str,
+             value_alterations: set[str]) -> tuple[int, float]:
+    """The total theoretical quantity and the reductor, checked against the rows; nothing may follow them."""
+    values = _footer_values(lines[total_line - 1])
+    if len(values) != 2:
+        raise B3CsvError(name, total_line, f"malformed {TOTAL_LABEL!r} footer {lines[total_line - 1][:120]!r}")
+    qty_total = cell_number(parse_integer, values[0], name, total_line, TOTAL_LABEL)
+    part_total = _weight(values[1] if "," in values[1] else values[1] + ",000", name, total_line,
+                         "Part. (%) total", value_alterations)
+    if qty_sum != qty_total:
+        raise B3CsvError(name, total_line, f"the rows' Qtde. Teórica add up to {qty_sum:,} but the footer says "
+                                           f"{qty_total:,} (rows missing or altered?)")
+    if round(part_total * 1000) != PART_TOTAL_THOUSANDTHS:
+        raise B3CsvError(name, total_line, f"the footer's Part. (%) total is {part_total}, not 100,000")
+    reductor_line = total_line + 1
+    if reductor_line > len(lines) or not lines[reductor_line - 1].startswith(REDUCTOR_LABEL + SEPARATOR):
+        raise B3CsvError(name, reductor_line, f"expected the {REDUCTOR_LABEL!r} footer after the total")
+    reductor_values = _footer_values(lines[reductor_line - 1])
+    if len(reductor_values) != 1:
+        raise B3CsvError(name, reductor_line, f"malformed {REDUCTOR_LABEL!r} footer")
+    reductor = cell_number(parse_decimal, reductor_values[0], name, reductor_line, REDUCTOR_LABEL)
+    if len(lines) > reductor_line:
+        raise B3CsvError(name, reductor_line + 1, f"unexpected content after the {REDUCTOR_LABEL!r} footer")
+    return qty_total, reductor
+
+
+def parse_index_csv(data: bytes, name: str, *, allow_altered: bool = False) -> IndexCsv:
+    """Parse one Carteira do Dia download of any index. ``name`` is the file name: used in messages, and for the
+    index and date only when the title line is missing (an altered file)."""
+    lines = split_lines(data, name)
+    alterations: list[str] = []
+    value_alterations: set[str] = set()
+    index, day, first_header = _title(lines, name, alterations)
+    _require_session(day, name)
+    if len(lines) <= first_header:
+        raise B3CsvError(name, first_header, "the file ends before the header line (truncated?)")
+    header = _header(lines[first_header - 1], first_header, name, alterations)
+    body = _body(lines, first_header, header, index, day, name, value_alterations)
+    rows, total_line = body.rows, body.total_line
     if not rows:
         raise B3CsvError(name, first_header + 1, "the file has no portfolio rows")
-    if trailing and trailing != len(rows):
-        raise B3CsvError(name, first_header + 1, f"{trailing} of {len(rows)} rows end with ';': a mixed file")
-    if not trailing:
+    if body.trailing and body.trailing != len(rows):
+        raise B3CsvError(name, first_header + 1, f"{body.trailing} of {len(rows)} rows end with ';': a mixed file")
+    if not body.trailing:
         alterations.append("data rows do not end with ';'")
 
     part_sum = sum(round(row["part"] * 1000) for row in rows)
-    qty_sum = sum(row["theoricalQty"] for row in rows)
     qty_total = reductor = None
     if total_line is None:
         alterations.append("no 'Quantidade Teórica Total' and 'Redutor' footers")
     else:
-        values = _footer_values(lines[total_line - 1])
-        if len(values) != 2:
-            raise B3CsvError(name, total_line, f"malformed {TOTAL_LABEL!r} footer {lines[total_line - 1][:120]!r}")
-        qty_total = cell_number(parse_integer, values[0], name, total_line, TOTAL_LABEL)
-        part_total = _weight(values[1] if "," in values[1] else values[1] + ",000", name, total_line,
-                             "Part. (%) total", value_alterations)
-        if qty_sum != qty_total:
-            raise B3CsvError(name, total_line, f"the rows' Qtde. Teórica add up to {qty_sum:,} but the footer says "
-                                               f"{qty_total:,} (rows missing or altered?)")
-        if round(part_total * 1000) != PART_TOTAL_THOUSANDTHS:
-            raise B3CsvError(name, total_line, f"the footer's Part. (%) total is {part_total}, not 100,000")
-        reductor_line = total_line + 1
-        if reductor_line > len(lines) or not lines[reductor_line - 1].startswith(REDUCTOR_LABEL + SEPARATOR):
-            raise B3CsvError(name, reductor_line, f"expected the {REDUCTOR_LABEL!r} footer after the total")
-        reductor_values = _footer_values(lines[reductor_line - 1])
-        if len(reductor_values) != 1:
-            raise B3CsvError(name, reductor_line, f"malformed {REDUCTOR_LABEL!r} footer")
-        reductor = cell_number(parse_decimal, reductor_values[0], name, reductor_line, REDUCTOR_LABEL)
-        if len(lines) > reductor_line:
-            raise B3CsvError(name, reductor_line + 1, f"unexpected content after the {REDUCTOR_LABEL!r} footer")
+        qty_total, reductor = _footers(lines, total_line, sum(row["theoricalQty"] for row in rows), name,
+                                       value_alterations)
     if part_sum != PART_TOTAL_THOUSANDTHS:
         raise B3CsvError(name, total_line or len(lines), f"the rows' Part. (%) add up to {part_sum / 1000:.3f}, not "
                                                          "100.000 (rows missing or altered?)")
@@ -235,7 +268,7 @@ def parse_index_csv(data: bytes, name: str, *, allow_altered: bool = False) -> I
     table = pa.Table.from_pylist(rows, schema=INDEX_PORTFOLIO_SCHEMA)
     return IndexCsv(name=name, sha256=hashlib.sha256(data).hexdigest(), index=index, portfolio_date=day,
                     rows=table.to_pandas(date_as_object=True)[INDEX_PORTFOLIO_COLUMNS],
-                    theoretical_qty_total=qty_total, reductor=reductor, lines=seen,
+                    theoretical_qty_total=qty_total, reductor=reductor, lines=body.seen,
                     alterations=tuple(alterations))
 
 

@@ -555,9 +555,7 @@ def check_monthly_matches_daily(monthly: pd.DataFrame, closes: pd.DataFrame,
     if closes.empty or monthly.empty:
         return Skipped("no daily closes or no monthly values to compare")
     if in_progress is None:
-        last = monthly.sort_values([YEAR_COLUMN, MONTH_COLUMN]).groupby(INDEX_CODE).tail(1)
-        in_progress = {(row[0], int(row[1]), int(row[2])) for row in
-                       last[[INDEX_CODE, YEAR_COLUMN, MONTH_COLUMN]].itertuples(index=False)}
+        in_progress = _last_month_of_each_index(monthly)
     frame = closes.copy()
     stamps = pd.to_datetime(frame[CLOSE_DATE])
     frame[YEAR_COLUMN], frame[MONTH_COLUMN] = stamps.dt.year, stamps.dt.month
@@ -584,6 +582,17 @@ def check_monthly_matches_daily(monthly: pd.DataFrame, closes: pd.DataFrame,
                                      f"month was in progress at download; it ended at {last_close})")
             continue
         different.append(f"{label}: monthly {value} vs daily {last_close}")
+    return _monthly_outcome(compared, different, partial_daily, month_in_progress)
+
+
+def _last_month_of_each_index(monthly: pd.DataFrame) -> set[tuple[str, int, int]]:
+    last = monthly.sort_values([YEAR_COLUMN, MONTH_COLUMN]).groupby(INDEX_CODE).tail(1)
+    return {(row[0], int(row[1]), int(row[2])) for row in
+            last[[INDEX_CODE, YEAR_COLUMN, MONTH_COLUMN]].itertuples(index=False)}
+
+
+def _monthly_outcome(compared: int, different: list[str], partial_daily: list[str],
+                     month_in_progress: list[str]) -> CheckOutcome | Skipped:
     if not compared:
         return Skipped("the monthly values and the daily closes share no whole month"
                        + (f" (daily partial: {partial_daily[:3]})" if partial_daily else ""))

@@ -64,9 +64,8 @@ class StockIndexAnswer:
 
 
 
-def parse_stock_index(body: bytes | str, source: str = "B3 GetStockIndex") -> StockIndexAnswer:
-    """Parse one answer; every row must have a code and a (possibly empty) comma-joined list of index codes."""
-    document = parse_json_body(body, lambda reason: B3StockIndexError(source, reason))
+def _checked_page(document: Any, source: str) -> tuple[dict, list, dt.date]:
+    """The answer's header, its results and its update day, with the page count checked."""
     if not isinstance(document, dict):
         raise B3StockIndexError(source, f"expected a JSON object, got {type(document).__name__}")
     header, results = document.get("header"), document.get("results")
@@ -85,34 +84,46 @@ def parse_stock_index(body: bytes | str, source: str = "B3 GetStockIndex") -> St
         raise B3StockIndexError(source, f"page.totalRecords announces {total} securities but 'results' holds "
                                         f"{len(results)} (more pages? ask pageSize {PAGE_SIZE})",
                                 field="page.totalRecords")
+    return header, results, update
 
+
+def _security(item: Any, position: int, seen: dict[str, int], source: str) -> tuple[str, list[str]]:
+    """One result's security code (not seen before) and the index codes it belongs to."""
+    if not isinstance(item, dict):
+        raise B3StockIndexError(source, "is not an object", row=position)
+    for name in RESULT_FIELDS:
+        if name not in item:
+            raise B3StockIndexError(source, "is missing (schema change?)", row=position, field=name)
+    code = item["code"].strip() if isinstance(item["code"], str) else ""
+    if not code:
+        raise B3StockIndexError(source, f"empty security code {item['code']!r}", row=position, field="code")
+    if code in seen:
+        raise B3StockIndexError(source, f"{code} already listed as result #{seen[code]}", row=position,
+                                field="code")
+    seen[code] = position
+    indexes = item["indexes"] if item["indexes"] is not None else ""
+    if not isinstance(indexes, str):
+        raise B3StockIndexError(source, f"{indexes!r} is not a comma-joined string", row=position,
+                                field="indexes")
+    codes = [part.strip() for part in indexes.split(",") if part.strip()]
+    bad = [part for part in codes if not INDEX_CODE_PATTERN.match(part)]
+    if bad:
+        raise B3StockIndexError(source, f"{code}: {bad} are not index codes", row=position, field="indexes")
+    if len(set(codes)) != len(codes):
+        raise B3StockIndexError(source, f"{code}: an index is repeated in {indexes!r}", row=position,
+                                field="indexes")
+    return code, codes
+
+
+def parse_stock_index(body: bytes | str, source: str = "B3 GetStockIndex") -> StockIndexAnswer:
+    """Parse one answer; every row must have a code and a (possibly empty) comma-joined list of index codes."""
+    document = parse_json_body(body, lambda reason: B3StockIndexError(source, reason))
+    header, results, update = _checked_page(document, source)
     rows: list[dict[str, Any]] = []
     without: list[str] = []
     seen: dict[str, int] = {}
     for position, item in enumerate(results, start=1):
-        if not isinstance(item, dict):
-            raise B3StockIndexError(source, "is not an object", row=position)
-        for name in RESULT_FIELDS:
-            if name not in item:
-                raise B3StockIndexError(source, "is missing (schema change?)", row=position, field=name)
-        code = item["code"].strip() if isinstance(item["code"], str) else ""
-        if not code:
-            raise B3StockIndexError(source, f"empty security code {item['code']!r}", row=position, field="code")
-        if code in seen:
-            raise B3StockIndexError(source, f"{code} already listed as result #{seen[code]}", row=position,
-                                    field="code")
-        seen[code] = position
-        indexes = item["indexes"] if item["indexes"] is not None else ""
-        if not isinstance(indexes, str):
-            raise B3StockIndexError(source, f"{indexes!r} is not a comma-joined string", row=position,
-                                    field="indexes")
-        codes = [part.strip() for part in indexes.split(",") if part.strip()]
-        bad = [part for part in codes if not INDEX_CODE_PATTERN.match(part)]
-        if bad:
-            raise B3StockIndexError(source, f"{code}: {bad} are not index codes", row=position, field="indexes")
-        if len(set(codes)) != len(codes):
-            raise B3StockIndexError(source, f"{code}: an index is repeated in {indexes!r}", row=position,
-                                    field="indexes")
+        code, codes = _security(item, position, seen, source)
         if not codes:
             without.append(code)
         for index in codes:

@@ -179,42 +179,49 @@ def get(session: requests.Session, url: str, policy: HttpPolicy, deadline: Deadl
         remaining = deadline.remaining()
         if remaining <= 0:
             raise expired("no time left")
-        limit = min(policy.request_timeout, remaining)
-        ends_at = time.monotonic() + limit
         attempts += 1
-        status_headers: dict[str, str] | None = None
-        network_error: BaseException | None = None
-        try:
-            response = _headers_within(lambda: session.get(url, timeout=(limit, limit), stream=True), limit)
-            try:
-                body = _read_body(response, url=url, attempts=attempts, max_bytes=policy.max_bytes, ends_at=ends_at)
-            finally:
-                response.close()
-            if response.status_code not in RETRY_STATUSES or attempts > policy.retries:
-                return HttpAnswer(response.status_code, body, url, attempts, dict(response.headers))
-            status_headers = dict(response.headers)
-            reason = f"HTTP {response.status_code}"
-        except (_RequestExpired, requests.Timeout, urllib3.exceptions.TimeoutError) as error:
-            detail = f" ({error})" if isinstance(error, _RequestExpired) else ""
-            reason = f"request {attempts} got no complete answer within {limit:.3g} s{detail}"
-            if limit < policy.request_timeout or deadline.remaining() <= 0:
-                raise expired(reason) from None
-            if attempts > policy.retries:
-                raise FetchDeadlineExceeded(
-                    f"the request timeout of {policy.request_timeout:g} s ended each of {attempts} attempt(s): "
-                    f"{reason}", url=url, attempts=attempts) from None
-        except (requests.ConnectionError, urllib3.exceptions.ProtocolError, OSError) as error:
-            network_error = error
-            reason = _describe(error)
-            if attempts > policy.retries:
-                raise NetworkError(f"{urlsplit(url).netloc} could not be reached: {reason} "
-                                   f"({_attempts_text(attempts)})", url=url, attempts=attempts,
-                                   cause=network_error) from None
+        answer, reason, status_headers = _attempt(session, url, policy, deadline, attempts,
+                                                  min(policy.request_timeout, remaining), expired)
+        if answer is not None:
+            return answer
         wait, why = _retry_wait(status_headers, policy, attempts)
         if wait >= deadline.remaining():
             raise expired(f"{reason}; {why} asks to wait {wait:g} s, more than the "
                           f"{max(deadline.remaining(), 0):.3g} s left")
         time.sleep(wait)
+
+
+def _attempt(session: requests.Session, url: str, policy: HttpPolicy, deadline: Deadline, attempts: int,
+             limit: float, expired) -> tuple[HttpAnswer | None, str, dict[str, str] | None]:
+    """One request within ``limit`` seconds: the final answer, or (None, why it may be retried, the headers of a
+    retryable status). Raises when no retry is left or the deadline ended it."""
+    ends_at = time.monotonic() + limit
+    try:
+        response = _headers_within(lambda: session.get(url, timeout=(limit, limit), stream=True), limit)
+        try:
+            body = _read_body(response, url=url, attempts=attempts, max_bytes=policy.max_bytes, ends_at=ends_at)
+        finally:
+            response.close()
+        if response.status_code not in RETRY_STATUSES or attempts > policy.retries:
+            return HttpAnswer(response.status_code, body, url, attempts, dict(response.headers)), "", None
+        return None, f"HTTP {response.status_code}", dict(response.headers)
+    except (_RequestExpired, requests.Timeout, urllib3.exceptions.TimeoutError) as error:
+        detail = f" ({error})" if isinstance(error, _RequestExpired) else ""
+        reason = f"request {attempts} got no complete answer within {limit:.3g} s{detail}"
+        if limit < policy.request_timeout or deadline.remaining() <= 0:
+            raise expired(reason) from None
+        if attempts > policy.retries:
+            raise FetchDeadlineExceeded(
+                f"the request timeout of {policy.request_timeout:g} s ended each of {attempts} attempt(s): "
+                f"{reason}", url=url, attempts=attempts) from None
+        return None, reason, None
+    except (requests.ConnectionError, urllib3.exceptions.ProtocolError, OSError) as error:
+        reason = _describe(error)
+        if attempts > policy.retries:
+            raise NetworkError(f"{urlsplit(url).netloc} could not be reached: {reason} "
+                               f"({_attempts_text(attempts)})", url=url, attempts=attempts,
+                               cause=error) from None
+        return None, reason, None
 
 
 def _attempts_text(attempts: int) -> str:

@@ -1,8 +1,10 @@
 """The README's first screen, as a new user meets it: `b3-dagster demo` (what scripts/run_local.sh runs) into a
-DAGSTER_HOME, then `dagster dev` on that home and headless Chromium over the UI.
+DAGSTER_HOME, then `dg dev` on that home, started exactly as the README says (from the project root, on another
+port: `DAGSTER_CLI_DEV_PORT=<port> .venv/bin/dg dev -p <port>`), and headless Chromium over the UI.
 
 - after the demo, the schedule and the sensors are stopped (B3_AUTOMATION_DEFAULT unset: a laptop);
 - turned on, raw_partition_sensor launches no run for the days the demo imported and refined itself;
+- `dg dev` prints no warning to the user;
 - the ibov_portfolio group shows no failed check and no failed run;
 - the chart is one click away and fits its dialog unclipped;
 - screenshots of the lineage, a partition's metadata with its preview and a chart (written to docs/ with
@@ -31,6 +33,7 @@ RAW_SENSOR = "raw_partition_sensor"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--disable-sync"]
 DIALOG = ".bp5-dialog, .bp4-dialog, [role=dialog]"
+DEV_LOG = "dg_dev.log"
 REPOSITORY_SELECTOR = {"repositoryName": REPOSITORY, "repositoryLocationName": LOCATION}
 
 
@@ -60,22 +63,24 @@ def ui(demo_run):
     port = free_port()
     env.update({"B3_LAKE_ROOT": str(lake), "B3_CATALOG": "duckdb",
                 "B3_BASE_URL": "http://127.0.0.1:9", "B3_YAHOO_BASE_URL": "http://127.0.0.1:9",  # offline
-                "B3_RAW_SENSOR_INTERVAL_SECONDS": "5"})
-    log = open(root / "dagster_dev.log", "wb")
-    process = subprocess.Popen([venv_tool("dagster"), "dev", "-w", str(REPO / "workspace.yaml"), "-p", str(port)],
-                               cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                "B3_RAW_SENSOR_INTERVAL_SECONDS": "5",
+                "DAGSTER_CLI_DEV_PORT": str(port)})  # the README's command for another port
+    log = open(root / DEV_LOG, "wb")
+    # the README's command, from the project root: dg finds the code location in pyproject.toml's [tool.dg]
+    process = subprocess.Popen([venv_tool("dg"), "dev", "-p", str(port)],
+                               cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     ui = Ui(f"http://127.0.0.1:{port}", root)
     try:
-        wait_for("dagster dev's webserver", lambda: requests.get(f"{ui.url}/server_info", timeout=2).ok, 180)
+        wait_for("dg dev's webserver", lambda: requests.get(f"{ui.url}/server_info", timeout=2).ok, 180)
         wait_for("the code location", lambda: ui.graphql(SENSORS, {"selector": REPOSITORY_SELECTOR})[
             "sensorsOrError"]["__typename"] == "Sensors", 180)
         yield ui
     except BaseException:
-        print((root / "dagster_dev.log").read_text(errors="replace")[-5000:])
+        print((root / DEV_LOG).read_text(errors="replace")[-5000:])
         raise
     finally:
-        process.send_signal(signal.SIGINT)  # Ctrl-C: dagster dev stops its webserver, daemon and code server
+        process.send_signal(signal.SIGINT)  # Ctrl-C: dg dev stops its webserver, daemon and code server
         try:
             process.wait(60)
         except subprocess.TimeoutExpired:
@@ -113,6 +118,16 @@ def test_schedule_and_sensors_are_off_after_the_demo(ui):
     assert {s["name"] for s in sensors} >= {RAW_SENSOR, "ibov_missed_day_sensor", "ibov_run_failure_notifier"}
     assert [s["sensorState"]["status"] for s in sensors + [{"sensorState": x["scheduleState"]} for x in schedules]] \
         == ["STOPPED"] * (len(sensors) + len(schedules))
+
+
+def test_dg_dev_shows_the_user_no_warning_and_serves_the_port_it_was_given(ui):
+    # what the README's command prints on the demo's home: no "Use 'dg dev' instead", no telemetry banner (the
+    # demo's dagster.yaml turns it off), no "No dagster instance configuration file", no library warning
+    log = (ui.root / DEV_LOG).read_text(errors="replace")
+    assert f"Serving dagster-webserver on http://127.0.0.1:{ui.url.rsplit(':', 1)[1]}" in log, log[-3000:]
+    shown = [line for line in log.splitlines() if "WARNING" in line or "Warning" in line or "Telemetry" in line
+             or "instead" in line]
+    assert shown == [], "\n".join(shown)
 
 
 def test_the_sensor_turned_on_launches_no_run_for_the_demos_own_days(ui):

@@ -1,4 +1,4 @@
-"""The daily snapshot schedule."""
+"""The daily schedules: the IBOV snapshot, and every index's portfolios, official closes and membership."""
 
 import datetime as dt
 from zoneinfo import ZoneInfo

@@ -34,6 +34,7 @@ from b3_dagster.defs.shared.checks import (
 from b3_dagster.defs.shared.declarations import raw_asset
 from b3_dagster.defs.shared.failures import fails_clearly
 from b3_dagster.defs.shared.metadata import chart, chart_asset, days_in_run, path, preview, sql_block
+from b3_dagster.defs.shared.partitions import GROUP as INDICES_GROUP
 from b3_dagster.defs.shared.partitions import history_partitions, ibov_month_partitions, trading_day_partitions
 from b3_dagster.defs.shared.tables import commit_rows, commit_run, indices_store, snapshot_metadata, table_asset
 from b3_dagster.errors import Missing, RawPartitionMissing, TableHasNoRows
@@ -443,7 +444,7 @@ def _ibov_refined(catalog: CatalogResource) -> pd.DataFrame:
 @table_asset(
     decorator=asset_with_checks,  # not @dg.asset: a skipped check must be left out (defs/portfolio/checks.py)
     key=CLOSES_ASSET,
-    group_name=GROUP,
+    group_name=INDICES_GROUP,  # every B3 index's assets (README, group b3_indices)
     deps=[HISTORY_RAW_ASSET, IBOV_REFINED_KEY],
     check_specs=specs(CLOSES_ASSET, CLOSES_CHECKS),
     description="b3_refined_db.index_closes (data, indice, fechamento): B3's official daily closes of every index "
@@ -514,7 +515,7 @@ class AnomalyConfig(dg.Config):
 
 @table_asset(
     key=ANOMALY_ASSET,
-    group_name=GROUP,
+    group_name=INDICES_GROUP,  # every B3 index's assets (README, group b3_indices)
     deps=[IBOV_REFINED_KEY],
     kinds={"scikitlearn"},
     check_specs=[dg.AssetCheckSpec(name="scores_reproducible", asset=ANOMALY_ASSET,
@@ -550,7 +551,7 @@ def ibov_anomalies(context: dg.AssetExecutionContext, config: AnomalyConfig,
 
 @chart_asset(
     key=ANOMALY_CHART_ASSET,
-    group_name=GROUP,
+    group_name=INDICES_GROUP,  # every B3 index's assets (README, group b3_indices)
     deps=[ANOMALY_ASSET],
     description="Chart: the IBOVESPA close with the anomalous days (x) beside the volatility z-score spikes, and "
                 "the anomaly score below. **To see it:** the metadata row `chart` -> *[Show Markdown]*; the PNG "

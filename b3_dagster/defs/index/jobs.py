@@ -1,7 +1,5 @@
 """Jobs of the index pipeline."""
 
-import dagster as dg
-
 from b3_dagster.defs.index.assets import (
     ibov_anomalies,
     ibov_anomaly_chart,
@@ -15,20 +13,20 @@ from b3_dagster.defs.index.assets import (
 )
 from b3_dagster.defs.shared.declarations import asset_job
 
-index_job = dg.define_asset_job(
+index_job = asset_job(
     "ibov_index_job",
-    selection=dg.AssetSelection.assets(ibov_index_raw),
-    description="Fetch the IBOVESPA daily bars of the selected sessions from Yahoo (one request per run).",
+    [ibov_index_raw],
+    "Fetch the IBOVESPA daily bars of the selected sessions from Yahoo (one request per run).",
 )
-index_refine_job = dg.define_asset_job(
+index_refine_job = asset_job(
     "ibov_index_refine_job",
-    selection=dg.AssetSelection.assets(ibov_index_refined, ibov_refined),
-    description="Refine the selected months of the index history and publish them to b3_refined_db.ibov_refined.",
+    [ibov_index_refined, ibov_refined],
+    "Refine the selected months of the index history and publish them to b3_refined_db.ibov_refined.",
 )
-index_charts_job = dg.define_asset_job(
+index_charts_job = asset_job(
     "ibov_charts_job",
-    selection=dg.AssetSelection.assets(ibov_index_chart, ibov_sector_chart),
-    description="Redraw the index and sector charts from the catalog.",
+    [ibov_index_chart, ibov_sector_chart],
+    "Redraw the index and sector charts from the catalog.",
 )
 
 

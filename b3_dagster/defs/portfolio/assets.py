@@ -41,6 +41,7 @@ from b3_dagster.defs.shared.checks import (
 from b3_dagster.defs.shared.declarations import raw_asset
 from b3_dagster.defs.shared.failures import fails_clearly
 from b3_dagster.defs.shared.metadata import SINGLE_RUN_NOTE, days_in_run, path, preview, sql_block
+from b3_dagster.defs.shared.partitions import GROUP as INDICES_GROUP
 from b3_dagster.defs.shared.partitions import portfolio_partitions, trading_day_partitions
 from b3_dagster.defs.shared.tables import commit_rows, commit_run, indices_store, snapshot_metadata, table_asset
 from b3_dagster.errors import BadInput, Missing, NotReady, RawPartitionMissing
@@ -237,22 +238,8 @@ def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig,
                        else _today_in_sao_paulo())
     store = lake.portfolio_store()
     days, skipped_days = _days_with_raw(context, store)
-    snapshots = [store.read_raw(day) for day in days]
-    broken = {}
-    if any(outcome.failed for _, outcome in raw_outcomes(snapshots)):  # the rules run over all days at once;
-        broken = {str(s.portfolio_date): [name for name, o in raw_outcomes([s]) if o.failed] for s in snapshots}
-        broken = {day: names for day, names in broken.items() if names}  # day by day only to name the culprits
-    if broken:  # e.g. a file dropped into raw/ from outside that B3's own totals contradict
-        raise BadInput(f"raw partitions break the data-quality rules ({broken}); nothing was refined. "
-                       "Replace them (allow_overwrite, or b3-dagster import-csv --allow-overwrite).", advice="")
-    raw_rows = pd.concat([s.rows for s in snapshots], ignore_index=True)
-    classification, classification_errors = ClassificationStore(store.lake).history()
-    for error in classification_errors:  # a workbook dropped into the lake that cannot be used: named, not fatal
-        context.log.warning(f"classification file not used: {error}")
-    dimension = SectorDimension.from_classification(classification)
-    mapping = map_sectors(raw_rows, dimension)
-    for note in mapping.notes:
-        context.log.info(note)
+    raw_rows = _raw_rows_within_rules(store, days)
+    dimension, mapping = _sector_mapping(context, store, raw_rows)
     prefix = staging.run_prefix(REFINE_DATASET, context.run.run_id)
     staging.remove(store.lake, prefix)  # a retried step starts from an empty staging folder
     context.log.info(f"refining {len(days)} day(s) on the {refine_engine.kind} engine into {store.lake.uri(prefix)}")
@@ -288,6 +275,31 @@ def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig,
         },
         check_results=check_results(REFINED_ASSET, verdicts),
     )
+
+
+def _raw_rows_within_rules(store, days: list[dt.date]) -> pd.DataFrame:
+    """The raw rows of ``days``; refused, naming each day and rule, when any day breaks the data-quality rules."""
+    snapshots = [store.read_raw(day) for day in days]
+    broken = {}
+    if any(outcome.failed for _, outcome in raw_outcomes(snapshots)):  # the rules run over all days at once;
+        broken = {str(s.portfolio_date): [name for name, o in raw_outcomes([s]) if o.failed] for s in snapshots}
+        broken = {day: names for day, names in broken.items() if names}  # day by day only to name the culprits
+    if broken:  # e.g. a file dropped into raw/ from outside that B3's own totals contradict
+        raise BadInput(f"raw partitions break the data-quality rules ({broken}); nothing was refined. "
+                       "Replace them (allow_overwrite, or b3-dagster import-csv --allow-overwrite).", advice="")
+    return pd.concat([s.rows for s in snapshots], ignore_index=True)
+
+
+def _sector_mapping(context: dg.AssetExecutionContext, store, raw_rows: pd.DataFrame):
+    """B3's classification in the lake -> the sector dimension, and each raw row placed in its canonical sector."""
+    classification, classification_errors = ClassificationStore(store.lake).history()
+    for error in classification_errors:  # a workbook dropped into the lake that cannot be used: named, not fatal
+        context.log.warning(f"classification file not used: {error}")
+    dimension = SectorDimension.from_classification(classification)
+    mapping = map_sectors(raw_rows, dimension)
+    for note in mapping.notes:
+        context.log.info(note)
+    return dimension, mapping
 
 
 def _table_answers(connection, days: list[dt.date], expected: pd.DataFrame) -> CheckOutcome:
@@ -391,7 +403,7 @@ def _portfolios_by_day(lake: LakeResource, days: list[dt.date]) -> dict[tuple[st
 @table_asset(
     decorator=asset_with_checks,
     key=MEMBERSHIP_ASSET,
-    group_name=GROUP,
+    group_name=INDICES_GROUP,  # every B3 index's assets (README, group b3_indices)
     deps=[MEMBERSHIP_RAW_ASSET],
     check_specs=specs(MEMBERSHIP_ASSET, MEMBERSHIP_CHECKS),
     description="b3_refined_db.index_membership: one row per (update day, security, index it belongs to), from "
@@ -454,7 +466,7 @@ def index_portfolio_raw(context: dg.AssetExecutionContext, b3: B3PortfolioResour
 
 @table_asset(
     key=PORTFOLIOS_ASSET,
-    group_name=GROUP,
+    group_name=INDICES_GROUP,  # every B3 index's assets (README, group b3_indices)
     deps=[PORTFOLIO_RAW_ASSET],
     description="b3_refined_db.index_portfolios: one row per (index, day, ticker) of every stored Carteira do Dia "
                 "portfolio of any index (b3-dagster import-index-csv), with B3's Tipo split into share class, event "

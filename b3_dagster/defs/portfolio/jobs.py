@@ -1,7 +1,5 @@
 """Jobs of the portfolio pipeline."""
 
-import dagster as dg
-
 from b3_dagster.defs.portfolio.assets import (
     ibov_raw_snapshot,
     ibov_sector_refined,
@@ -16,10 +14,10 @@ from b3_dagster.defs.shared.declarations import asset_job
 # No job mixes the snapshot (one B3 call per day: one run per day) with the refine and table (single-run
 # backfills): Dagster would warn and fall back to one run per day for all three. The schedule runs
 # ibov_snapshot_job (automation.py); the raw sensor then runs ibov_refine_job over the new days.
-refine_job = dg.define_asset_job(
+refine_job = asset_job(
     "ibov_refine_job",
-    selection=dg.AssetSelection.assets(ibov_sector_refined, tb_ibov_refined),
-    description="Refine raw partitions that are already in the lake and update tb_ibov_refined.",
+    [ibov_sector_refined, tb_ibov_refined],
+    "Refine raw partitions that are already in the lake and update tb_ibov_refined.",
 )
 
 
@@ -34,8 +32,8 @@ index_portfolios_job = asset_job("index_portfolios_job", [index_portfolios],
                                    "Rebuild b3_refined_db.index_portfolios from every stored Carteira do Dia.")
 
 
-snapshot_job = dg.define_asset_job(
+snapshot_job = asset_job(
     "ibov_snapshot_job",
-    selection=dg.AssetSelection.assets(ibov_raw_snapshot),
-    description="Take the day's IBOV portfolio from B3 into raw/ (the sensor refines it).",
+    [ibov_raw_snapshot],
+    "Take the day's IBOV portfolio from B3 into raw/ (the sensor refines it).",
 )
