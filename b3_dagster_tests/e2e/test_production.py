@@ -190,7 +190,7 @@ def clean_run(tmp_path: Path, recording) -> Path:
     lake_resource = LakeResource(root=str(lake))
     with B3Replay(recording) as replay, dg.instance_for_test() as instance:
         # the shipped definitions, with this lake and replay in place of the environment's
-        defs = build_definitions(resources={
+        defs = build_definitions({
             "lake": lake_resource, "catalog": CatalogResource(lake=lake_resource, kind="duckdb"),
             "b3": B3PortfolioResource(base_url=replay.base_url)})
         for job in ("ibov_snapshot_job", "ibov_refine_job"):  # what the schedule and then the sensor run
