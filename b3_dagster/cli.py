@@ -318,10 +318,10 @@ def _demo_anomalies(instance) -> None:
 
 
 def _indices_store():
-    from b3_dagster.storage.indices_store import IndicesStore
+    from b3_dagster.storage.b3_indices_store import B3IndicesStore
     from b3_dagster.storage.lakes import lake_from_uri
 
-    return IndicesStore(lake_from_uri(os.environ["B3_LAKE_ROOT"]))
+    return B3IndicesStore(lake_from_uri(os.environ["B3_LAKE_ROOT"]))
 
 
 def _import_history_file(store, path: Path) -> str:

@@ -337,7 +337,7 @@ class UnplacedSectors(BadInput, ValueError):
 
 
 # ---- Raw partitions in the lake --------------------------------------------------------------------------------------
-# Raised by storage/layout.py, storage/portfolio_store.py, storage/index_store.py and the assets that read a raw day.
+# Raised by storage/layout.py, storage/portfolio_store.py, storage/bar_store.py and the assets that read a raw day.
 
 
 class NotARawPartition(BadInput, ValueError):

@@ -100,7 +100,7 @@ def pandas_path(lake_root: Path, days: list[dt.date], out: Path) -> float:
 def duckdb_copy(lake_root: Path, out: Path) -> float:
     import duckdb
 
-    from b3_dagster.transforms.sectors import MAPPING_VIEW, mapping_table, refine_sql, shipped_sector_mapping
+    from b3_dagster.transforms.sector_refine import MAPPING_VIEW, mapping_table, refine_sql, shipped_sector_mapping
 
     source = f"read_parquet('{lake_root}/raw/date=*/*.parquet')"
     connection = duckdb.connect()

@@ -33,7 +33,7 @@ from b3_dagster.storage.lake import Lake
 from b3_dagster.storage.lakes import lake_from_uri
 from b3_dagster.storage.portfolio_store import PortfolioStore
 from b3_dagster.storage.tables import SQL_CATALOG_FILE, IcebergTables, open_tables
-from b3_dagster.transforms.sectors import mapping_table, refine_portfolio, shipped_sector_mapping
+from b3_dagster.transforms.sector_refine import mapping_table, refine_portfolio, shipped_sector_mapping
 
 
 def aws_settings() -> dict[str, Optional[str]]:

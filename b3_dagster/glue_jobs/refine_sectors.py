@@ -2,7 +2,7 @@
 
 Standalone by design: Glue runs this file on its own, so it imports only PySpark and the standard library. The
 SQL is not written here: it arrives as the job argument ``--refine_sql``, rendered by
-``b3_dagster.transforms.sectors.refine_sql(processing_date, dialect="spark")``, so DuckDB (local) and Spark (Glue)
+``b3_dagster.transforms.sector_refine.refine_sql(processing_date, dialect="spark")``, so DuckDB (local) and Spark (Glue)
 run one definition of the refine.
 
 Arguments (``--name value``, as Glue passes them; unknown ones such as Glue's own are ignored):

@@ -18,7 +18,7 @@ from b3_dagster.storage.lake import Lake
 from b3_dagster.storage.layout import raw_prefix
 from b3_dagster.storage.staging import STAGING_PREFIX  # noqa: F401  (the job writes under it)
 from b3_dagster.storage.layout import parquet_bytes
-from b3_dagster.transforms.sectors import MAPPING_VIEW, RAW_VIEW, refine_sql
+from b3_dagster.transforms.sector_refine import MAPPING_VIEW, RAW_VIEW, refine_sql
 
 SCRIPT_NAME = "refine_sectors.py"
 # Spark partitions its output by day only: a sector is a column, so no sector name ever becomes a path segment.

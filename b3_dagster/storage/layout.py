@@ -64,7 +64,7 @@ def parse_raw_key(key: str) -> dt.date:
     return day
 
 
-# ---- the IBOVESPA index history (storage/index_store.py): one Yahoo bar per session ---------------------------------
+# ---- the IBOVESPA index history (storage/bar_store.py): one Yahoo bar per session ---------------------------------
 RAW_INDEX_PREFIX = "raw/ibov_index/"
 _RAW_INDEX_KEY = re.compile(r"^raw/ibov_index/date=(\d{4}-\d{2}-\d{2})/[^/]+\.parquet$")
 
@@ -83,7 +83,7 @@ def parse_raw_index_key(key: str) -> dt.date | None:
     return dt.date.fromisoformat(match[1]) if match else None
 
 
-# ---- every B3 index (storage/indices_store.py): history, membership, portfolios, as B3 served them -------------------
+# ---- every B3 index (storage/b3_indices_store.py): history, membership, portfolios, as B3 served them -------------------
 HISTORY_PREFIX = "raw/index_history/"
 MEMBERSHIP_PREFIX = "raw/index_membership/"
 PORTFOLIO_PREFIX = "raw/index_portfolio/"

@@ -16,8 +16,8 @@ from b3_dagster.calendar import B3_TIMEZONE
 from b3_dagster.errors import UnplacedSectors
 from b3_dagster.model import CLOSE_DATE, DEFAULT_INDEX, INDEX_SCHEMA, OFFICIAL_CLOSE, REFINED_SCHEMA
 from b3_dagster.sources.b3_index_history import on_current_scale
-from b3_dagster.storage.index_store import IndexStore
-from b3_dagster.storage.indices_store import IndicesStore
+from b3_dagster.storage.bar_store import BarStore
+from b3_dagster.storage.b3_indices_store import B3IndicesStore
 from b3_dagster.storage.lake import Lake
 from b3_dagster.storage.portfolio_store import PortfolioStore
 from b3_dagster.storage.tables import (
@@ -30,7 +30,7 @@ from b3_dagster.storage.tables import (
 from b3_dagster.transforms.index_features import refine_index, with_official_closes
 from b3_dagster.storage.classification_store import ClassificationStore
 from b3_dagster.transforms.sector_dimension import SectorDimension, map_sectors
-from b3_dagster.transforms.sectors import refine_portfolio
+from b3_dagster.transforms.sector_refine import refine_portfolio
 
 OLD_LAYOUT = ("refined/", "catalog.duckdb")
 
@@ -60,7 +60,7 @@ def rebuild_portfolio_table(tables: IcebergTables, processing_date: dt.date | No
 
 
 def rebuild_index_table(tables: IcebergTables) -> CommitOutcome | None:
-    store = IndexStore(tables.lake)
+    store = BarStore(tables.lake)
     days = store.raw_days()
     if not days:
         return None
@@ -74,13 +74,13 @@ def rebuild_index_table(tables: IcebergTables) -> CommitOutcome | None:
 def official_ibov_closes(lake: Lake) -> pd.DataFrame:
     """B3's official IBOV closes on the current scale, from raw (every stored year grid and Evolução Diária
     download, the same choice per year as index_closes): what ``fechamento_oficial_b3`` holds. Empty without any."""
-    closes, _ = IndicesStore(lake).closes([DEFAULT_INDEX])
+    closes, _ = B3IndicesStore(lake).closes([DEFAULT_INDEX])
     return on_current_scale(closes)
 
 
 def rebuild_index_closes_table(tables: IcebergTables) -> CommitOutcome | None:
     """b3_refined_db.index_closes from raw, as the index_closes asset writes it (its checks run with the asset)."""
-    closes, _ = IndicesStore(tables.lake).closes()
+    closes, _ = B3IndicesStore(tables.lake).closes()
     if closes.empty:
         return None
     return _replace_all(tables, INDEX_CLOSES_TABLE_DEF, pa.Table.from_pandas(

@@ -104,7 +104,7 @@ def test_dagster_role_allows_every_call_the_aws_home_makes(template, bucket, aws
     from b3_dagster.storage.portfolio_store import PortfolioStore, expected_refined
     from b3_dagster.storage.tables import INDEX_TABLE_DEF, PORTFOLIO_TABLE_DEF, connect, open_tables
     from b3_dagster.transforms.index_features import index_features
-    from b3_dagster.transforms.sectors import refine_portfolio
+    from b3_dagster.transforms.sector_refine import refine_portfolio
     from b3_dagster_tests.helpers import bars
 
     monkeypatch.setenv("MOTO_RECORDER_FILEPATH", str(tmp_path / "moto_recording"))

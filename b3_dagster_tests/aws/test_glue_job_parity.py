@@ -18,7 +18,7 @@ from b3_dagster.storage.glue_job import refine_job_arguments, stage_sector_mappi
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.portfolio_store import PortfolioStore, expected_refined
 from b3_dagster.storage.tables import PORTFOLIO_TABLE_DEF, open_tables
-from b3_dagster.transforms.sectors import mapping_table, refine_portfolio, shipped_sector_mapping
+from b3_dagster.transforms.sector_refine import mapping_table, refine_portfolio, shipped_sector_mapping
 
 
 def staging_prefix(token: str) -> str:
@@ -95,7 +95,7 @@ def test_committed_spark_output_is_the_table_the_local_engine_gives(refined_by_s
 
 
 def test_job_arguments_carry_the_one_refine_sql():
-    from b3_dagster.transforms.sectors import refine_sql
+    from b3_dagster.transforms.sector_refine import refine_sql
 
     lake = LocalLake("/tmp/unused-lake")
     arguments = refine_job_arguments(lake, [dt.date(2025, 4, 8), dt.date(2025, 4, 7)], PROCESSING_DATE,

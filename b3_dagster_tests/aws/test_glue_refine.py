@@ -22,7 +22,7 @@ from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.lakes import lake_from_uri
 from b3_dagster.storage.layout import raw_prefix
 from b3_dagster.storage.portfolio_store import PortfolioStore
-from b3_dagster.transforms.sectors import refine_sql
+from b3_dagster.transforms.sector_refine import refine_sql
 
 REGION = "us-east-1"
 PROCESSING_DATE = dt.date(2025, 4, 8)

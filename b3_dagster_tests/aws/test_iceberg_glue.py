@@ -22,7 +22,7 @@ from b3_dagster.storage.tables import (
     open_tables,
     run_query,
 )
-from b3_dagster.transforms.sectors import refine_portfolio
+from b3_dagster.transforms.sector_refine import refine_portfolio
 
 REGION = "us-east-1"
 

@@ -16,7 +16,7 @@ import pytest
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.portfolio_store import PortfolioStore
 from b3_dagster.storage.tables import PORTFOLIO_TABLE_DEF, open_tables
-from b3_dagster.transforms.sectors import refine_portfolio
+from b3_dagster.transforms.sector_refine import refine_portfolio
 from b3_dagster_tests.helpers import snapshot_of
 
 

@@ -38,7 +38,7 @@ from b3_dagster.sources.b3_portfolio import B3PortfolioClient
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.portfolio_store import PortfolioStore
 from b3_dagster.storage.tables import run_query
-from b3_dagster.transforms.sectors import refine_portfolio
+from b3_dagster.transforms.sector_refine import refine_portfolio
 
 from .conftest import LOCATION, REPO, REPOSITORY, start_code_server, start_webserver_and_daemon, wait_for
 

@@ -21,7 +21,7 @@ from b3_dagster.model import REFINED_SCHEMA
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.portfolio_store import PortfolioStore
 from b3_dagster.storage.tables import PORTFOLIO_TABLE_DEF, open_tables
-from b3_dagster.transforms.sectors import refine_portfolio
+from b3_dagster.transforms.sector_refine import refine_portfolio
 from b3_dagster_tests.helpers import snapshot_of
 
 YEAR = sessions("2025-01-01", "2025-12-31")

@@ -23,7 +23,7 @@ from b3_dagster.sources.b3_portfolio import parse_page, rows_to_frame
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.layout import raw_key
 from b3_dagster.storage.portfolio_store import PortfolioStore
-from b3_dagster.transforms.sectors import refine_portfolio, shipped_sector_mapping
+from b3_dagster.transforms.sector_refine import refine_portfolio, shipped_sector_mapping
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "b3_csv"
 STANDARD_FILES = sorted((FIXTURES / "csv").glob("IBOVDia_*.csv"))

@@ -9,8 +9,8 @@ import pytest
 
 from b3_dagster.sources.b3_index_history import recorded_grids
 from b3_dagster.sources.yahoo_chart import parse_chart
-from b3_dagster.storage.index_store import IndexStore
-from b3_dagster.storage.indices_store import IndicesStore
+from b3_dagster.storage.bar_store import BarStore
+from b3_dagster.storage.b3_indices_store import B3IndicesStore
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.rebuild import rebuild_index_closes_table, rebuild_index_table
 from b3_dagster.storage.tables import INDEX_CLOSES_TABLE_DEF, INDEX_TABLE_DEF, open_tables
@@ -27,7 +27,7 @@ def tables(tmp_path):
     chart = Path(str(resources.files("b3_dagster") / "recordings" / "yahoo" / YAHOO_2022_ON))
     bars = parse_chart(chart.read_bytes(), symbol="^BVSP").bars
     # Yahoo's bars of Nov-Dec 2022 and Jan 2023: B3's 2022 grid covers the first two months, not the third
-    IndexStore(lake).write_raw(bars[(bars["date"] >= dt.date(2022, 11, 1)) & (bars["date"] <= dt.date(2023, 1, 31))]
+    BarStore(lake).write_raw(bars[(bars["date"] >= dt.date(2022, 11, 1)) & (bars["date"] <= dt.date(2023, 1, 31))]
                                .reset_index(drop=True), source="recording")
     return open_tables(lake, "sql")
 
@@ -38,7 +38,7 @@ def rows_of(tables, table_def):
 
 def test_rebuild_fills_the_official_close_from_raw_where_b3_published_one(tables):
     grid = next(g for g in recorded_grids() if (g.index, g.year, g.language) == ("IBOV", 2022, "en-us"))
-    IndicesStore(tables.lake).write_grid("IBOV", 2022, "en-us", grid.path.read_bytes())
+    B3IndicesStore(tables.lake).write_grid("IBOV", 2022, "en-us", grid.path.read_bytes())
 
     closes = rebuild_index_closes_table(tables)
     assert closes is not None and closes.rows == 250

@@ -16,7 +16,7 @@ from b3_dagster.calendar import sessions
 from b3_dagster.errors import QueryError, StagingIncomplete, TableCommitConflict, TableCommitRefused
 from b3_dagster.model import REFINED_SCHEMA
 from b3_dagster.storage import staging
-from b3_dagster.storage.index_store import SEED_001_QUERY
+from b3_dagster.storage.bar_store import SEED_001_QUERY
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.portfolio_store import expected_refined
 from b3_dagster.storage.tables import (
@@ -30,7 +30,7 @@ from b3_dagster.storage.tables import (
 )
 from b3_dagster.model import INDEX_SCHEMA
 from b3_dagster.transforms.index_features import index_features
-from b3_dagster.transforms.sectors import refine_portfolio, shipped_sector_mapping
+from b3_dagster.transforms.sector_refine import refine_portfolio, shipped_sector_mapping
 from b3_dagster_tests.helpers import snapshot_of
 from b3_dagster_tests.helpers import bars
 

@@ -24,7 +24,7 @@ from b3_dagster.transforms.charts import (
 from b3_dagster.replay.b3_api import recorded_days
 from b3_dagster.sources.b3_portfolio import parse_page, rows_to_frame
 from b3_dagster.transforms.index_features import index_features
-from b3_dagster.transforms.sectors import refine_portfolio
+from b3_dagster.transforms.sector_refine import refine_portfolio
 from b3_dagster_tests.helpers import bars
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -12,7 +12,7 @@ from b3_dagster.calendar import B3_TIMEZONE
 from b3_dagster.defs.shared import metadata
 from b3_dagster.defs.portfolio.checks import RAW_ASSET
 from b3_dagster.defs.resources import AlertSettings, LakeResource
-from b3_dagster.defs.shared.automation import default_sensor_status
+from b3_dagster.defs.shared.automation_default import default_sensor_status
 from b3_dagster.rules.alerts import due_sessions, job_label, missed_day_message, parse_deadline, run_failure_message
 from b3_dagster.storage.layout import raw_prefix
 

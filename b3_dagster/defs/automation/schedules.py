@@ -9,7 +9,7 @@ from b3_dagster import settings
 from b3_dagster.calendar import B3_TIMEZONE
 from b3_dagster.defs.index.jobs import index_history_job
 from b3_dagster.defs.portfolio.jobs import index_portfolio_raw_job, membership_job, snapshot_job
-from b3_dagster.defs.shared.automation import default_schedule_status
+from b3_dagster.defs.shared.automation_default import default_schedule_status
 from b3_dagster.defs.shared.partitions import INDICES
 from b3_dagster.rules.automation import schedule_decision
 
@@ -37,7 +37,7 @@ SNAPSHOT_CRON = settings.get("B3_SNAPSHOT_CRON")  # every day at 10:00 in São P
 
 def _schedule_settings() -> dict:
     from b3_dagster.defs.automation.schedules import SNAPSHOT_CRON
-    from b3_dagster.defs.shared.automation import default_schedule_status
+    from b3_dagster.defs.shared.automation_default import default_schedule_status
 
     return {"cron_schedule": SNAPSHOT_CRON, "execution_timezone": B3_TIMEZONE,
             "default_status": default_schedule_status()}

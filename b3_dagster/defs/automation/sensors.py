@@ -9,7 +9,7 @@ from b3_dagster import settings
 from b3_dagster.defs.portfolio.checks import RAW_ASSET, REFINED_ASSET
 from b3_dagster.defs.portfolio.jobs import refine_job
 from b3_dagster.defs.resources import LakeResource
-from b3_dagster.defs.shared.automation import default_sensor_status
+from b3_dagster.defs.shared.automation_default import default_sensor_status
 from b3_dagster.defs.shared.checks import result, skipped_metadata
 from b3_dagster.defs.shared.metadata import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG, path, preview
 from b3_dagster.defs.shared.partitions import trading_day_partitions

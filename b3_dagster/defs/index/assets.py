@@ -72,15 +72,15 @@ from b3_dagster.sources.b3_index_history import (
     reconcile_with_yahoo,
 )
 from b3_dagster.storage import staging
-from b3_dagster.storage.index_store import (
+from b3_dagster.storage.bar_store import (
     INDEX_DATABASE,
     INDEX_TABLE,
     REFINE_INDEX_DATASET,
-    IndexStore,
+    BarStore,
     expected_months,
     seed_001_query,
 )
-from b3_dagster.storage.indices_store import IndicesStore
+from b3_dagster.storage.b3_indices_store import B3IndicesStore
 from b3_dagster.storage.layout import DAILY_CSV_NAME, HISTORY_PREFIX, raw_index_prefix
 from b3_dagster.storage.tables import (
     ANOMALY_TABLE_DEF,
@@ -137,7 +137,7 @@ def ibov_index_raw(context: dg.AssetExecutionContext, config: IndexRawConfig, ya
     days = sorted(dt.date.fromisoformat(key) for key in days_in_run(context))
     history = yahoo.client().fetch_daily(days[0], days[-1])
     bars = history.select(days)  # raises before any write when a day is missing or provisional
-    store = IndexStore(lake.lake())
+    store = BarStore(lake.lake())
     outcomes = store.write_raw(bars, source=history.url, allow_overwrite=config.allow_overwrite)
     counts = pd.Series([outcome.status for outcome in outcomes]).value_counts().to_dict()
     for note in history.notes:
@@ -215,7 +215,7 @@ def official_ibov_closes(tables, first: dt.date, last: dt.date) -> pd.DataFrame:
 def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource,
                        catalog: CatalogResource) -> Iterator[dg.MaterializeResult]:
     months = _months_in_run(context)
-    store = IndexStore(lake.lake())
+    store = BarStore(lake.lake())
     raw_days = store.raw_days()
     first_day, last_day = dt.date(*months[0], 1), _month_end(*months[-1])
     empty = [f"{y}-{m:02d}" for y, m in months
@@ -419,7 +419,7 @@ def _through(year_data: IndexYear, today: dt.date) -> Optional[dt.date]:
     return year_data.last_day if downloaded or year_data.year >= today.year else None
 
 
-def _monthly_verdict(store: IndicesStore, stored: pd.DataFrame) -> CheckOutcome:
+def _monthly_verdict(store: B3IndicesStore, stored: pd.DataFrame) -> CheckOutcome:
     """The imported Evolução Mensal months against the daily closes just committed."""
     monthly, downloads = store.monthly()
     if monthly.empty:

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from b3_dagster.storage.index_store import INDEX_TABLE
+from b3_dagster.storage.bar_store import INDEX_TABLE
 from b3_dagster.storage.tables import INDEX_TABLE_DEF
 
 RAW_INDEX_ASSET = "ibov_index_raw"

@@ -60,7 +60,7 @@ from b3_dagster.model import (
     TICKER_COUNT,
 )
 from b3_dagster.rules.quality import CheckOutcome, raw_outcomes, refined_matches_raw
-from b3_dagster.rules.sectors import (
+from b3_dagster.rules.sector_quality import (
     canonical_sectors_sum_to_100,
     every_ticker_placed,
     portfolio_changes,

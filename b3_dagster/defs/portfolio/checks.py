@@ -20,7 +20,7 @@ REFINED_CHECKS = {
     "sector_part_matches_b3_subtotal": "Each sector's soma_part equals B3's partAcum of that sector.",
     "one_row_per_sector_and_day": "No duplicate (Data, Setor) rows.",
 }
-# The canonical sector dimension's rules (b3_dagster/rules/sectors.py), on the refine asset too.
+# The canonical sector dimension's rules (b3_dagster/rules/sector_quality.py), on the refine asset too.
 SECTOR_CHECKS = {
     "canonical_sectors_sum_to_100": "Each day's canonical sectors (Setor) add up to 100% of the index.",
     "every_ticker_placed": "Every ticker of raw is placed in a canonical sector by B3's classification; a label or "

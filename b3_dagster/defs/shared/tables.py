@@ -9,7 +9,7 @@ from b3_dagster.defs.shared.failures import failure
 from b3_dagster.defs.shared.metadata import path
 from b3_dagster.errors import StagingIncomplete, TableCommitConflict, TableCommitRefused
 from b3_dagster.storage import staging
-from b3_dagster.storage.indices_store import IndicesStore
+from b3_dagster.storage.b3_indices_store import B3IndicesStore
 from b3_dagster.storage.tables import CommitOutcome, IcebergTables, TableDef
 
 TABLE_POOL = "iceberg_tables"
@@ -52,8 +52,8 @@ def snapshot_metadata(tables: IcebergTables, table_def: TableDef, outcome: Commi
     }
 
 
-def indices_store(lake: LakeResource) -> IndicesStore:
-    return IndicesStore(lake.lake())
+def indices_store(lake: LakeResource) -> B3IndicesStore:
+    return B3IndicesStore(lake.lake())
 
 
 def commit_rows(tables, table_def, rows: pd.DataFrame, keys: list[str], context) -> dict:

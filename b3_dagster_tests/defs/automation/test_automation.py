@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from b3_dagster.defs.portfolio.checks import RAW_CHECKS
-from b3_dagster.defs.shared.automation import (
+from b3_dagster.defs.shared.automation_default import (
     automation_default,
     default_schedule_status,
     default_sensor_status,

@@ -25,10 +25,10 @@ from b3_dagster.defs.resources import RefineEngineResource
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
 from b3_dagster.replay.b3_api import recorded_days
 from b3_dagster.sources.b3_portfolio import parse_page, rows_to_frame
-from b3_dagster.storage.index_store import IndexStore
+from b3_dagster.storage.bar_store import BarStore
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.tables import PORTFOLIO_TABLE_DEF, open_tables
-from b3_dagster.transforms.sectors import refine_portfolio
+from b3_dagster.transforms.sector_refine import refine_portfolio
 from b3_dagster_tests.helpers import REAL_BVSP, fixture_bytes, fixture_json, position_of, quote, serve_chart
 
 
@@ -63,7 +63,7 @@ def test_a_backfill_range_is_one_request_and_one_file_per_session(lake_root, htt
     assert result.success
     assert len(httpserver.log) == 1
     days = sessions("2026-09-02", "2026-10-02")
-    store = IndexStore(LocalLake(lake_root))
+    store = BarStore(LocalLake(lake_root))
     assert store.raw_days() == days
     assert store.read_raw(days)["close"].tolist() == quote(fixture_json(REAL_BVSP))["close"]
     materialized = {m.partition for m in result.get_asset_materialization_events()}
@@ -100,7 +100,7 @@ def test_refined_month_uses_the_previous_months_sessions_and_passes_its_checks(l
     assert checks(result) == {"no_session_gaps": True, "prices_positive": True, "ohlc_consistent": True,
                               "zscore_recomputable": True, "seed_001_query_answers": True}
 
-    store = IndexStore(LocalLake(lake_root))
+    store = BarStore(LocalLake(lake_root))
     february = query_tables(lake_root, "SELECT * FROM b3_refined_db.ibov_refined WHERE year = 2026 AND month = 2 "
                                        "ORDER BY data")
     february["data"] = [day.date() for day in pd.to_datetime(february["data"])]

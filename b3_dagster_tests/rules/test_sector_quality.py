@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from b3_dagster.storage.history_import import import_files, shipped_dimension
-from b3_dagster.rules.sectors import (
+from b3_dagster.rules.sector_quality import (
     canonical_sectors_sum_to_100,
     every_ticker_placed,
     portfolio_changes,

@@ -35,7 +35,7 @@ INDEX_DATABASE = INDEX_TABLE_DEF.database  # seed 001's Glue database
 INDEX_TABLE = INDEX_TABLE_DEF.name
 META_SOURCE = b"yahoo.source"
 
-__all__ = ["IndexStore", "RawPartitionConflict", "RawPartitionMissing", "UnreadableObject", "expected_months",
+__all__ = ["BarStore", "RawPartitionConflict", "RawPartitionMissing", "UnreadableObject", "expected_months",
            "raw_index_key"]
 
 
@@ -48,7 +48,7 @@ def _bar_text(bar: pd.Series) -> str:
     return ", ".join(f"{name} {bar[name]}" for name in ("open", "high", "low", "close", "volume"))
 
 
-class IndexStore:
+class BarStore:
     """The index history's raw layer on any ``Lake``."""
 
     def __init__(self, lake: Lake):

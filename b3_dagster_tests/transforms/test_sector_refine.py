@@ -8,7 +8,7 @@ import sqlglot
 
 from b3_dagster.model import REFINED_COLUMNS
 from b3_dagster.sources.b3_portfolio import parse_page, rows_to_frame
-from b3_dagster.transforms.sectors import refine_portfolio, refine_sql, shipped_sector_mapping
+from b3_dagster.transforms.sector_refine import refine_portfolio, refine_sql, shipped_sector_mapping
 
 
 def raw_rows(recording) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""The raw layer of B3's index downloads (storage/indices_store.py): both downloads of the index page land under
+"""The raw layer of B3's index downloads (storage/b3_indices_store.py): both downloads of the index page land under
 raw/index_history/, a shorter copy never replaces a longer one, a bad file is refused before anything is written."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 
 from b3_dagster.errors import B3IndexHistoryError
 from b3_dagster.sources.b3_index_history import recordings_dir
-from b3_dagster.storage.indices_store import IndicesStore
+from b3_dagster.storage.b3_indices_store import B3IndicesStore
 from b3_dagster.storage.lake import LocalLake
 
 MONTHLY = recordings_dir() / "csv_evolucao_mensal"
@@ -16,8 +16,8 @@ IFIX_MONTHLY = MONTHLY / "Evolucao_Mensal_IFIX_2014-2025_python-crepaldi.csv"
 
 
 @pytest.fixture
-def store(tmp_path) -> IndicesStore:
-    return IndicesStore(LocalLake(tmp_path / "lake"))
+def store(tmp_path) -> B3IndicesStore:
+    return B3IndicesStore(LocalLake(tmp_path / "lake"))
 
 
 def test_every_shipped_monthly_download_lands_under_its_index_and_range(store):

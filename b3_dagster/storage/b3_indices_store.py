@@ -81,7 +81,7 @@ def _keep(lake: Lake, key: str, data: bytes, now: dt.datetime | None = None) -> 
     return RawWrite(key, outcome.uri, outcome.status, outcome.archived_key)
 
 
-class IndicesStore:
+class B3IndicesStore:
     """The raw layer of every index's history, membership and portfolios on any ``Lake``."""
 
     def __init__(self, lake: Lake):
@@ -242,4 +242,4 @@ class IndicesStore:
         return rows, parsed
 
 
-__all__ = ["IndicesStore", "RawWrite", "MEMBERSHIP_COLUMNS", "grid_key", "daily_csv_key", "membership_key"]
+__all__ = ["B3IndicesStore", "RawWrite", "MEMBERSHIP_COLUMNS", "grid_key", "daily_csv_key", "membership_key"]

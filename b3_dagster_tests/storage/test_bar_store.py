@@ -10,9 +10,9 @@ import pytest
 
 
 from b3_dagster.errors import RawPartitionConflict
-from b3_dagster.storage.index_store import (
+from b3_dagster.storage.bar_store import (
     SEED_001_QUERY,
-    IndexStore,
+    BarStore,
     seed_001_query,
 )
 from b3_dagster.storage.lake import LocalLake
@@ -22,8 +22,8 @@ from b3_dagster_tests.helpers import bars
 
 
 @pytest.fixture
-def store(tmp_path) -> IndexStore:
-    return IndexStore(LocalLake(tmp_path / "lake"))
+def store(tmp_path) -> BarStore:
+    return BarStore(LocalLake(tmp_path / "lake"))
 
 
 def september_2025() -> pd.DataFrame:
