@@ -24,10 +24,12 @@ import os
 from dataclasses import dataclass
 from typing import Literal, Mapping, Optional
 
-from b3_dagster.sources.b3_portfolio import DEFAULT_BASE_URL as B3_BASE_URL
-from b3_dagster.sources.yahoo_chart import DEFAULT_BASE_URL as YAHOO_BASE_URL
-
 Read = Literal["run", "load", "deploy"]
+
+# The hosts, declared once: the sources' clients take them as their default, and they are the defaults of
+# B3_BASE_URL and B3_YAHOO_BASE_URL below.
+B3_HOST = "https://sistemaswebb3-listados.b3.com.br"  # GetPortfolioDay, GetStockIndex, the index history, the sectors
+YAHOO_HOST = "https://query1.finance.yahoo.com"
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("B3_LAKE_ROOT", "data", "a folder, or `s3://bucket/prefix` for the AWS home"),
     Setting("B3_CATALOG", "sql", "the Iceberg catalog: `sql` (SQLite `iceberg_catalog.db` under the lake root; "
             "`duckdb`, its name before the Iceberg tables, means the same) or `glue` (Glue Data Catalog)"),
-    Setting("B3_BASE_URL", B3_BASE_URL, "where the B3 clients send `GetPortfolioDay`, `GetStockIndex` and the index "
+    Setting("B3_BASE_URL", B3_HOST, "where the B3 clients send `GetPortfolioDay`, `GetStockIndex` and the index "
             "history requests (the demo and the tests point it at a replay)"),
-    Setting("B3_YAHOO_BASE_URL", YAHOO_BASE_URL, "where the chart client sends requests"),
+    Setting("B3_YAHOO_BASE_URL", YAHOO_HOST, "where the chart client sends requests"),
     Setting("B3_PARTITIONS_START", "2022-01-03", "first partition: the first session of 2022; older portfolios come "
             "from CSV imports", read="load"),
     Setting("B3_INDICES", "IBOV", "the B3 indices of the `b3_indices` group, comma-separated (e.g. "

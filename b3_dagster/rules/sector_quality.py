@@ -28,6 +28,8 @@ REBALANCE_MONTHS = (1, 5, 9)
 REBALANCE_WINDOW_DAYS = 7  # the new portfolio takes effect on the first Monday of the month: within its first week
 DEFAULT_MAX_JUMP = 2.0  # percentage points of the index between two consecutive sessions
 LISTED = 20  # how many offenders metadata lists
+# Rules whose failure is a warning (a thing to look at, not a stop): Dagster reports them with WARN severity.
+WARN_CHECKS = {"subsector_share_jumps"}
 
 
 def _skipped(reason: str, **metadata) -> CheckOutcome:

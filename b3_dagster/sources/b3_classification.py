@@ -49,8 +49,8 @@ from b3_dagster.model import (
     SUBSECTOR,
     VALID_FROM,
 )
+from b3_dagster.settings import B3_HOST
 from b3_dagster.sources.b3_format import encode_payload
-from b3_dagster.sources.b3_portfolio import DEFAULT_BASE_URL
 
 LEGACY, NEW, DERIVED = "legacy", "new", "derived"
 LEGACY_TITLE = "CLASSIFICAÇÃO SETORIAL DAS EMPRESAS NEGOCIADAS NA B3"
@@ -355,7 +355,7 @@ def load_shipped_classification(root: Path = SHIPPED_ROOT) -> pd.DataFrame:
 
 
 # ---- live download -------------------------------------------------------------------------------------------------
-def download_url(base_url: str = DEFAULT_BASE_URL, language: str = "pt-br") -> str:
+def download_url(base_url: str = B3_HOST, language: str = "pt-br") -> str:
     """B3's live classification workbook (new layout): the payload is base64 of ``{"language":"pt-br"}``."""
     return f"{base_url.rstrip('/')}{DOWNLOAD_PATH}{encode_payload({'language': language})}"
 
@@ -369,7 +369,7 @@ class Download:
     vintage: Vintage
 
 
-def fetch_classification(day: dt.date, base_url: str = DEFAULT_BASE_URL, session=None,
+def fetch_classification(day: dt.date, base_url: str = B3_HOST, session=None,
                          policy=None) -> Download:
     """Download and parse the current classification; ``day`` (the download day) becomes its vintage date."""
     from b3_dagster.sources.http import HttpPolicy, get_ok, http_session

@@ -20,6 +20,7 @@ from b3_dagster.errors import (
     NetworkError,
 )
 from b3_dagster.model import RAW_COLUMNS, RAW_DATE_COLUMN, RAW_SCHEMA, PortfolioSnapshot
+from b3_dagster.settings import B3_HOST
 from b3_dagster.sources.b3_format import (
     clean_text,
     encode_payload,
@@ -38,7 +39,6 @@ from b3_dagster.sources.http import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://sistemaswebb3-listados.b3.com.br"
 ENDPOINT_PATH = "/indexProxy/indexCall/GetPortfolioDay/"
 RESULT_FIELDS = ("segment", "cod", "asset", "type", "part", "partAcum", "theoricalQty")
 MAX_PAGES = 1000  # a safety stop: IBOV has about 90 rows
@@ -167,7 +167,7 @@ def rows_to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 class B3PortfolioClient:
     """Fetches the IBOV portfolio that B3 publishes *now* (B3 serves only the current portfolio)."""
 
-    def __init__(self, base_url: str = DEFAULT_BASE_URL, page_size: int = 120, policy: HttpPolicy | None = None,
+    def __init__(self, base_url: str = B3_HOST, page_size: int = 120, policy: HttpPolicy | None = None,
                  language: str = "pt-br", index: str = "IBOV", segment: str = "2",
                  session: requests.Session | None = None, on_page: Callable[[int, int | None], None] | None = None):
         if page_size < 1:

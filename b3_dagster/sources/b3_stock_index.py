@@ -9,8 +9,8 @@
 ``indexes`` is one comma-joined string (empty for a security in no index); ``spotlight`` is the padded share type;
 ``header.update`` is the day of the list and ``startMonth``/``endMonth`` the four-month validity window of the
 portfolios. ``membership_frame`` makes it one row per (security, index): the long shape that a table and a join with
-an index's portfolio need. ``compare_with_portfolio`` checks the members of one index against that index's
-portfolio of the same day (real answers: the IBOV members equal the IBOV GetPortfolioDay portfolio exactly).
+an index's portfolio need. ``rules.indices.compare_with_portfolio`` checks the members of one index against that
+index's portfolio of the same day (real answers: the IBOV members equal the IBOV GetPortfolioDay portfolio exactly).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import datetime as dt
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -29,18 +29,17 @@ import yaml
 
 from b3_dagster.errors import B3StockIndexError
 from b3_dagster.model import INDEX_CODE, MEMBERSHIP_COLUMNS, MEMBERSHIP_DATE, MEMBERSHIP_SCHEMA
-from b3_dagster.rules.quality import CheckOutcome
+from b3_dagster.settings import B3_HOST
 from b3_dagster.sources.b3_format import clean_text, encode_payload, int_or_none, parse_json_body
 from b3_dagster.sources.http import HttpPolicy, get_ok, http_session
 
-DEFAULT_BASE_URL = "https://sistemaswebb3-listados.b3.com.br"
 ENDPOINT_PATH = "/indexProxy/indexCall/GetStockIndex/"
 PAGE_SIZE = 9999  # B3 lists ~520-660 securities: one page (rb3 asks the same)
 INDEX_CODE_PATTERN = re.compile(r"^[A-Z0-9]{3,5}$")
 RESULT_FIELDS = ("company", "spotlight", "code", "indexes")
 
 
-def stock_index_url(base_url: str = DEFAULT_BASE_URL, page_number: int = 1, page_size: int = PAGE_SIZE) -> str:
+def stock_index_url(base_url: str = B3_HOST, page_number: int = 1, page_size: int = PAGE_SIZE) -> str:
     payload = {"pageNumber": page_number, "pageSize": page_size}
     return f"{base_url.rstrip('/')}{ENDPOINT_PATH}{encode_payload(payload)}"
 
@@ -150,7 +149,7 @@ def body_from_cassette(text: str | bytes, source: str = "cassette") -> bytes:
 class B3StockIndexClient:
     """One GET for the whole list (pageSize 9999)."""
 
-    def __init__(self, base_url: str = DEFAULT_BASE_URL, policy: HttpPolicy | None = None,
+    def __init__(self, base_url: str = B3_HOST, policy: HttpPolicy | None = None,
                  session: requests.Session | None = None):
         self.base_url = base_url.rstrip("/")
         self.policy = policy or HttpPolicy()
@@ -161,28 +160,6 @@ class B3StockIndexClient:
         source = f"B3 GetStockIndex [url {url}]"
         answer = get_ok(self.session, url, self.policy, lambda reason: B3StockIndexError(source, reason))
         return answer.body, parse_stock_index(answer.body, source)
-
-
-def compare_with_portfolio(answer: StockIndexAnswer, index: str, portfolio_codes: Iterable[str],
-                           portfolio_date: dt.date) -> CheckOutcome:
-    """The securities GetStockIndex lists in ``index`` equal ``index``'s portfolio of the same day.
-
-    A portfolio of another day is refused (membership changes at every rebalance): compare same-day data only.
-    """
-    if portfolio_date != answer.update:
-        raise ValueError(f"the membership list is of {answer.update} but the {index} portfolio is of "
-                         f"{portfolio_date}: compare the same day")
-    members, portfolio = answer.members(index), set(portfolio_codes)
-    only_members, only_portfolio = sorted(members - portfolio), sorted(portfolio - members)
-    passed = bool(portfolio) and not only_members and not only_portfolio
-    text = (f"{index} {answer.update}: the {len(members)} members GetStockIndex lists equal the {len(portfolio)} "
-            "codes of the portfolio" if passed else
-            f"{index} {answer.update}: the portfolio is empty" if not portfolio else
-            f"{index} {answer.update}: members not in the portfolio {only_members[:10]}; portfolio codes not listed "
-            f"as members {only_portfolio[:10]}")
-    return CheckOutcome(passed, text, {"index": index, "date": answer.update.isoformat(), "members": len(members),
-                                       "portfolio": len(portfolio), "only_members": only_members,
-                                       "only_portfolio": only_portfolio})
 
 
 def recorded_answers(directory=None) -> dict[str, Path]:

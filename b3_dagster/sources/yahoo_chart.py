@@ -42,13 +42,13 @@ from b3_dagster.errors import (
     YahooUnreachable,
 )
 from b3_dagster.model import BAR_DATE, BAR_SCHEMA
+from b3_dagster.settings import YAHOO_HOST
 from b3_dagster.sources.http import (
     HttpPolicy,
     get,
     http_session,
 )
 
-DEFAULT_BASE_URL = "https://query1.finance.yahoo.com"
 CHART_PATH = "/v8/finance/chart/"
 IBOV_SYMBOL = "^BVSP"
 # The whole ^BVSP history since 1993 is about 1 MB of chart JSON; 32 MiB still stops a runaway body.
@@ -309,7 +309,7 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 class YahooChartClient:
     """Daily bars of one symbol for a range of sessions: one GET for the whole range."""
 
-    def __init__(self, base_url: str = DEFAULT_BASE_URL, symbol: str = IBOV_SYMBOL, policy: HttpPolicy | None = None,
+    def __init__(self, base_url: str = YAHOO_HOST, symbol: str = IBOV_SYMBOL, policy: HttpPolicy | None = None,
                  session: requests.Session | None = None):
         self.base_url = base_url.rstrip("/")
         self.symbol = symbol

@@ -1,5 +1,5 @@
-"""B3's GetStockIndex (index membership): every shipped real answer parsed, the cassettes' bodies, the client over
-a local HTTP server, and the membership compared with the recorded IBOV portfolios of the same days."""
+"""B3's GetStockIndex (index membership): every shipped real answer parsed, the cassettes' bodies, and the client
+over a local HTTP server (the membership against the portfolios: ``rules/test_indices.py``)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,10 @@ import yaml
 from b3_dagster.errors import B3StockIndexError
 from b3_dagster.model import INDEX_CODE, MEMBERSHIP_COLUMNS, MEMBERSHIP_DATE
 from b3_dagster.sources.b3_format import decode_payload
-from b3_dagster.sources.b3_portfolio import parse_page
 from b3_dagster.sources.b3_stock_index import (
     ENDPOINT_PATH,
     B3StockIndexClient,
     body_from_cassette,
-    compare_with_portfolio,
     parse_stock_index,
     stock_index_url,
 )
@@ -72,32 +70,6 @@ def test_extracted_bodies_equal_the_cassettes(date):
 def test_cassette_request_is_the_url_our_client_builds():
     document = yaml.safe_load((CASSETTES / "rb3_GetStockIndex_2025-04-07.yml").read_text(encoding="utf-8"))
     assert document["http_interactions"][0]["request"]["uri"] == stock_index_url()
-
-
-@pytest.mark.parametrize("date", ["2022-12-08", "2025-04-07"])
-def test_ibov_members_equal_the_recorded_ibov_portfolio_of_the_same_day(recordings, date):
-    recording = recordings[date]
-    page = parse_page(json.dumps(recording.document()), page=1, language=recording.language)
-    membership = answer(f"GetStockIndex_{date}_from_rb3_cassette.json")
-    outcome = compare_with_portfolio(membership, "IBOV", [row["cod"] for row in page.rows], page.portfolio_date)
-    assert outcome.passed, outcome.description
-    assert outcome.metadata["members"] == outcome.metadata["portfolio"] == len(page.rows)
-
-
-def test_a_portfolio_that_differs_from_the_members_fails_naming_the_codes(recordings):
-    recording = recordings["2025-04-07"]
-    codes = [row["cod"] for row in recording.document()["results"]]
-    membership = answer("GetStockIndex_2025-04-07_from_rb3_cassette.json")
-    outcome = compare_with_portfolio(membership, "IBOV", codes[1:] + ["ZZZZ3"], dt.date(2025, 4, 7))
-    assert not outcome.passed
-    assert outcome.metadata["only_members"] == [codes[0]] and outcome.metadata["only_portfolio"] == ["ZZZZ3"]
-
-
-def test_comparing_different_days_is_refused(recordings):
-    codes = [row["cod"] for row in recordings["2025-04-07"].document()["results"]]
-    membership = answer("GetStockIndex_2022-12-08_from_rb3_cassette.json")
-    with pytest.raises(ValueError, match="same day"):
-        compare_with_portfolio(membership, "IBOV", codes, dt.date(2025, 4, 7))
 
 
 def test_client_fetches_one_page_of_9999_over_http(httpserver):

@@ -60,17 +60,15 @@ from b3_dagster.model import (
     VOLATILITY_SPIKE,
     YEAR,
 )
-from b3_dagster.rules.quality import INDEX_CHECKS, CheckOutcome, check_reproducible
-from b3_dagster.sources.b3_index_history import (
-    IndexYear,
+from b3_dagster.rules.indices import (
     Skipped,
     check_closes_on_sessions,
     check_monthly_matches_daily,
     check_published_min_max,
-    close_of_record,
-    on_current_scale,
     reconcile_with_yahoo,
 )
+from b3_dagster.rules.quality import INDEX_CHECKS, CheckOutcome, check_reproducible
+from b3_dagster.sources.b3_index_history import IndexYear, close_of_record, on_current_scale
 from b3_dagster.storage import staging
 from b3_dagster.storage.bar_store import (
     INDEX_DATABASE,

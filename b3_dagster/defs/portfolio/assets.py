@@ -59,6 +59,7 @@ from b3_dagster.model import (
     SHARE_CLASS,
     TICKER_COUNT,
 )
+from b3_dagster.rules.indices import compare_with_portfolio
 from b3_dagster.rules.quality import CheckOutcome, raw_outcomes, refined_matches_raw
 from b3_dagster.rules.sector_quality import (
     canonical_sectors_sum_to_100,
@@ -67,7 +68,6 @@ from b3_dagster.rules.sector_quality import (
     subsector_share_jumps,
 )
 from b3_dagster.sources.b3_index_csv import split_type
-from b3_dagster.sources.b3_stock_index import compare_with_portfolio
 from b3_dagster.storage import staging
 from b3_dagster.storage.classification_store import ClassificationStore
 from b3_dagster.storage.layout import RAW_PREFIX, raw_prefix

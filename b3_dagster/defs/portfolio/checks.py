@@ -29,8 +29,6 @@ SECTOR_CHECKS = {
                              "unless the portfolio was rebalanced (January, May, September, or a change of tickers "
                              "or quantities); the sessions are named.",
 }
-# Checks whose failure is a warning (a thing to look at, not a stop).
-WARN_CHECKS = {"subsector_share_jumps"}
 TABLE_CHECKS = {
     "table_answers_query": "After the update, the catalogued table answers SQL with the refined rows of the day.",
 }

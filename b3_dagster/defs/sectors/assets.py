@@ -22,7 +22,8 @@ from b3_dagster.model import (
     SOURCE_FILE,
     VALID_FROM,
 )
-from b3_dagster.sources.b3_classification import DEFAULT_BASE_URL, fetch_classification, is_new_vintage
+from b3_dagster.settings import B3_HOST
+from b3_dagster.sources.b3_classification import fetch_classification, is_new_vintage
 from b3_dagster.storage.classification_store import CLASSIFICATION_PREFIX, ClassificationStore
 from b3_dagster.storage.tables import CLASSIFICATION_TABLE_DEF, PORTFOLIO_TABLE_DEF, connect, run_query
 from b3_dagster.transforms.charts import render_sector_weights_chart
@@ -41,7 +42,7 @@ class ClassificationConfig(dg.Config):
         default=False,
         description="Also download B3's current classification (GetDownloadIndustryClassification) and keep it in "
                     "the lake as today's vintage when it differs from the latest one.")
-    base_url: str = Field(default=DEFAULT_BASE_URL, description="B3's host for the download (a replay in tests).")
+    base_url: str = Field(default=B3_HOST, description="B3's host for the download (a replay in tests).")
 
 
 @table_asset(

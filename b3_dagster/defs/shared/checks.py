@@ -4,9 +4,9 @@ from typing import Any, Iterable, Optional, Sequence
 
 import dagster as dg
 
-from b3_dagster.defs.portfolio.checks import WARN_CHECKS
+from b3_dagster.rules.indices import Skipped
 from b3_dagster.rules.quality import CheckOutcome
-from b3_dagster.sources.b3_index_history import Skipped
+from b3_dagster.rules.sector_quality import WARN_CHECKS
 
 
 def asset_with_checks(*, key: str, check_specs: Sequence[dg.AssetCheckSpec], group_name: Optional[str] = None,
