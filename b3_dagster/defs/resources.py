@@ -15,11 +15,11 @@ from pydantic import Field
 from b3_dagster import settings
 from b3_dagster.errors import GlueRefineError
 from b3_dagster.model import REFINED_SCHEMA
-from b3_dagster.rules.alerts import UiLinks, post_message, ui_base_url
+from b3_dagster.rules.alerts import UiLinks, ui_base_url
 from b3_dagster.sources.b3_index_history import B3IndexHistoryClient
 from b3_dagster.sources.b3_portfolio import DEFAULT_MAX_PAGE_BYTES, DEFAULT_PAGE_SIZE, B3PortfolioClient
 from b3_dagster.sources.b3_stock_index import B3StockIndexClient
-from b3_dagster.sources.http import HttpPolicy, http_session
+from b3_dagster.sources.http import HttpPolicy, http_session, post_message
 from b3_dagster.sources.yahoo_chart import DEFAULT_MAX_CHART_BYTES, IBOV_SYMBOL, YahooChartClient
 from b3_dagster.storage import staging
 from b3_dagster.storage.glue_job import (
