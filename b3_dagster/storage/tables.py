@@ -358,13 +358,13 @@ class IcebergTables:
             return MaintenanceOutcome(table.qualified_name, 0, 0)
         now = now or dt.datetime.now(dt.timezone.utc)
         before = len(iceberg.metadata.snapshots)
-        referenced_before = {self._key_of_uri(uri) for uri in self.referenced_files(iceberg)}
+        referenced_before = {self.key_of_uri(uri) for uri in self.referenced_files(iceberg)}
         expire = iceberg.maintenance.expire_snapshots().older_than(now - snapshot_retention)
         expired = len(expire._snapshot_ids_to_expire)  # the builder exposes no count; read before commit
         if expired:
             expire.commit()
             iceberg = self.catalog.load_table(self.identifier(table))
-        referenced = {self._key_of_uri(uri) for uri in self.referenced_files(iceberg)}
+        referenced = {self.key_of_uri(uri) for uri in self.referenced_files(iceberg)}
         obsolete = referenced_before - referenced  # only the expired snapshots needed them: gone at once
         prefix = self.lake_key(self.location(table)).rstrip("/") + "/"
         stale = [info.key for info in self.lake.list(prefix) if info.key not in referenced
@@ -381,7 +381,7 @@ class IcebergTables:
             raise TableError(f"{uri} is outside the lake {root}")
         return plain[len(root):]
 
-    def _key_of_uri(self, uri: str) -> str:
+    def key_of_uri(self, uri: str) -> str:
         try:
             return self.lake_key(uri)
         except TableError:
