@@ -144,7 +144,6 @@ INDEX_TABLE_DEF = TableDef("b3_refined_db", "ibov_refined", INDEX_SCHEMA,
 CLASSIFICATION_TABLE_DEF = TableDef("b3_refined_db", CLASSIFICATION_TABLE, CLASSIFICATION_SCHEMA,
                                     partitioning=((VALID_FROM, "year"),), replace_by=(VALID_FROM,),
                                     sort_by=(VALID_FROM, ISSUER_CODE))
-TABLE_DEFS = (PORTFOLIO_TABLE_DEF, INDEX_TABLE_DEF, CLASSIFICATION_TABLE_DEF)
 
 
 @dataclass(frozen=True)
@@ -179,7 +178,7 @@ INDEX_PORTFOLIOS_TABLE_DEF = TableDef("b3_refined_db", "index_portfolios", INDEX
 ANOMALY_TABLE_DEF = TableDef("b3_refined_db", "ibov_anomalies", ANOMALY_SCHEMA,
                              partitioning=((CLOSE_DATE, "year"),), replace_by=(CLOSE_DATE,), sort_by=(CLOSE_DATE,))
 INDICES_TABLE_DEFS = (INDEX_CLOSES_TABLE_DEF, MEMBERSHIP_TABLE_DEF, INDEX_PORTFOLIOS_TABLE_DEF, ANOMALY_TABLE_DEF)
-TABLE_DEFS = TABLE_DEFS + INDICES_TABLE_DEFS
+TABLE_DEFS = (PORTFOLIO_TABLE_DEF, INDEX_TABLE_DEF, CLASSIFICATION_TABLE_DEF, *INDICES_TABLE_DEFS)
 
 
 def _millis_to_datetime(millis: int) -> dt.datetime:
