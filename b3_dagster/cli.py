@@ -81,7 +81,7 @@ def _instance():
     return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
 
 
-def _run(defs, job: str, instance, *, partition_key: str | None = None, start: str | None = None,
+def run_job(defs, job: str, instance, *, partition_key: str | None = None, start: str | None = None,
          end: str | None = None, run_config=None) -> None:
     from b3_dagster.defs.alerts.sensors import DEMO_LAKE_REASON, FRESHNESS_CHECK
     from b3_dagster import settings
@@ -107,7 +107,7 @@ def _run(defs, job: str, instance, *, partition_key: str | None = None, start: s
           + (f" ({DEMO_LAKE_REASON})" if skipped == [FRESHNESS_CHECK] else ""))
 
 
-def _record_imports(instance, store, outcomes) -> int:
+def record_imports(instance, store, outcomes) -> int:
     """The imported raw days as materialisations of ibov_raw_snapshot in the instance, so the UI's lineage is true
     and raw_partition_sensor takes them for this project's own writes (it refines them once, and not at all when
     they are refined already)."""
@@ -157,7 +157,7 @@ def _demo_b3_api_days(instance) -> None:
         with B3Replay(recording) as replay:
             defs = build_definitions({"b3": B3PortfolioResource(base_url=replay.base_url,
                                                                 language=recording.language)})
-            _run(defs, "ibov_snapshot_job", instance, partition_key=recording.date)
+            run_job(defs, "ibov_snapshot_job", instance, partition_key=recording.date)
 
 
 def _demo_csv_imports(instance, store, recordings_root: Path) -> bool:
@@ -172,7 +172,7 @@ def _demo_csv_imports(instance, store, recordings_root: Path) -> bool:
         print("  " + format_outcome(outcome))
     if exit_code(outcomes):
         return False
-    recorded = _record_imports(instance, store, outcomes)
+    recorded = record_imports(instance, store, outcomes)
     print(f"  {recorded} imported day(s) recorded as materialisations of ibov_raw_snapshot")
     return True
 
@@ -185,8 +185,8 @@ def _demo_refine(instance, store) -> None:
           f"{raw_days[0]}..{raw_days[-1]} (the {len(raw_days)} days with raw; the sessions between are skipped by "
           "name); then b3_refined_db.classificacao_setorial and the sector weights chart")
     defs = build_definitions()
-    _run(defs, "ibov_refine_job", instance, start=raw_days[0].isoformat(), end=raw_days[-1].isoformat())
-    _run(defs, "b3_sectors_job", instance)
+    run_job(defs, "ibov_refine_job", instance, start=raw_days[0].isoformat(), end=raw_days[-1].isoformat())
+    run_job(defs, "b3_sectors_job", instance)
 
 
 def _demo_index_history(instance, first_day: str, last_day: str) -> None:
@@ -198,11 +198,11 @@ def _demo_index_history(instance, first_day: str, last_day: str) -> None:
     server, yahoo_url = serve_chart_recordings()
     try:
         defs = build_definitions({"yahoo": YahooChartResource(base_url=yahoo_url)})
-        _run(defs, "ibov_index_job", instance, start=first_day, end=last_day)
+        run_job(defs, "ibov_index_job", instance, start=first_day, end=last_day)
         first_month = dt.date.fromisoformat(first_day).replace(day=1).isoformat()
         last_month = dt.date.fromisoformat(last_day).replace(day=1).isoformat()
-        _run(defs, "ibov_index_refine_job", instance, start=first_month, end=last_month)
-        _run(defs, "ibov_charts_job", instance)
+        run_job(defs, "ibov_index_refine_job", instance, start=first_month, end=last_month)
+        run_job(defs, "ibov_charts_job", instance)
     finally:
         server.shutdown()
         server.server_close()
@@ -256,11 +256,11 @@ def _demo_index_closes(instance, store, recordings_root: Path) -> None:
     with IndicesReplay() as replay:
         for year, language in _best_ibov_grids():
             defs = build_definitions({"b3_indices": B3IndicesResource(base_url=replay.base_url, language=language)})
-            _run(defs, "index_history_job", instance, partition_key=f"{year}|IBOV")
+            run_job(defs, "index_history_job", instance, partition_key=f"{year}|IBOV")
     for path in sorted((recordings_root / "b3_index_history" / "csv_evolucao_diaria").glob("*.csv")):
         print("  " + _import_history_file(store, path))
     print("\n".join(_demo_monthly_closes(store, recordings_root)))
-    _run(build_definitions(), "index_closes_job", instance)
+    run_job(build_definitions(), "index_closes_job", instance)
 
 
 def _best_ibov_grids() -> list[tuple[int, str]]:
@@ -287,11 +287,11 @@ def _demo_index_portfolios(instance, store) -> None:
     for recording in recorded_days():
         with B3Replay(recording) as replay:
             api = build_definitions({"b3": B3PortfolioResource(base_url=replay.base_url, language=recording.language)})
-            _run(api, "index_portfolio_raw_job", instance, partition_key=f"{recording.date}|{recording.index}")
+            run_job(api, "index_portfolio_raw_job", instance, partition_key=f"{recording.date}|{recording.index}")
     for path in recorded_csvs():
         if path.name[:4] in DEMO_INDEX_CSVS:
             print("  " + _import_portfolio_file(store, path, allow_altered=False))
-    _run(build_definitions(), "index_portfolios_job", instance)
+    run_job(build_definitions(), "index_portfolios_job", instance)
 
 
 def _demo_index_membership(instance) -> None:
@@ -306,15 +306,15 @@ def _demo_index_membership(instance) -> None:
         defs = build_definitions({"b3_indices": B3IndicesResource(base_url=replay.base_url)})
         for day, path in sorted(recorded_answers().items()):
             replay.current = path
-            _run(defs, "index_membership_job", instance, partition_key=day)
-    _run(build_definitions(), "index_membership_table_job", instance)
+            run_job(defs, "index_membership_job", instance, partition_key=day)
+    run_job(build_definitions(), "index_membership_table_job", instance)
 
 
 def _demo_anomalies(instance) -> None:
     from b3_dagster.definitions import build_definitions
 
     print("\n8. Anomaly score of the IBOVESPA days (IsolationForest, fixed seed) -> b3_refined_db.ibov_anomalies, chart")
-    _run(build_definitions(), "ibov_anomaly_job", instance)
+    run_job(build_definitions(), "ibov_anomaly_job", instance)
 
 
 def _indices_store():
@@ -387,7 +387,7 @@ def import_csv(args: argparse.Namespace) -> int:
                   "(the stored file is archived, not deleted)")
     if os.environ.get("DAGSTER_HOME"):
         _local_instance_home()
-        recorded = _record_imports(_instance(), store, outcomes)
+        recorded = record_imports(_instance(), store, outcomes)
         print(f"{recorded} day(s) recorded in the Dagster instance at {os.environ['DAGSTER_HOME']}")
     else:
         print("DAGSTER_HOME is not set: the imported days are not recorded in a Dagster instance "
@@ -397,10 +397,10 @@ def import_csv(args: argparse.Namespace) -> int:
 
 def _sector_source(text: str):
     """argparse type of --sector-source: a bad value is one line of usage error, not a traceback."""
-    from b3_dagster.storage.history_import import _check_sector_source
+    from b3_dagster.storage.history_import import check_sector_source
 
     try:
-        return _check_sector_source(text)
+        return check_sector_source(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 

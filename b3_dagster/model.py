@@ -227,7 +227,9 @@ MONTHLY_CLOSE_COLUMNS = [INDEX_CODE, YEAR_COLUMN, MONTH_COLUMN, MONTH_LAST_CLOSE
 YAHOO_CLOSE = "fechamento_yahoo"
 CLOSE_DIFFERENCE = "diferenca"  # Yahoo minus B3, in index points, on B3's current scale
 WITHIN_TOLERANCE = "dentro_tolerancia"
-CLOSE_SOURCE = "fonte_fechamento"  # which source a close came from: "b3" (official) or "yahoo"
+# which source a close came from: always "yahoo" in ibov_refined (its close is Yahoo's bar, transforms/index_features);
+# "b3" (official) or "yahoo" per day in the close of record (b3_index_history.close_of_record, the index chart)
+CLOSE_SOURCE = "fonte_fechamento"
 # ibov_refined per row: B3's official close of the session (current scale), null where B3 has not published it
 OFFICIAL_B3_CLOSE = "fechamento_oficial_b3"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -10,8 +9,7 @@ from werkzeug import Request, Response
 
 from b3_dagster.replay.b3_api import Recording, answer, recorded_days
 from b3_dagster.sources.b3_portfolio import ENDPOINT_PATH
-
-ENDPOINT = re.compile("^" + re.escape(ENDPOINT_PATH) + ".+")
+from b3_dagster_tests.helpers import ENDPOINT
 
 
 @pytest.fixture(scope="session")

@@ -1,15 +1,24 @@
 """Helpers shared by several test modules (pytest fixtures live in conftest.py)."""
 
+from __future__ import annotations
+
 import datetime as dt
 import json
+import re
+import shutil
+import socket
+import sys
+import time
 from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
+import pytest
+import requests
 from werkzeug import Response
 
 from b3_dagster.model import PortfolioSnapshot
-from b3_dagster.sources.b3_portfolio import parse_page, rows_to_frame
+from b3_dagster.sources.b3_portfolio import ENDPOINT_PATH, parse_page, rows_to_frame
 from b3_dagster.sources.yahoo_chart import CHART_PATH, parse_chart
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,3 +69,78 @@ def quote(document: dict) -> dict:
 def position_of(document: dict, day: dt.date) -> int:
     stamps = document["chart"]["result"][0]["timestamp"]
     return [dt.datetime.fromtimestamp(s, dt.timezone.utc).date() for s in stamps].index(day)
+
+
+# ---- the B3 replay's path (tests/conftest.py serves it) -----------------------------------------------------------
+ENDPOINT = re.compile("^" + re.escape(ENDPOINT_PATH) + ".+")
+
+
+# ---- the end-to-end tests: ports, polling, the Dagster processes (fixtures in e2e/conftest.py) ------------------
+LOCATION = "b3_dagster"
+REPOSITORY = "__repository__"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(what: str, predicate, timeout: float, interval: float = 1.0):
+    """Poll ``predicate`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as error:  # the thing may not be up yet
+            last_error = error
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last_error})"
+                                                                         if last_error else ""))
+
+
+WORKSPACE_QUERY = """{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
+  locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+DAEMONS_QUERY = """{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }"""
+
+
+def location_loaded(deployment) -> bool:
+    entries = deployment.graphql(WORKSPACE_QUERY)["workspaceOrError"]["locationEntries"]
+    entry = next(e for e in entries if e["name"] == LOCATION)
+    loaded = entry["locationOrLoadError"] or {}
+    if loaded.get("__typename") == "PythonError":
+        raise RuntimeError(loaded["message"])
+    return entry["loadStatus"] == "LOADED" and loaded.get("__typename") == "RepositoryLocation"
+
+
+def daemons_healthy(deployment) -> bool:
+    statuses = deployment.graphql(DAEMONS_QUERY)["instance"]["daemonHealth"]["allDaemonStatuses"]
+    needed = {"SENSOR", "SCHEDULER", "QUEUED_RUN_COORDINATOR", "MONITORING", "EVENT_LOG_CONSUMER"}  # run retries
+    healthy = {s["daemonType"] for s in statuses if s["healthy"]}
+    return needed <= healthy
+
+
+def start_code_server(deployment) -> None:
+    process = deployment.processes["code-server"]
+    process.start()
+    port = int(process.env["B3_CODE_SERVER_PORT"])
+    wait_for("the code server's port", lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close()
+             or True, timeout=120)
+
+
+def start_webserver_and_daemon(deployment) -> None:
+    deployment.processes["webserver"].start()
+    deployment.processes["daemon"].start()
+    wait_for("the webserver", lambda: requests.get(f"{deployment.webserver_url}/server_info", timeout=2).ok,
+             timeout=120)
+    wait_for("the code location to load in the webserver", lambda: location_loaded(deployment), timeout=120)
+    wait_for("every daemon to report healthy", lambda: daemons_healthy(deployment), timeout=120)
+
+
+def b3_dagster_command() -> list[str]:
+    """The installed `b3-dagster` script of this environment (or the module, when the script is not installed)."""
+    found = shutil.which("b3-dagster", path=str(Path(sys.executable).parent))
+    return [found] if found else [sys.executable, "-m", "b3_dagster.cli"]

@@ -15,11 +15,11 @@ from pydantic import Field
 from b3_dagster import settings
 from b3_dagster.errors import GlueRefineError
 from b3_dagster.model import REFINED_SCHEMA
-from b3_dagster.rules.alerts import UiLinks, post_message, ui_base_url
+from b3_dagster.rules.alerts import UiLinks, ui_base_url
 from b3_dagster.sources.b3_index_history import B3IndexHistoryClient
-from b3_dagster.sources.b3_portfolio import DEFAULT_MAX_PAGE_BYTES, B3PortfolioClient
+from b3_dagster.sources.b3_portfolio import DEFAULT_MAX_PAGE_BYTES, DEFAULT_PAGE_SIZE, B3PortfolioClient
 from b3_dagster.sources.b3_stock_index import B3StockIndexClient
-from b3_dagster.sources.http import HttpPolicy, http_session
+from b3_dagster.sources.http import HttpPolicy, http_session, post_message
 from b3_dagster.sources.yahoo_chart import DEFAULT_MAX_CHART_BYTES, IBOV_SYMBOL, YahooChartClient
 from b3_dagster.storage import staging
 from b3_dagster.storage.glue_job import (
@@ -131,7 +131,7 @@ class B3PortfolioResource(HttpResource):
 
     base_url: str = Field(default=settings.default("B3_BASE_URL"), description="B3 host (tests and the replay "
                                                                                 "point elsewhere).")
-    page_size: int = Field(default=120, ge=1, le=9999, description="Rows per page; pagination follows.")
+    page_size: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=9999, description="Rows per page; pagination follows.")
     max_page_bytes: int = Field(default=DEFAULT_MAX_PAGE_BYTES, gt=0,
                                 description="Largest page accepted (a page of ~90 rows is about 30 KB).")
     language: Literal["pt-br", "en-us"] = Field(default="pt-br", description="Answer language (dates, numbers).")
@@ -184,8 +184,10 @@ def refine_locally(store: PortfolioStore, days: list[dt.date], processing_date: 
 class RefineEngineResource(dg.ConfigurableResource):
     """Where the sector refine runs: ``duckdb`` (in the Dagster process) or ``glue`` (the Glue Spark job)."""
 
-    kind: Literal["duckdb", "glue"] = Field(default="duckdb", description="duckdb (local) or glue (AWS Glue job).")
-    glue_job_name: str = Field(default="b3-refine-sectors", description="Glue job created by deploy/aws/template.yaml.")
+    kind: Literal["duckdb", "glue"] = Field(default=settings.default("B3_REFINE_ENGINE"),
+                                            description="duckdb (local) or glue (AWS Glue job).")
+    glue_job_name: str = Field(default=settings.default("B3_GLUE_JOB"),
+                               description="Glue job created by deploy/aws/template.yaml.")
     pipes_bucket: Optional[str] = Field(default=None, description="Bucket for the Dagster Pipes context (glue).")
     pipes_prefix: str = Field(default="dagster-pipes", description="Key prefix for the Dagster Pipes context.")
     endpoint_url: Optional[str] = Field(default=None, description="Custom AWS endpoint (tests).")

@@ -14,10 +14,8 @@ from typing import Mapping
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-import requests
-
 from b3_dagster.calendar import B3_TIMEZONE, sessions
-from b3_dagster.errors import AlertConfigError, AlertDeliveryError
+from b3_dagster.errors import AlertConfigError
 
 _DEADLINE = re.compile(r"^(?P<hour>[01]\d|2[0-3]):(?P<minute>[0-5]\d)$")
 MAX_REASON_CHARS = 600
@@ -136,14 +134,3 @@ def missed_day_message(*, asset: str, day: dt.date, deadline: dt.time, reason: s
          "deadline": f"{deadline:%H:%M} {B3_TIMEZONE}"},
         "Open the last run in Dagster" if run_id else "Open the partition in Dagster", link,
     )
-
-
-def post_message(url: str, payload: dict, timeout: float = 10.0,
-                 session: requests.Session | None = None) -> None:
-    """POST ``payload`` as JSON to the webhook; ``AlertDeliveryError`` unless it answers 2xx."""
-    try:
-        answer = (session or requests).post(url, json=payload, timeout=timeout)
-    except requests.RequestException as error:
-        raise AlertDeliveryError(f"alert webhook unreachable: {error}") from error
-    if not 200 <= answer.status_code < 300:
-        raise AlertDeliveryError(f"alert webhook answered {answer.status_code}: {answer.text[:200]}")

@@ -44,6 +44,7 @@ RESULT_FIELDS = ("segment", "cod", "asset", "type", "part", "partAcum", "theoric
 MAX_PAGES = 1000  # a safety stop: IBOV has about 90 rows
 # A page of ~90 rows is about 30 KB; 4 MiB leaves room for any index B3 publishes and still stops a runaway body.
 DEFAULT_MAX_PAGE_BYTES = 4 * 1024 * 1024
+DEFAULT_PAGE_SIZE = 120  # rows per page asked of B3; pagination follows
 
 
 def portfolio_payload(page_number: int, page_size: int, language: str = "pt-br", index: str = "IBOV",
@@ -167,7 +168,7 @@ def rows_to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 class B3PortfolioClient:
     """Fetches the IBOV portfolio that B3 publishes *now* (B3 serves only the current portfolio)."""
 
-    def __init__(self, base_url: str = B3_HOST, page_size: int = 120, policy: HttpPolicy | None = None,
+    def __init__(self, base_url: str = B3_HOST, page_size: int = DEFAULT_PAGE_SIZE, policy: HttpPolicy | None = None,
                  language: str = "pt-br", index: str = "IBOV", segment: str = "2",
                  session: requests.Session | None = None, on_page: Callable[[int, int | None], None] | None = None):
         if page_size < 1:

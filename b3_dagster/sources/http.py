@@ -9,6 +9,8 @@ deadline ends the fetch at once instead of sleeping past it. Bodies are streamed
 Three error types, each saying what ended the fetch: ``FetchDeadlineExceeded``, ``BodyTooLarge`` and
 ``NetworkError`` (nothing answered: DNS failure, connection refused or reset, no answer in time). An HTTP status is
 not an error here: the caller turns a final non-200 answer into its own message.
+
+``post_message`` is the project's one POST (an alert to a webhook), here so that ``rules/`` stays free of I/O.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import requests
 import urllib3
 from urllib3.util.retry import Retry
 
-from b3_dagster.errors import BodyTooLarge, FetchDeadlineExceeded, HttpFetchError, NetworkError
+from b3_dagster.errors import AlertDeliveryError, BodyTooLarge, FetchDeadlineExceeded, HttpFetchError, NetworkError
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 USER_AGENT = "b3-dagster/0.1 (+https://github.com/; data pipeline)"
@@ -239,3 +241,15 @@ def get_ok(session: requests.Session, url: str, policy: HttpPolicy, fail: Callab
     if answer.status != 200:
         raise fail(f"HTTP {answer.status} after {answer.attempts} attempt(s): {answer.text[:200]!r}")
     return answer
+
+
+# The one POST: an alert to a Slack-compatible webhook (the rules build the message; sending it is I/O, so it is here).
+def post_message(url: str, payload: dict, timeout: float = 10.0,
+                 session: requests.Session | None = None) -> None:
+    """POST ``payload`` as JSON to the webhook; ``AlertDeliveryError`` unless it answers 2xx."""
+    try:
+        answer = (session or requests).post(url, json=payload, timeout=timeout)
+    except requests.RequestException as error:
+        raise AlertDeliveryError(f"alert webhook unreachable: {error}") from error
+    if not 200 <= answer.status_code < 300:
+        raise AlertDeliveryError(f"alert webhook answered {answer.status_code}: {answer.text[:200]}")

@@ -94,7 +94,8 @@ class ImportOutcome:
         return self.status != REFUSED
 
 
-def _check_sector_source(sector_source: SectorSource) -> SectorSource:
+def check_sector_source(sector_source: SectorSource) -> SectorSource:
+    """``sector_source`` as the import takes it (a date, or one of the named sources); ValueError names the choices."""
     if isinstance(sector_source, dt.date) or sector_source in (CLASSIFICATION, NEAREST_SNAPSHOT, NO_SECTOR_SOURCE):
         return sector_source
     try:
@@ -308,7 +309,7 @@ def import_files(paths: Iterable[str | os.PathLike], store: PortfolioStore, allo
     ``classification`` is the classification history (CLASSIFICATION_COLUMNS) used by ``sector_source``
     "classification"; by default the vintages shipped with the package.
     """
-    sector_source = _check_sector_source(sector_source)
+    sector_source = check_sector_source(sector_source)
     built: list[SectorDimension] = []
 
     def dimension() -> SectorDimension:  # built only when a standard file needs it

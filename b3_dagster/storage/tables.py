@@ -144,7 +144,6 @@ INDEX_TABLE_DEF = TableDef("b3_refined_db", "ibov_refined", INDEX_SCHEMA,
 CLASSIFICATION_TABLE_DEF = TableDef("b3_refined_db", CLASSIFICATION_TABLE, CLASSIFICATION_SCHEMA,
                                     partitioning=((VALID_FROM, "year"),), replace_by=(VALID_FROM,),
                                     sort_by=(VALID_FROM, ISSUER_CODE))
-TABLE_DEFS = (PORTFOLIO_TABLE_DEF, INDEX_TABLE_DEF, CLASSIFICATION_TABLE_DEF)
 
 
 @dataclass(frozen=True)
@@ -179,7 +178,7 @@ INDEX_PORTFOLIOS_TABLE_DEF = TableDef("b3_refined_db", "index_portfolios", INDEX
 ANOMALY_TABLE_DEF = TableDef("b3_refined_db", "ibov_anomalies", ANOMALY_SCHEMA,
                              partitioning=((CLOSE_DATE, "year"),), replace_by=(CLOSE_DATE,), sort_by=(CLOSE_DATE,))
 INDICES_TABLE_DEFS = (INDEX_CLOSES_TABLE_DEF, MEMBERSHIP_TABLE_DEF, INDEX_PORTFOLIOS_TABLE_DEF, ANOMALY_TABLE_DEF)
-TABLE_DEFS = TABLE_DEFS + INDICES_TABLE_DEFS
+TABLE_DEFS = (PORTFOLIO_TABLE_DEF, INDEX_TABLE_DEF, CLASSIFICATION_TABLE_DEF, *INDICES_TABLE_DEFS)
 
 
 def _millis_to_datetime(millis: int) -> dt.datetime:
@@ -358,13 +357,13 @@ class IcebergTables:
             return MaintenanceOutcome(table.qualified_name, 0, 0)
         now = now or dt.datetime.now(dt.timezone.utc)
         before = len(iceberg.metadata.snapshots)
-        referenced_before = {self._key_of_uri(uri) for uri in self.referenced_files(iceberg)}
+        referenced_before = {self.key_of_uri(uri) for uri in self.referenced_files(iceberg)}
         expire = iceberg.maintenance.expire_snapshots().older_than(now - snapshot_retention)
         expired = len(expire._snapshot_ids_to_expire)  # the builder exposes no count; read before commit
         if expired:
             expire.commit()
             iceberg = self.catalog.load_table(self.identifier(table))
-        referenced = {self._key_of_uri(uri) for uri in self.referenced_files(iceberg)}
+        referenced = {self.key_of_uri(uri) for uri in self.referenced_files(iceberg)}
         obsolete = referenced_before - referenced  # only the expired snapshots needed them: gone at once
         prefix = self.lake_key(self.location(table)).rstrip("/") + "/"
         stale = [info.key for info in self.lake.list(prefix) if info.key not in referenced
@@ -381,7 +380,7 @@ class IcebergTables:
             raise TableError(f"{uri} is outside the lake {root}")
         return plain[len(root):]
 
-    def _key_of_uri(self, uri: str) -> str:
+    def key_of_uri(self, uri: str) -> str:
         try:
             return self.lake_key(uri)
         except TableError:

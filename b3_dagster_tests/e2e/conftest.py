@@ -12,12 +12,10 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,38 +25,20 @@ import requests
 
 from b3_dagster.replay.b3_api import Recording, answer
 from b3_dagster.sources.b3_portfolio import ENDPOINT_PATH
+from b3_dagster_tests.helpers import (
+    b3_dagster_command,
+    free_port,
+    start_code_server,
+    start_webserver_and_daemon,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 PG_BIN = Path(os.environ.get("B3_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PG_OS_USER = "postgres"  # initdb refuses root; Debian's postgresql package creates this user
-LOCATION = "b3_dagster"
-REPOSITORY = "__repository__"
 
 
 # ---- small helpers ---------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(what: str, predicate, timeout: float, interval: float = 1.0):
-    """Poll ``predicate`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last_error = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as error:  # the thing may not be up yet
-            last_error = error
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last_error})"
-                                                                         if last_error else ""))
-
-
 def descendants(pid: int) -> list[int]:
     """Every process below ``pid`` (from /proc), children first found first."""
     children: dict[int, list[int]] = {}
@@ -308,44 +288,6 @@ class Deployment:
         return "\n".join(f"--- {p.role} (start {p.starts}) ---\n{p.log_tail()}" for p in self.processes.values())
 
 
-WORKSPACE_QUERY = """{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
-  locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
-DAEMONS_QUERY = """{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }"""
-
-
-def location_loaded(deployment: Deployment) -> bool:
-    entries = deployment.graphql(WORKSPACE_QUERY)["workspaceOrError"]["locationEntries"]
-    entry = next(e for e in entries if e["name"] == LOCATION)
-    loaded = entry["locationOrLoadError"] or {}
-    if loaded.get("__typename") == "PythonError":
-        raise RuntimeError(loaded["message"])
-    return entry["loadStatus"] == "LOADED" and loaded.get("__typename") == "RepositoryLocation"
-
-
-def daemons_healthy(deployment: Deployment) -> bool:
-    statuses = deployment.graphql(DAEMONS_QUERY)["instance"]["daemonHealth"]["allDaemonStatuses"]
-    needed = {"SENSOR", "SCHEDULER", "QUEUED_RUN_COORDINATOR", "MONITORING", "EVENT_LOG_CONSUMER"}  # run retries
-    healthy = {s["daemonType"] for s in statuses if s["healthy"]}
-    return needed <= healthy
-
-
-def start_code_server(deployment: Deployment) -> None:
-    process = deployment.processes["code-server"]
-    process.start()
-    port = int(process.env["B3_CODE_SERVER_PORT"])
-    wait_for("the code server's port", lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close()
-             or True, timeout=120)
-
-
-def start_webserver_and_daemon(deployment: Deployment) -> None:
-    deployment.processes["webserver"].start()
-    deployment.processes["daemon"].start()
-    wait_for("the webserver", lambda: requests.get(f"{deployment.webserver_url}/server_info", timeout=2).ok,
-             timeout=120)
-    wait_for("the code location to load in the webserver", lambda: location_loaded(deployment), timeout=120)
-    wait_for("every daemon to report healthy", lambda: daemons_healthy(deployment), timeout=120)
-
-
 @pytest.fixture(scope="module")
 def deployment(postgres, recordings, tmp_path_factory, e2e_settings):
     """The production deployment: code server, daemon and webserver on PostgreSQL, with the shipped config."""
@@ -402,12 +344,6 @@ class DemoRun:
     home: Path
     env: dict
     done: subprocess.CompletedProcess
-
-
-def b3_dagster_command() -> list[str]:
-    """The installed `b3-dagster` script of this environment (or the module, when the script is not installed)."""
-    found = shutil.which("b3-dagster", path=str(Path(sys.executable).parent))
-    return [found] if found else [sys.executable, "-m", "b3_dagster.cli"]
 
 
 @pytest.fixture(scope="session")

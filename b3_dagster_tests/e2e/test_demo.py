@@ -10,7 +10,7 @@ from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 import pytest
 
-from .conftest import b3_dagster_command
+from b3_dagster_tests.helpers import b3_dagster_command
 
 PROJECT = Path(__file__).resolve().parents[2]
 

@@ -40,7 +40,14 @@ from b3_dagster.storage.portfolio_store import PortfolioStore
 from b3_dagster.storage.tables import run_query
 from b3_dagster.transforms.sector_refine import refine_portfolio
 
-from .conftest import LOCATION, REPO, REPOSITORY, start_code_server, start_webserver_and_daemon, wait_for
+from b3_dagster_tests.helpers import (
+    LOCATION,
+    REPOSITORY,
+    start_code_server,
+    start_webserver_and_daemon,
+    wait_for,
+)
+from b3_dagster_tests.helpers import ROOT as REPO
 
 pytestmark = pytest.mark.slow
 

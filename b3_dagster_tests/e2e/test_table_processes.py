@@ -148,7 +148,7 @@ def test_sigkill_mid_commit_leaves_the_last_committed_snapshot_and_maintenance_r
         assert list(by_day) == YEAR
         assert len(set().union(*by_day.values())) == 1, "a kill never leaves a mix of two commits"
         live = tables.load(PORTFOLIO_TABLE_DEF)
-        referenced = {tables._key_of_uri(uri) for uri in tables.referenced_files(live)}
+        referenced = {tables.key_of_uri(uri) for uri in tables.referenced_files(live)}
         orphans_seen |= {i.key for i in tables.lake.list("warehouse/") if i.key not in referenced}
 
     # and one kill at the moment that matters most, whatever the machine's load: the commit's data and manifest files
@@ -164,13 +164,13 @@ def test_sigkill_mid_commit_leaves_the_last_committed_snapshot_and_maintenance_r
     by_day = markers_by_day(lake_root)
     assert list(by_day) == YEAR and len(set().union(*by_day.values())) == 1 and 5000.0 not in by_day[YEAR[0]]
     live = tables.load(PORTFOLIO_TABLE_DEF)
-    referenced = {tables._key_of_uri(uri) for uri in tables.referenced_files(live)}
+    referenced = {tables.key_of_uri(uri) for uri in tables.referenced_files(live)}
     orphans_seen |= {i.key for i in tables.lake.list("warehouse/") if i.key not in referenced}
 
     outcome = tables.maintain(PORTFOLIO_TABLE_DEF, snapshot_retention=dt.timedelta(days=30),
                               orphan_grace=dt.timedelta(0))
     live = tables.load(PORTFOLIO_TABLE_DEF)
-    referenced = {tables._key_of_uri(uri) for uri in tables.referenced_files(live)}
+    referenced = {tables.key_of_uri(uri) for uri in tables.referenced_files(live)}
     assert [i.key for i in tables.lake.list("warehouse/") if i.key not in referenced] == []
     assert orphans_seen and orphans_seen <= set(outcome.removed_files), \
         "the kills left files behind that no snapshot lists, and maintenance removed them"

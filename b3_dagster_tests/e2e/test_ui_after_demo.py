@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import LOCATION, REPO, REPOSITORY, free_port, wait_for
+from b3_dagster_tests.helpers import LOCATION, REPOSITORY, free_port, wait_for
+from b3_dagster_tests.helpers import ROOT as REPO
 
 pytestmark = pytest.mark.slow
 

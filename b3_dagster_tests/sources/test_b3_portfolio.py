@@ -15,7 +15,7 @@ from b3_dagster.sources.b3_portfolio import (
     portfolio_payload,
 )
 from b3_dagster.sources.http import HttpPolicy
-from b3_dagster_tests.conftest import ENDPOINT
+from b3_dagster_tests.helpers import ENDPOINT
 
 
 def client(base_url, language="pt-br", page_size=9999, retries=3):

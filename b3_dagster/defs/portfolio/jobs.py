@@ -13,7 +13,7 @@ from b3_dagster.defs.shared.declarations import asset_job
 
 # No job mixes the snapshot (one B3 call per day: one run per day) with the refine and table (single-run
 # backfills): Dagster would warn and fall back to one run per day for all three. The schedule runs
-# ibov_snapshot_job (automation.py); the raw sensor then runs ibov_refine_job over the new days.
+# ibov_snapshot_job (defs/automation/schedules.py); the raw sensor then runs ibov_refine_job over the new days.
 refine_job = asset_job(
     "ibov_refine_job",
     [ibov_sector_refined, tb_ibov_refined],

@@ -22,6 +22,7 @@ from b3_dagster.defs import resources as defs_resources
 from b3_dagster.defs.portfolio.assets import ibov_raw_snapshot
 from b3_dagster.defs.resources import B3PortfolioResource, LakeResource
 from b3_dagster.sources.b3_portfolio import B3PortfolioClient
+from b3_dagster.sources.http import post_message
 from b3_dagster.storage.portfolio_store import PortfolioStore
 from b3_dagster.storage.lake import LocalLake
 
@@ -96,7 +97,7 @@ def test_messages_carry_partition_reason_and_link_in_slack_shape():
 def test_a_refused_message_raises(httpserver):
     httpserver.expect_request("/hook", method="POST").respond_with_data("no_service", status=404)
     with pytest.raises(AlertDeliveryError, match="404"):
-        alerting.post_message(httpserver.url_for("/hook"), {"text": "x"})
+        post_message(httpserver.url_for("/hook"), {"text": "x"})
 
 
 # ---- the sensors, posting to a real receiver ------------------------------------------------------------------
