@@ -206,8 +206,8 @@ def official_ibov_closes(tables, first: dt.date, last: dt.date) -> pd.DataFrame:
     kinds={"parquet", "pandas"},
     check_specs=specs(REFINED_INDEX_ASSET, {name: text for name, (_, text) in INDEX_CHECKS.items()}),
     description="Seed 001's refined index rows (pt-BR names, daily change, amplitude, volatility, 5/20-session "
-                "moving averages, 20-session volatility z-score, volatilidade_pico) per month under "
-                "staged per run for ibov_refined's commit. Windows at a month's start use the previous month's sessions.",
+                "moving averages, 20-session volatility z-score, volatilidade_pico) per month, "
+                "staged per run (staging/) for ibov_refined's commit. Windows at a month's start use the previous month's sessions.",
 )
 @fails_clearly
 def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource,
