@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 from b3_dagster.errors import B3DagsterError
@@ -70,9 +71,16 @@ def _store():
     return PortfolioStore(lake_from_uri(os.environ["B3_LAKE_ROOT"]))
 
 
-def _print_frame(title: str, frame) -> None:
+def _print_frame(title: str, frame, shown: int = 40) -> None:
     print(f"\n-- {title}")
-    print(frame.to_string(index=False, max_rows=40) if not frame.empty else "(no rows)")
+    print(frame.head(shown).to_string(index=False) if not frame.empty else "(no rows)")
+    if len(frame) > shown:
+        print(f"   ... {len(frame)} rows in all")
+
+
+def _status_counts(statuses: list[str]) -> str:
+    """``23 written`` or ``20 unchanged, 3 replaced``: how a batch of files went into raw/."""
+    return ", ".join(f"{count} {status}" for status, count in sorted(Counter(statuses).items()))
 
 
 def _instance():
@@ -141,6 +149,12 @@ def _demo_start(args: argparse.Namespace):
     from b3_dagster.defs.resources import LakeResource
 
     _apply_defaults(args.lake)
+    # Dagster's SQLite event log stores each event on its own (about 10 ms of CPU); a range run otherwise writes one
+    # "planned" event per partition and asset before as many materialisations (1,642 each in the refine's run).
+    # Dagster's own switch writes one planned event per asset instead. What it gives up: a FAILED range run does not
+    # mark its partitions failed, and the demo stops at the first failed run anyway. `dg dev` and production keep
+    # Dagster's default (this process only).
+    os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
     _local_instance_home()
     instance = _instance()
     mark_demo_lake(LakeResource(root=os.environ["B3_LAKE_ROOT"]))
@@ -163,15 +177,20 @@ def _demo_b3_api_days(instance) -> None:
 def _demo_csv_imports(instance, store, recordings_root: Path) -> bool:
     """The shipped IBOVDia CSV downloads into raw/, recorded in the instance; False if one could not be imported."""
     from b3_dagster.storage.history_import import exit_code, format_outcome, import_files
+    from b3_dagster.storage.layout import RAW_PREFIX
 
     print("\n2. Past portfolios from B3's IBOVDia CSV downloads -> raw/")
     csv_files = sorted((recordings_root / "b3_csv").glob("*.csv")) + sorted(
         (recordings_root / "b3_csv" / "standard").glob("*.csv"))
     outcomes = import_files(csv_files, store)
     for outcome in outcomes:
-        print("  " + format_outcome(outcome))
+        if not outcome.ok:  # one line per file only for a refused one (b3-dagster import-csv prints them all)
+            print("  " + format_outcome(outcome))
     if exit_code(outcomes):
         return False
+    days = sorted(o.portfolio_date for o in outcomes if o.portfolio_date is not None)
+    print(f"  {len(outcomes)} downloads: {_status_counts([o.status for o in outcomes])} "
+          f"(portfolios of {days[0]}..{days[-1]}) -> {store.lake.uri(RAW_PREFIX)}")
     recorded = record_imports(instance, store, outcomes)
     print(f"  {recorded} imported day(s) recorded as materialisations of ibov_raw_snapshot")
     return True
@@ -181,9 +200,8 @@ def _demo_refine(instance, store) -> None:
     from b3_dagster.definitions import build_definitions
 
     raw_days = store.raw_days()
-    print(f"\n3. Refine on B3's sector classification and update default.tb_ibov_refined: ONE run over "
-          f"{raw_days[0]}..{raw_days[-1]} (the {len(raw_days)} days with raw; the sessions between are skipped by "
-          "name); then b3_refined_db.classificacao_setorial and the sector weights chart")
+    print(f"\n3. Sectors refined -> default.tb_ibov_refined: ONE run over {raw_days[0]}..{raw_days[-1]}\n"
+          f"   ({len(raw_days)} days with raw; the sessions between are skipped by name); b3_refined_db sectors, chart")
     defs = build_definitions()
     run_job(defs, "ibov_refine_job", instance, start=raw_days[0].isoformat(), end=raw_days[-1].isoformat())
     run_job(defs, "b3_sectors_job", instance)
@@ -215,7 +233,7 @@ def _demo_queries(lake_root: Path) -> None:
     print(f"\nTable default.tb_ibov_refined: Apache Iceberg, {tables.description}")
     connection = connect(tables)
     for title, sql in {**SEED_000_QUERIES, **INDICES_QUERIES}.items():
-        _print_frame(f"{title}: {sql}", run_query(connection, sql))
+        _print_frame(f"{title}: {sql}", run_query(connection, sql), shown=5)
     print(f"\nCharts: {lake_root / 'charts'}")
     print('Query it yourself: b3-dagster query "SELECT * FROM default.tb_ibov_refined LIMIT 10"')
 
@@ -251,15 +269,14 @@ def _demo_index_closes(instance, store, recordings_root: Path) -> None:
     from b3_dagster.defs.resources import B3IndicesResource
     from b3_dagster.replay.b3_indices import IndicesReplay
 
-    print("\n5. B3's official IBOV closes: the recorded year grids replayed on 127.0.0.1, then the Evolução Diária "
-          "downloads -> raw/ -> b3_refined_db.index_closes")
+    print("\n5. B3's official IBOV closes (year grids replayed, Evolução downloads) -> b3_refined_db.index_closes")
     with IndicesReplay() as replay:
         for year, language in _best_ibov_grids():
             defs = build_definitions({"b3_indices": B3IndicesResource(base_url=replay.base_url, language=language)})
             run_job(defs, "index_history_job", instance, partition_key=f"{year}|IBOV")
-    for path in sorted((recordings_root / "b3_index_history" / "csv_evolucao_diaria").glob("*.csv")):
-        print("  " + _import_history_file(store, path))
-    print("\n".join(_demo_monthly_closes(store, recordings_root)))
+    daily = sorted((recordings_root / "b3_index_history" / "csv_evolucao_diaria").glob("*.csv"))
+    statuses = [_import_history_file(store, path)[0] for path in daily] + _demo_monthly_closes(store, recordings_root)
+    print(f"  {len(statuses)} Evolução Diária / Mensal downloads: {_status_counts(statuses)} -> raw/index_history/")
     run_job(build_definitions(), "index_closes_job", instance)
 
 
@@ -281,16 +298,15 @@ def _demo_index_portfolios(instance, store) -> None:
     from b3_dagster.replay.b3_api import B3Replay, recorded_days
     from b3_dagster.sources.b3_index_csv import recorded_csvs
 
-    print("\n6. Every index's portfolio: GetPortfolioDay per (session, index) replayed on 127.0.0.1 (only IBOV answers "
-          "are recorded), and the Carteira do Dia downloads of " + ", ".join(DEMO_INDEX_CSVS)
-          + " -> raw/ -> b3_refined_db.index_portfolios")
+    print("\n6. Every index's portfolio (GetPortfolioDay replayed for IBOV, Carteira do Dia downloads of "
+          + ", ".join(DEMO_INDEX_CSVS) + ") -> b3_refined_db.index_portfolios")
     for recording in recorded_days():
         with B3Replay(recording) as replay:
             api = build_definitions({"b3": B3PortfolioResource(base_url=replay.base_url, language=recording.language)})
             run_job(api, "index_portfolio_raw_job", instance, partition_key=f"{recording.date}|{recording.index}")
-    for path in recorded_csvs():
-        if path.name[:4] in DEMO_INDEX_CSVS:
-            print("  " + _import_portfolio_file(store, path, allow_altered=False))
+    statuses = [_import_portfolio_file(store, path, allow_altered=False)[0]
+                for path in recorded_csvs() if path.name[:4] in DEMO_INDEX_CSVS]
+    print(f"  {len(statuses)} Carteira do Dia downloads: {_status_counts(statuses)} -> raw/index_portfolio/")
     run_job(build_definitions(), "index_portfolios_job", instance)
 
 
@@ -300,8 +316,7 @@ def _demo_index_membership(instance) -> None:
     from b3_dagster.replay.b3_indices import IndicesReplay
     from b3_dagster.sources.b3_stock_index import recorded_answers
 
-    print("\n7. Index membership: B3 GetStockIndex, the recorded answers replayed on 127.0.0.1 one day at a time "
-          "-> raw/ -> b3_refined_db.index_membership, compared with the portfolios of the same day")
+    print("\n7. Index membership (GetStockIndex replayed per day) -> b3_refined_db.index_membership")
     with IndicesReplay() as replay:
         defs = build_definitions({"b3_indices": B3IndicesResource(base_url=replay.base_url)})
         for day, path in sorted(recorded_answers().items()):
@@ -313,7 +328,7 @@ def _demo_index_membership(instance) -> None:
 def _demo_anomalies(instance) -> None:
     from b3_dagster.definitions import build_definitions
 
-    print("\n8. Anomaly score of the IBOVESPA days (IsolationForest, fixed seed) -> b3_refined_db.ibov_anomalies, chart")
+    print("\n8. Anomaly score of the IBOVESPA days (IsolationForest) -> b3_refined_db.ibov_anomalies, chart")
     run_job(build_definitions(), "ibov_anomaly_job", instance)
 
 
@@ -324,24 +339,25 @@ def _indices_store():
     return B3IndicesStore(lake_from_uri(os.environ["B3_LAKE_ROOT"]))
 
 
-def _import_history_file(store, path: Path) -> str:
-    """An "Evolução Diária" or "Evolução Mensal" download (told apart by its header) into raw."""
+def _import_history_file(store, path: Path) -> tuple[str, str]:
+    """An "Evolução Diária" or "Evolução Mensal" download (told apart by its header) into raw: (status, line)."""
     written, held = store.write_history_csv(path.read_bytes(), str(path))
-    return f"{written.status:<9} {path.name}: {held} -> {written.uri}"
+    return written.status, f"{written.status:<9} {path.name}: {held} -> {written.uri}"
 
 
 def _demo_monthly_closes(store, recordings_root: Path) -> list[str]:
     """The demo's import of the shipped "Evolução Mensal" downloads (IBOV 2014-2025, IFIX 2014-2025) into raw, before
     index_closes_job runs: its check ``monthly_matches_daily`` then compares IBOV's months with the daily closes of
-    2021 and 2022. Plain file copies into raw (milliseconds); returns the lines to print."""
-    return ["  " + _import_history_file(store, path)
+    2021 and 2022. Plain file copies into raw (milliseconds); returns how each went (written, unchanged, ...)."""
+    return [_import_history_file(store, path)[0]
             for path in sorted((recordings_root / "b3_index_history" / "csv_evolucao_mensal").glob("*.csv"))]
 
 
-def _import_portfolio_file(store, path: Path, allow_altered: bool) -> str:
+def _import_portfolio_file(store, path: Path, allow_altered: bool) -> tuple[str, str]:
+    """A "Carteira do Dia" download into raw: (status, line)."""
     written, parsed = store.write_portfolio_csv(path.read_bytes(), str(path), allow_altered=allow_altered)
-    return (f"{written.status:<9} {path.name}: {parsed.index} {parsed.portfolio_date}, {len(parsed.rows)} tickers "
-            f"-> {written.uri}")
+    return written.status, (f"{written.status:<9} {path.name}: {parsed.index} {parsed.portfolio_date}, "
+                            f"{len(parsed.rows)} tickers -> {written.uri}")
 
 
 def _import_each(command: str, files: list[Path], one) -> int:
@@ -349,7 +365,7 @@ def _import_each(command: str, files: list[Path], one) -> int:
     failed = 0
     for path in files:
         try:
-            print(one(path))
+            print(one(path)[1])
         except (B3DagsterError, ValueError, OSError) as error:
             failed += 1
             print(f"b3-dagster {command}: {' '.join(str(error).split())}", file=sys.stderr)
