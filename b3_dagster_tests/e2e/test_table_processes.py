@@ -39,7 +39,10 @@ READER = textwrap.dedent("""
         print(int(answer["n"][0]), int(answer["days"][0]), flush=True)
 """)
 
-# Commits the whole year again and again, each time with a new marker in soma_part; says when a commit starts.
+# Commits the days first..last `commits` times, each time with the marker `marker + number` in soma_part, allowing the
+# commit `retries` replays; says when a commit starts. With "pause", its first commit stops once, between its data files
+# and the catalog's pointer, and says which snapshot it was built on, until told to go on (or killed): the moment a kill
+# matters most, and the barrier that makes two writers race from one snapshot.
 WRITER = textwrap.dedent("""
     import sys
     import pyarrow as pa
@@ -49,13 +52,14 @@ WRITER = textwrap.dedent("""
     from b3_dagster.storage.tables import PORTFOLIO_TABLE_DEF, TableCommitConflict, open_tables
 
     lake, first, last, marker, commits, retries = sys.argv[1:7]
-    if sys.argv[7:] == ["pause"]:  # stop between the data files and the catalog's pointer, until told (or killed)
+    if sys.argv[7:] == ["pause"]:
         from pyiceberg.table import Transaction
 
         commit_transaction = Transaction.commit_transaction
 
         def paused(self):
-            print("files written", flush=True)
+            Transaction.commit_transaction = commit_transaction  # only once: replays and later commits run freely
+            print("files written on", self._table.metadata.current_snapshot_id, flush=True)
             sys.stdin.readline()
             return commit_transaction(self)
 
@@ -179,10 +183,23 @@ def test_sigkill_mid_commit_leaves_the_last_committed_snapshot_and_maintenance_r
 
 def test_two_processes_committing_overlapping_days_end_serialised_or_fail_clearly(lake_root):
     tables = open_tables(LocalLake(lake_root))
-    tables.commit(PORTFOLIO_TABLE_DEF, synthetic(YEAR, 0.0), [d.isoformat() for d in YEAR])
+    seed = tables.commit(PORTFOLIO_TABLE_DEF, synthetic(YEAR, 0.0), [d.isoformat() for d in YEAR])
     first, second = YEAR[:150], YEAR[100:]  # 50 days in common
-    writers = [start(WRITER, lake_root, first[0], first[-1], 100, 4, 3),
-               start(WRITER, lake_root, second[0], second[-1], 200, 4, 3)]
+    writers = [start(WRITER, lake_root, first[0], first[-1], 100, 4, 3, "pause"),
+               start(WRITER, lake_root, second[0], second[-1], 200, 4, 3, "pause")]
+    for writer in writers:
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+    # A barrier, whatever the machine's load: each first commit stops with its files written on the snapshot it
+    # loaded, before the catalog's pointer moves; both are released only once both stand there, so whichever moves
+    # the pointer second meets a commit it did not see.
+    bases = []
+    for writer in writers:
+        assert writer.stdout.readline().startswith("committing"), writer.stderr.read()
+        paused = writer.stdout.readline().split()
+        assert paused[:3] == ["files", "written", "on"], (paused, writer.stderr.read())
+        bases.append(int(paused[3]))
+    assert bases == [seed.snapshot_id] * 2, "both writers built their first commit on the same snapshot"
     for writer in writers:
         writer.stdin.write("go\n")
         writer.stdin.flush()
