@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command on a fresh machine: set up .venv, then run the whole pipeline end to end on the local default
-# (lake in ./data, DuckDB catalog), replaying recorded real B3 and Yahoo answers: no network needed.
+# (lake in ./data, Iceberg tables in a SQLite catalog, queried by DuckDB), replaying recorded real B3 and Yahoo
+# answers: no network needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
