@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import os
 import sys
 from collections import Counter
@@ -275,8 +276,18 @@ def _demo_index_closes(instance, store, recordings_root: Path) -> None:
             defs = build_definitions({"b3_indices": B3IndicesResource(base_url=replay.base_url, language=language)})
             run_job(defs, "index_history_job", instance, partition_key=f"{year}|IBOV")
     daily = sorted((recordings_root / "b3_index_history" / "csv_evolucao_diaria").glob("*.csv"))
-    statuses = [_import_history_file(store, path)[0] for path in daily] + _demo_monthly_closes(store, recordings_root)
-    print(f"  {len(statuses)} Evolução Diária / Mensal downloads: {_status_counts(statuses)} -> raw/index_history/")
+    # two downloads of 2021 (to April, then to August): the longer replaces the shorter, which is archived. The
+    # summary line says so; the storage's own warning about it would only repeat it on stderr
+    raw_writes_log = logging.getLogger("b3_dagster.storage.raw_writes")
+    level = raw_writes_log.level
+    raw_writes_log.setLevel(logging.ERROR)
+    try:
+        statuses = ([_import_history_file(store, path)[0] for path in daily]
+                    + _demo_monthly_closes(store, recordings_root))
+    finally:
+        raw_writes_log.setLevel(level)
+    print(f"  {len(statuses)} Evolução Diária / Mensal downloads: {_status_counts(statuses)} -> raw/index_history/"
+          + (" (a replaced copy is kept under archive/)" if "replaced" in statuses else ""))
     run_job(build_definitions(), "index_closes_job", instance)
 
 

@@ -11,6 +11,8 @@ Where the time goes (measured with cProfile, 2026-11-30): Dagster's SQLite event
 (new SQLAlchemy engine, commit, close, per run shard and again in index.db), about 10-20 ms of CPU plus fsyncs per
 event; a run over a range of partitions writes a planned and a materialisation event per partition and asset. The
 refine's one run over 2022-12-08..2026-03-24 covers 821 sessions (25 with raw) = 1,642 materialisations.
+Since 2026-11-30 16:10 the demo writes one planned event per asset (DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS,
+b3_dagster/cli.py): measured 56 s CPU (refine 27 s) against the baseline's 96 s (refine 59 s), at load average 2.
 """
 
 from __future__ import annotations
