@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Callable
 
 import pandas as pd
 import pyarrow as pa
@@ -72,11 +73,16 @@ class RawWrite:
     archived: str | None = None
 
 
-def _keep(lake: Lake, key: str, data: bytes, now: dt.datetime | None = None) -> RawWrite:
+def _keep(lake: Lake, key: str, data: bytes, now: dt.datetime | None = None,
+          same_data: Callable[[bytes], bool] | None = None) -> RawWrite:
     """Write ``data`` at ``key``; the same bytes again are a no-op; different bytes archive the old object first
-    (B3 serves its history again: a newer answer replaces the stored one, by the one raw-write protocol)."""
-    partition = RawPartition(key, data, 0, key, stored=lambda: [key] if lake.exists(key) else [],
-                             compare=lambda: None if lake.read_bytes(key) == data else "different bytes")
+    (B3 serves its history again: a newer answer replaces the stored one, by the one raw-write protocol).
+    ``same_data(stored)`` tells stored bytes that differ only where it does not count (a Parquet file's metadata)."""
+    def difference() -> str | None:
+        stored = lake.read_bytes(key)
+        return None if stored == data or (same_data is not None and same_data(stored)) else "different bytes"
+
+    partition = RawPartition(key, data, 0, key, stored=lambda: [key] if lake.exists(key) else [], compare=difference)
     outcome = write_raw_partitions(lake, [partition], allow_overwrite=True, now=now)[0]
     return RawWrite(key, outcome.uri, outcome.status, outcome.archived_key)
 
@@ -216,8 +222,11 @@ class B3IndicesStore:
         table = pa.Table.from_pandas(rows[INDEX_PORTFOLIO_COLUMNS], schema=INDEX_PORTFOLIO_SCHEMA,
                                      preserve_index=False)
         self._one_per_day(index, day, API_PORTFOLIO_NAME, source)
+        # the source (the URL the client asked) is metadata: the same rows taken through another URL (a replay's
+        # port, a proxy) are the same portfolio, kept as it is rather than archived and written again
         return _keep(self.lake, portfolio_key(index, day, API_PORTFOLIO_NAME),
-                     parquet_bytes(table.replace_schema_metadata({b"b3.source": source.encode()})))
+                     parquet_bytes(table.replace_schema_metadata({b"b3.source": source.encode()})),
+                     same_data=lambda stored: read_parquet_bytes(stored).cast(INDEX_PORTFOLIO_SCHEMA).equals(table))
 
     def _one_per_day(self, index: str, day: dt.date, base: str, name: str) -> None:
         for info in self.lake.list(portfolio_day_prefix(index, day)):

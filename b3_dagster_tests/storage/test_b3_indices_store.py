@@ -48,3 +48,29 @@ def test_a_damaged_monthly_download_is_refused_naming_the_line_and_nothing_is_wr
     with pytest.raises(B3IndexHistoryError, match=r"damaged.csv, line 90, field 'Valor'"):
         store.write_history_csv(data, "damaged.csv")
     assert store.monthly()[0].empty and not list(store.lake.list("raw/"))
+
+
+def _api_portfolio_rows(date: str):
+    """IBOV's rows of a recorded GetPortfolioDay answer, shaped as index_portfolio_raw hands them to the store."""
+    from b3_dagster.model import EVENT_FLAG, INDEX_CODE, LISTING_SEGMENT, SHARE_CLASS
+    from b3_dagster.replay.b3_api import recorded_days
+    from b3_dagster.sources.b3_index_csv import split_type
+    from b3_dagster.sources.b3_portfolio import parse_page, rows_to_frame
+
+    recording = next(r for r in recorded_days() if r.date == date)
+    rows = rows_to_frame(parse_page(recording.path.read_bytes(), page=1, language=recording.language).rows)
+    rows.insert(0, INDEX_CODE, "IBOV")
+    rows[SHARE_CLASS], rows[EVENT_FLAG], rows[LISTING_SEGMENT] = zip(*rows["type"].map(split_type))
+    return rows
+
+
+def test_the_same_api_portfolio_through_another_url_is_kept_and_changed_rows_replace_it(store):
+    rows = _api_portfolio_rows("2022-12-08")
+    first = store.write_api_portfolio("IBOV", rows, "http://127.0.0.1:40001/GetPortfolioDay {}")
+    stored = store.lake.read_bytes(first.key)
+    again = store.write_api_portfolio("IBOV", rows, "http://127.0.0.1:40002/GetPortfolioDay {}")  # a new replay port
+    assert (first.status, again.status) == ("written", "unchanged") and again.archived is None
+    assert store.lake.read_bytes(first.key) == stored, "the stored object is kept as it was, its source included"
+    changed = rows.assign(part=rows["part"].where(rows.index != 0, rows["part"] + 0.001))
+    replaced = store.write_api_portfolio("IBOV", changed, "http://127.0.0.1:40003/GetPortfolioDay {}")
+    assert replaced.status == "replaced" and replaced.archived and store.lake.exists(replaced.archived)
