@@ -72,15 +72,15 @@ def _store():
     return PortfolioStore(lake_from_uri(os.environ["B3_LAKE_ROOT"]))
 
 
-def _print_frame(title: str, frame, shown: int = 40) -> None:
+def _print_frame(title: str, frame, shown: int) -> None:
     print(f"\n-- {title}")
     print(frame.head(shown).to_string(index=False) if not frame.empty else "(no rows)")
     if len(frame) > shown:
         print(f"   ... {len(frame)} rows in all")
 
 
-def _status_counts(statuses: list[str]) -> str:
-    """``23 written`` or ``20 unchanged, 3 replaced``: how a batch of files went into raw/."""
+def _summarise_statuses(statuses: list[str]) -> str:
+    """``23 written`` or ``3 replaced, 20 unchanged``: how a batch of files went into raw/."""
     return ", ".join(f"{count} {status}" for status, count in sorted(Counter(statuses).items()))
 
 
@@ -152,9 +152,9 @@ def _demo_start(args: argparse.Namespace):
     _apply_defaults(args.lake)
     # Dagster's SQLite event log stores each event on its own (about 10 ms of CPU); a range run otherwise writes one
     # "planned" event per partition and asset before as many materialisations (1,642 each in the refine's run).
-    # Dagster's own switch writes one planned event per asset instead. What it gives up: a FAILED range run does not
-    # mark its partitions failed, and the demo stops at the first failed run anyway. `dg dev` and production keep
-    # Dagster's default (this process only).
+    # Dagster's own switch writes one planned event per asset instead. What it gives up, for the demo's partitioned
+    # runs only: the UI shows none of their partitions as failed or in progress (a failed run still shows as failed,
+    # and the demo stops at it). Runs that `dg dev` and production launch keep Dagster's default.
     os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
     _local_instance_home()
     instance = _instance()
@@ -190,8 +190,8 @@ def _demo_csv_imports(instance, store, recordings_root: Path) -> bool:
     if exit_code(outcomes):
         return False
     days = sorted(o.portfolio_date for o in outcomes if o.portfolio_date is not None)
-    print(f"  {len(outcomes)} downloads: {_status_counts([o.status for o in outcomes])} "
-          f"(portfolios of {days[0]}..{days[-1]}) -> {store.lake.uri(RAW_PREFIX)}")
+    print(f"  {len(outcomes)} downloads: {_summarise_statuses([o.status for o in outcomes])} "
+          + (f"(portfolios of {days[0]}..{days[-1]}) " if days else "") + f"-> {store.lake.uri(RAW_PREFIX)}")
     recorded = record_imports(instance, store, outcomes)
     print(f"  {recorded} imported day(s) recorded as materialisations of ibov_raw_snapshot")
     return True
@@ -234,7 +234,7 @@ def _demo_queries(lake_root: Path) -> None:
     print(f"\nTable default.tb_ibov_refined: Apache Iceberg, {tables.description}")
     connection = connect(tables)
     for title, sql in {**SEED_000_QUERIES, **INDICES_QUERIES}.items():
-        _print_frame(f"{title}: {sql}", run_query(connection, sql), shown=5)
+        _print_frame(f"{title}: {sql}", run_query(connection, sql), shown=10)
     print(f"\nCharts: {lake_root / 'charts'}")
     print('Query it yourself: b3-dagster query "SELECT * FROM default.tb_ibov_refined LIMIT 10"')
 
@@ -286,7 +286,7 @@ def _demo_index_closes(instance, store, recordings_root: Path) -> None:
                     + _demo_monthly_closes(store, recordings_root))
     finally:
         raw_writes_log.setLevel(level)
-    print(f"  {len(statuses)} Evolução Diária / Mensal downloads: {_status_counts(statuses)} -> raw/index_history/"
+    print(f"  {len(statuses)} Evolução Diária / Mensal downloads: {_summarise_statuses(statuses)} -> raw/index_history/"
           + (" (a replaced copy is kept under archive/)" if "replaced" in statuses else ""))
     run_job(build_definitions(), "index_closes_job", instance)
 
@@ -317,7 +317,7 @@ def _demo_index_portfolios(instance, store) -> None:
             run_job(api, "index_portfolio_raw_job", instance, partition_key=f"{recording.date}|{recording.index}")
     statuses = [_import_portfolio_file(store, path, allow_altered=False)[0]
                 for path in recorded_csvs() if path.name[:4] in DEMO_INDEX_CSVS]
-    print(f"  {len(statuses)} Carteira do Dia downloads: {_status_counts(statuses)} -> raw/index_portfolio/")
+    print(f"  {len(statuses)} Carteira do Dia downloads: {_summarise_statuses(statuses)} -> raw/index_portfolio/")
     run_job(build_definitions(), "index_portfolios_job", instance)
 
 
@@ -372,7 +372,8 @@ def _import_portfolio_file(store, path: Path, allow_altered: bool) -> tuple[str,
 
 
 def _import_each(command: str, files: list[Path], one) -> int:
-    """Import every file; a bad one is named on stderr and the others still go in (exit 1 if any failed)."""
+    """Import every file with ``one(path) -> (status, line)``, printing each line; a bad one is named on stderr and
+    the others still go in (exit 1 if any failed)."""
     failed = 0
     for path in files:
         try:

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 # 2026-11-30 14:24 UTC, 2 cores shared with other work (load average 2.0-3.4): CPU seconds (user+sys of the demo
-# process). The README's "about 100 s of CPU" quotes this run (`/usr/bin/time -v`: 82.4 s user + 16.7 s sys).
+# process), before the demo's planned-events switch (`/usr/bin/time -v`: 82.4 s user + 16.7 s sys).
 BASELINE_CPU = {
     "ibov_snapshot_job": 1.7, "record_imports": 2.6, "ibov_refine_job": 58.6, "b3_sectors_job": 1.1,
     "ibov_index_job": 9.3, "ibov_index_refine_job": 1.9, "ibov_charts_job": 1.7, "index_history_job": 0.7,
