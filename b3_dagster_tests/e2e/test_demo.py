@@ -22,6 +22,7 @@ def test_the_demo_runs_the_chain_end_to_end_offline(demo_run, query_tables):
     tmp_path, lake, env, done = demo_run.root, demo_run.lake, demo_run.env, demo_run.done
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert_clean(done.stdout + done.stderr)
+    assert done.stderr == "", "everything the demo says is on stdout, once"
     assert f"Apache Iceberg, Iceberg SQL catalog {lake / 'iceberg_catalog.db'}" in done.stdout
     assert "total_participacao" in done.stdout
     assert "skipped: raw_snapshot_on_time (demo lake" in done.stdout
@@ -52,6 +53,7 @@ def test_the_demo_runs_the_chain_end_to_end_offline(demo_run, query_tables):
                                     "FROM default.tb_ibov_refined")
     assert len(by_sector) == subsectors["n"].iloc[0] and not by_sector["Setor"].str.contains("\ufffd").any()
     assert "ONE run over 2022-12-08..2026-03-24" in done.stdout
+    assert "  23 downloads: 23 written (portfolios of 2023-01-17..2026-03-24)" in done.stdout, "one line per batch"
     # issue 14: B3's official IBOV closes from the replayed grids and downloads, two other indices' portfolios from
     # their real downloads, membership compared with the IBOV portfolios of the same days, the anomaly table
     closes = query_tables(lake, "SELECT year(data) AS ano, count(*) AS n FROM b3_refined_db.index_closes "
@@ -69,7 +71,8 @@ def test_the_demo_runs_the_chain_end_to_end_offline(demo_run, query_tables):
     again = subprocess.run([*b3_dagster_command(), "--lake", str(lake), "demo"], cwd=tmp_path, env=env,
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert "unchanged" in again.stdout, "a second demo finds the raw partitions identical and keeps them"
+    assert "23 downloads: 23 unchanged" in again.stdout, "a second demo finds the raw partitions identical, keeps them"
+    assert again.stderr == "" and "replaced" not in again.stdout, "nothing is archived and written again"
 
     # what the first `dagster dev` after the demo would do: raw_partition_sensor on the demo's instance, fresh cursor
     from b3_dagster.defs.automation.sensors import raw_partition_sensor
