@@ -202,7 +202,8 @@ def _demo_refine(instance, store) -> None:
 
     raw_days = store.raw_days()
     print(f"\n3. Sectors refined -> default.tb_ibov_refined: ONE run over {raw_days[0]}..{raw_days[-1]}\n"
-          f"   ({len(raw_days)} days with raw; the sessions between are skipped by name); b3_refined_db sectors, chart")
+          f"   ({len(raw_days)} days with raw; the sessions between are skipped by name); then "
+          "b3_refined_db.classificacao_setorial and the sector weights chart")
     defs = build_definitions()
     run_job(defs, "ibov_refine_job", instance, start=raw_days[0].isoformat(), end=raw_days[-1].isoformat())
     run_job(defs, "b3_sectors_job", instance)
