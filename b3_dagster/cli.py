@@ -276,15 +276,18 @@ def _demo_index_closes(instance, store, recordings_root: Path) -> None:
         for year, language in _best_ibov_grids():
             defs = build_definitions({"b3_indices": B3IndicesResource(base_url=replay.base_url, language=language)})
             run_job(defs, "index_history_job", instance, partition_key=f"{year}|IBOV")
-    daily = sorted((recordings_root / "b3_index_history" / "csv_evolucao_diaria").glob("*.csv"))
+    history = recordings_root / "b3_index_history"
+    # the "Evolução Mensal" downloads (IBOV and IFIX, 2014-2025) too: index_closes_job's check monthly_matches_daily
+    # then compares IBOV's months with the daily closes of 2021 and 2022
+    downloads = [*sorted((history / "csv_evolucao_diaria").glob("*.csv")),
+                 *sorted((history / "csv_evolucao_mensal").glob("*.csv"))]
     # two downloads of 2021 (to April, then to August): the longer replaces the shorter, which is archived. The
     # summary line says so; the storage's own warning about it would only repeat it on stderr
     raw_writes_log = logging.getLogger("b3_dagster.storage.raw_writes")
     level = raw_writes_log.level
     raw_writes_log.setLevel(logging.ERROR)
     try:
-        statuses = ([_import_history_file(store, path)[0] for path in daily]
-                    + _demo_monthly_closes(store, recordings_root))
+        statuses = [_import_history_file(store, path)[0] for path in downloads]
     finally:
         raw_writes_log.setLevel(level)
     print(f"  {len(statuses)} Evolução Diária / Mensal downloads: {_summarise_statuses(statuses)} -> raw/index_history/"
@@ -355,14 +358,6 @@ def _import_history_file(store, path: Path) -> tuple[str, str]:
     """An "Evolução Diária" or "Evolução Mensal" download (told apart by its header) into raw: (status, line)."""
     written, held = store.write_history_csv(path.read_bytes(), str(path))
     return written.status, f"{written.status:<9} {path.name}: {held} -> {written.uri}"
-
-
-def _demo_monthly_closes(store, recordings_root: Path) -> list[str]:
-    """The demo's import of the shipped "Evolução Mensal" downloads (IBOV 2014-2025, IFIX 2014-2025) into raw, before
-    index_closes_job runs: its check ``monthly_matches_daily`` then compares IBOV's months with the daily closes of
-    2021 and 2022. Plain file copies into raw (milliseconds); returns how each went (written, unchanged, ...)."""
-    return [_import_history_file(store, path)[0]
-            for path in sorted((recordings_root / "b3_index_history" / "csv_evolucao_mensal").glob("*.csv"))]
 
 
 def _import_portfolio_file(store, path: Path, allow_altered: bool) -> tuple[str, str]:
