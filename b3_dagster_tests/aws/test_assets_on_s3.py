@@ -11,14 +11,14 @@ import boto3
 import dagster as dg
 import pytest
 
-from b3_dagster.defs.portfolio.assets import ibov_raw_snapshot, ibov_sector_refined, tb_ibov_refined
+from b3_dagster.defs.portfolio.assets import ibov_raw_snapshot, sector_refine_and_commit
 from b3_dagster.defs.resources import RefineEngineResource
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.lakes import lake_from_uri
 
 REGION = "us-east-1"
-ALL = [ibov_raw_snapshot, ibov_sector_refined, tb_ibov_refined]
+ALL = [ibov_raw_snapshot, sector_refine_and_commit]
 PROCESSING = {"ops": {"ibov_sector_refined": {"config": {"processing_date": "2025-06-02"}}}}
 
 

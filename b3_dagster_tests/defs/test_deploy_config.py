@@ -115,13 +115,13 @@ def test_the_table_commits_share_one_pool_limited_to_one_step_across_runs(tmp_pa
 
     import dagster as dg
 
-    from b3_dagster.defs.index.assets import ibov_refined
-    from b3_dagster.defs.portfolio.assets import tb_ibov_refined
+    from b3_dagster.defs.index.assets import index_refine_and_commit
+    from b3_dagster.defs.portfolio.assets import sector_refine_and_commit
     from b3_dagster.defs.resources import CatalogResource, LakeResource
     from b3_dagster.defs.shared.tables import TABLE_POOL
     from b3_dagster.defs.maintenance.jobs import maintain_tables, table_maintenance_job
 
-    assert tb_ibov_refined.op.pool == ibov_refined.op.pool == maintain_tables.pool == TABLE_POOL
+    assert sector_refine_and_commit.op.pool == index_refine_and_commit.op.pool == maintain_tables.pool == TABLE_POOL
     from b3_dagster.definitions import defs as shipped
 
     table_writers = {spec.key.to_user_string(): asset.op.pool for asset in shipped.assets for spec in asset.specs
@@ -135,7 +135,7 @@ def test_the_table_commits_share_one_pool_limited_to_one_step_across_runs(tmp_pa
         storage = instance.event_log_storage
         storage.initialize_concurrency_limit_to_default(TABLE_POOL)
         assert storage.get_concurrency_info(TABLE_POOL).slot_count == 1
-        storage.claim_concurrency_slot(TABLE_POOL, "a-range-run-committing", "tb_ibov_refined")
+        storage.claim_concurrency_slot(TABLE_POOL, "a-range-run-committing", "ibov_sector_refined")
         defs = dg.Definitions(jobs=[table_maintenance_job], resources={
             "catalog": CatalogResource(lake=LakeResource(root=str(tmp_path / "lake")))})
         results = []

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from b3_dagster.calendar import sessions
 from b3_dagster.defs.resources import RefineEngineResource
-from b3_dagster.defs.portfolio.assets import ibov_sector_refined, tb_ibov_refined
+from b3_dagster.defs.portfolio.assets import sector_refine_and_commit
 from b3_dagster.defs.resources import CatalogResource, LakeResource
 from b3_dagster.model import REFINED_SCHEMA
 from b3_dagster.storage.lake import LocalLake
@@ -113,7 +113,7 @@ def test_a_reader_in_another_process_keeps_answering_while_a_refine_commits(lake
         reader.stdin.flush()
         before = reader.stdout.readline().split()
         lake = LakeResource(root=str(lake_root))
-        result = dg.materialize([ibov_sector_refined, tb_ibov_refined], partition_key="2025-04-07",
+        result = dg.materialize([sector_refine_and_commit], partition_key="2025-04-07",
                                 resources={"lake": lake, "catalog": CatalogResource(lake=lake),
                                            "refine_engine": RefineEngineResource()},
                                 run_config={"ops": {"ibov_sector_refined": {"config": {

@@ -36,7 +36,16 @@ from b3_dagster.defs.shared.failures import fails_clearly
 from b3_dagster.defs.shared.metadata import chart, chart_asset, days_in_run, path, preview, sql_block
 from b3_dagster.defs.shared.partitions import GROUP as INDICES_GROUP
 from b3_dagster.defs.shared.partitions import history_partitions, ibov_month_partitions, trading_day_partitions
-from b3_dagster.defs.shared.tables import commit_rows, commit_run, indices_store, snapshot_metadata, table_asset
+from b3_dagster.defs.shared.tables import (
+    commit_rows,
+    commit_run,
+    indices_store,
+    partition_materialisations,
+    refine_and_commit_asset,
+    selected,
+    snapshot_metadata,
+    table_asset,
+)
 from b3_dagster.errors import Missing, RawPartitionMissing, TableHasNoRows
 from b3_dagster.model import (
     CATALOG_DATABASE,
@@ -197,22 +206,49 @@ def official_ibov_closes(tables, first: dt.date, last: dt.date) -> pd.DataFrame:
     return closes
 
 
-@asset_with_checks(  # not @dg.asset: a skipped check must be left out (defs/portfolio/checks.py)
-    key=REFINED_INDEX_ASSET,
-    group_name=GROUP,
+@refine_and_commit_asset(
+    refined=dg.AssetSpec(
+        REFINED_INDEX_ASSET,
+        group_name=GROUP,
+        deps=[RAW_INDEX_ASSET],
+        kinds={"parquet", "pandas"},
+        description="Seed 001's refined index rows (pt-BR names, daily change, amplitude, volatility, 5/20-session "
+                    "moving averages, 20-session volatility z-score, volatilidade_pico) per month, staged per run "
+                    "(staging/); the same step commits them to ibov_refined. Windows at a month's start use the "
+                    "previous month's sessions.",
+    ),
+    table=dg.AssetSpec(
+        INDEX_TABLE_ASSET,
+        group_name=GROUP,
+        deps=[REFINED_INDEX_ASSET],
+        description=f"{INDEX_DATABASE}.{INDEX_TABLE}, the index table (seed 001's name and columns), an Apache "
+                    "Iceberg table partitioned by year and month in the same catalog as tb_ibov_refined: the run's "
+                    "staged months replace the table's rows of those months in one commit, in the refine's step "
+                    "(ibov_index_refined).",
+    ),
+    check_specs=[*specs(REFINED_INDEX_ASSET, {name: text for name, (_, text) in INDEX_CHECKS.items()}),
+                 dg.AssetCheckSpec(name="seed_001_query_answers", asset=INDEX_TABLE_ASSET,
+                                   description="Seed 001's analytic query runs unchanged and answers with the "
+                                               "refined rows of the month.")],
     partitions_def=ibov_month_partitions,
-    deps=[RAW_INDEX_ASSET],
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"parquet", "pandas"},
-    check_specs=specs(REFINED_INDEX_ASSET, {name: text for name, (_, text) in INDEX_CHECKS.items()}),
-    description="Seed 001's refined index rows (pt-BR names, daily change, amplitude, volatility, 5/20-session "
-                "moving averages, 20-session volatility z-score, volatilidade_pico) per month, "
-                "staged per run (staging/) for ibov_refined's commit. Windows at a month's start use the previous month's sessions.",
 )
 @fails_clearly
-def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource,
-                       catalog: CatalogResource) -> Iterator[dg.MaterializeResult]:
+def index_refine_and_commit(context: dg.AssetExecutionContext, lake: LakeResource,
+                            catalog: CatalogResource) -> Iterator:
     months = _months_in_run(context)
+    if selected(context, REFINED_INDEX_ASSET):
+        yield from _refine_months(context, lake, catalog, months)
+    if selected(context, INDEX_TABLE_ASSET):
+        yield from _commit_months(context, catalog, months)
+
+
+def _month_key(year: int, month: int) -> str:
+    return dt.date(year, month, 1).isoformat()  # ibov_month_partitions' key of the month
+
+
+def _refine_months(context: dg.AssetExecutionContext, lake: LakeResource, catalog: CatalogResource,
+                   months: list[tuple[int, int]]) -> Iterator:
+    """The months' refined rows into the run's staging folder; one materialisation per month, then the checks."""
     store = BarStore(lake.lake())
     raw_days = store.raw_days()
     first_day, last_day = dt.date(*months[0], 1), _month_end(*months[-1])
@@ -239,66 +275,59 @@ def ibov_index_refined(context: dg.AssetExecutionContext, lake: LakeResource,
     # the checks judge what is in storage, not what was meant to be written
     stored = staging.read_rows(store.lake, prefix, INDEX_SCHEMA).to_pandas(date_as_object=True)
     verdicts = [(name, check(stored)) for name, (check, _) in INDEX_CHECKS.items()]
-    yield dg.MaterializeResult(  # yielded so that a skipped check can be left out (defs/portfolio/checks.py)
-        metadata={
-            "months": ", ".join(f"{y}-{m:02d}" for y, m in months),
-            "sessions": len(stored),
-            "lookback_sessions_read": len(lookback),
-            "close_source": f"fonte_fechamento = yahoo on every row (Yahoo's ^BVSP bar); {official_note}",
-            "volatility_spikes": int(stored[VOLATILITY_SPIKE].sum()),
-            "staging": path(store.lake.uri(prefix)),
-            "dagster/row_count": len(stored),
-            "preview": preview(stored[[DATA, CLOSE, MA_SHORT, MA_LONG, VOLATILITY_PCT, VOL_ZSCORE,
-                                       VOLATILITY_SPIKE]].tail(10)),
-            **skipped_metadata(verdicts),
-        },
-        check_results=check_results(REFINED_INDEX_ASSET, verdicts),
-    )
+    run = {
+        "months": ", ".join(f"{y}-{m:02d}" for y, m in months),
+        "lookback_sessions_read": len(lookback),
+        "close_source": f"fonte_fechamento = yahoo on every row (Yahoo's ^BVSP bar); {official_note}",
+        "staging": path(store.lake.uri(prefix)),
+        **skipped_metadata(verdicts),
+    }
+    in_month = pd.to_datetime(stored[DATA]).dt.strftime("%Y-%m")
+    yield from partition_materialisations(REFINED_INDEX_ASSET, run, {
+        _month_key(year, month): {
+            "sessions": len(rows), "dagster/row_count": len(rows),
+            "volatility_spikes": int(rows[VOLATILITY_SPIKE].sum()),
+            "preview": preview(rows[[DATA, CLOSE, MA_SHORT, MA_LONG, VOLATILITY_PCT, VOL_ZSCORE,
+                                     VOLATILITY_SPIKE]].tail(10)),
+        } for year, month in months for rows in [stored[in_month == f"{year}-{month:02d}"]]})
+    yield from check_results(REFINED_INDEX_ASSET, verdicts)
 
 
-@table_asset(
-    key=INDEX_TABLE_ASSET,
-    group_name=GROUP,
-    partitions_def=ibov_month_partitions,
-    deps=[REFINED_INDEX_ASSET],
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    check_specs=[dg.AssetCheckSpec(name="seed_001_query_answers", asset=INDEX_TABLE_ASSET,
-                                   description="Seed 001's analytic query runs unchanged and answers with the "
-                                               "refined rows of the month.")],
-    description=f"{INDEX_DATABASE}.{INDEX_TABLE}, the index table (seed 001's name and columns), an Apache Iceberg "
-                "table partitioned by year and month in the same catalog as tb_ibov_refined: the run's staged "
-                "months replace the table's rows of those months in one commit.",
-)
-@fails_clearly
-def ibov_refined(context: dg.AssetExecutionContext, catalog: CatalogResource) -> dg.MaterializeResult:
-    months = _months_in_run(context)
+def _commit_months(context: dg.AssetExecutionContext, catalog: CatalogResource,
+                   months: list[tuple[int, int]]) -> Iterator:
+    """The run's staged months into ibov_refined in one commit; one materialisation per month, then the check."""
     tables = catalog.tables()
     committed = commit_run(context, tables, INDEX_TABLE_DEF, REFINE_INDEX_DATASET,
                            [f"{year}/{month}" for year, month in months])
     connection = connect(tables, AsOf(snapshot_id=committed.snapshot_id), table_defs=[INDEX_TABLE_DEF])
-    year, month = months[-1]
-    rows = run_query(connection, f"SELECT * FROM {INDEX_DATABASE}.{INDEX_TABLE} WHERE {YEAR} = {year} AND "
-                                 f"{MONTH} = {month}")
+    first, last = months[0], months[-1]
+    rows = run_query(connection, f"SELECT * FROM {INDEX_DATABASE}.{INDEX_TABLE} WHERE {YEAR} * 100 + {MONTH} "
+                                 f"BETWEEN {first[0] * 100 + first[1]} AND {last[0] * 100 + last[1]}")
     rows[DATA] = pd.to_datetime(rows[DATA]).dt.date
-    sql = seed_001_query(year, month)
+    last_month = rows[(rows[YEAR] == last[0]) & (rows[MONTH] == last[1])]
+    sql = seed_001_query(*last)
     answer = run_query(connection, sql)
-    outcome = seed_query_answers(answer, rows)
+    outcome = seed_query_answers(answer, last_month)
     official = official_ibov_closes(tables, min(rows[DATA]), max(rows[DATA])) if not rows.empty else pd.DataFrame()
-    return dg.MaterializeResult(
-        metadata={
-            "table": f"{INDEX_DATABASE}.{INDEX_TABLE}",
+    official_days = set(official[DATA]) if not official.empty else set()
+    run = {"table": f"{INDEX_DATABASE}.{INDEX_TABLE}", **snapshot_metadata(tables, INDEX_TABLE_DEF, committed),
+           "months": ", ".join(f"{y}-{m:02d}" for y, m in months)}
+    by_month = {}
+    for year, month in months:
+        month_rows = rows[(rows[YEAR] == year) & (rows[MONTH] == month)]
+        published = sum(day in official_days for day in month_rows[DATA])
+        month_sql = seed_001_query(year, month)
+        by_month[_month_key(year, month)] = {
+            "dagster/row_count": len(month_rows),
             # seed 001's columns stay Yahoo's bar; the close of record is B3's where published (README)
             "close_source": f"preco_fechamento is Yahoo's ^BVSP close (the OHLCV bar of seed 001's features); B3's "
-                            f"official close, the close of record, is published for {len(official)} of the "
-                            f"{len(rows)} sessions of {year}-{month:02d} (b3_refined_db.index_closes)",
-            **snapshot_metadata(tables, INDEX_TABLE_DEF, committed),
-            "months": ", ".join(f"{y}-{m:02d}" for y, m in months),
-            "dagster/row_count": committed.rows,
-            "seed_001_query": sql_block(sql),
-            "seed_001_answer": preview(answer),
-        },
-        check_results=[result(INDEX_TABLE_ASSET, "seed_001_query_answers", outcome)],
-    )
+                            f"official close, the close of record, is published for {published} of the "
+                            f"{len(month_rows)} sessions of {year}-{month:02d} (b3_refined_db.index_closes)",
+            "seed_001_query": sql_block(month_sql),
+            **({"seed_001_answer": preview(answer)} if (year, month) == last else {}),
+        }
+    yield from partition_materialisations(INDEX_TABLE_ASSET, run, by_month)
+    yield result(INDEX_TABLE_ASSET, "seed_001_query_answers", outcome)
 
 
 def close_sources_text(record: pd.DataFrame) -> str:
@@ -380,7 +409,7 @@ def ibov_sector_chart(lake: LakeResource, catalog: CatalogResource) -> dg.Materi
     })
 
 
-index_assets = [ibov_index_raw, ibov_index_refined, ibov_refined, ibov_index_chart, ibov_sector_chart]
+index_assets = [ibov_index_raw, index_refine_and_commit, ibov_index_chart, ibov_sector_chart]
 
 
 # ---- official closes ------------------------------------------------------------------------------------------------

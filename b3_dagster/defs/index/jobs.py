@@ -5,11 +5,10 @@ from b3_dagster.defs.index.assets import (
     ibov_anomaly_chart,
     ibov_index_chart,
     ibov_index_raw,
-    ibov_index_refined,
-    ibov_refined,
     ibov_sector_chart,
     index_closes,
     index_history_raw,
+    index_refine_and_commit,
 )
 from b3_dagster.defs.shared.declarations import asset_job
 
@@ -20,7 +19,7 @@ index_job = asset_job(
 )
 index_refine_job = asset_job(
     "ibov_index_refine_job",
-    [ibov_index_refined, ibov_refined],
+    [index_refine_and_commit],
     "Refine the selected months of the index history and publish them to b3_refined_db.ibov_refined.",
 )
 index_charts_job = asset_job(

@@ -43,7 +43,16 @@ from b3_dagster.defs.shared.failures import fails_clearly
 from b3_dagster.defs.shared.metadata import SINGLE_RUN_NOTE, days_in_run, path, preview, sql_block
 from b3_dagster.defs.shared.partitions import GROUP as INDICES_GROUP
 from b3_dagster.defs.shared.partitions import portfolio_partitions, trading_day_partitions
-from b3_dagster.defs.shared.tables import commit_rows, commit_run, indices_store, snapshot_metadata, table_asset
+from b3_dagster.defs.shared.tables import (
+    commit_rows,
+    commit_run,
+    indices_store,
+    partition_materialisations,
+    refine_and_commit_asset,
+    selected,
+    snapshot_metadata,
+    table_asset,
+)
 from b3_dagster.errors import BadInput, Missing, NotReady, RawPartitionMissing
 from b3_dagster.model import (
     DATE,
@@ -215,29 +224,50 @@ def _days_with_raw(context: dg.AssetExecutionContext, store) -> tuple[list[dt.da
     return present, skipped
 
 
-@asset_with_checks(  # not @dg.asset: a skipped check must be left out (defs/portfolio/checks.py)
-    key=REFINED_ASSET,
-    group_name=GROUP,
+@refine_and_commit_asset(
+    refined=dg.AssetSpec(
+        REFINED_ASSET,
+        group_name=GROUP,
+        deps=[RAW_ASSET],
+        kinds={"sql", "parquet"},  # the engine (DuckDB or Glue) is chosen at run time: the metadata's `engine` names it
+        description="Sector aggregation of the raw portfolio (seed 000's Glue job) on B3's own classification: each "
+                    "raw row is placed in its canonical sector (setor_economico, subsetor, Setor = the stable label; "
+                    "README, \"The sector dimension\"), then part, tickers and theoretical quantity are summed per "
+                    "Setor and Data, by DuckDB in process or by the Glue Spark job, into the run's staging folder "
+                    "(staging/ibov_sector_refined/<run id>/); the same step commits it to tb_ibov_refined. Only the "
+                    "days of the run that have raw are refined and marked materialised; the others are named in the "
+                    "metadata (`skipped_days`) and the log, and the run fails only when no day has raw."
+                    + SINGLE_RUN_NOTE,
+    ),
+    table=dg.AssetSpec(
+        TABLE_ASSET,
+        group_name=GROUP,
+        deps=[REFINED_ASSET],
+        description="default.tb_ibov_refined, an Apache Iceberg table (SQLite catalog locally, Glue Data Catalog on "
+                    "AWS, queried natively by Athena): one row per canonical Setor (with setor_economico, subsetor) "
+                    "and Data. The run's staged days replace the table's rows of those days in ONE commit, in the "
+                    "refine's step (ibov_sector_refined). A day that has raw but is absent, empty or partial in "
+                    "staging is refused, never deleted." + SINGLE_RUN_NOTE,
+    ),
+    check_specs=[*specs(REFINED_ASSET, {**REFINED_CHECKS, **SECTOR_CHECKS}), *specs(TABLE_ASSET, TABLE_CHECKS)],
     partitions_def=trading_day_partitions,
-    deps=[RAW_ASSET],
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"sql", "parquet"},  # the engine (DuckDB or Glue) is chosen at run time: the metadata's `engine` names it
-    check_specs=specs(REFINED_ASSET, {**REFINED_CHECKS, **SECTOR_CHECKS}),
-    description="Sector aggregation of the raw portfolio (seed 000's Glue job) on B3's own classification: each "
-                "raw row is placed in its canonical sector (setor_economico, subsetor, Setor = the stable label; "
-                "README, \"The sector dimension\"), then part, tickers and theoretical quantity are summed per "
-                "Setor and Data, by DuckDB in process or by the Glue Spark job, into the run's staging folder "
-                "(staging/ibov_sector_refined/<run id>/). tb_ibov_refined commits it. Days of the run without raw "
-                "are skipped and named (metadata `skipped_days`); the run fails only when no day has raw."
-                + SINGLE_RUN_NOTE,
 )
 @fails_clearly
-def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig, lake: LakeResource,
-                        refine_engine: RefineEngineResource) -> Iterator[dg.MaterializeResult]:
-    processing_date = (dt.date.fromisoformat(config.processing_date) if config.processing_date
-                       else _today_in_sao_paulo())
+def sector_refine_and_commit(context: dg.AssetExecutionContext, config: RefineConfig, lake: LakeResource,
+                             refine_engine: RefineEngineResource, catalog: CatalogResource) -> Iterator:
     store = lake.portfolio_store()
     days, skipped_days = _days_with_raw(context, store)
+    if selected(context, REFINED_ASSET):
+        yield from _refine(context, config, store, refine_engine, days, skipped_days)
+    if selected(context, TABLE_ASSET):
+        yield from _commit(context, catalog, days, skipped_days)
+
+
+def _refine(context: dg.AssetExecutionContext, config: RefineConfig, store, refine_engine, days: list[dt.date],
+            skipped_days: list[dt.date]) -> Iterator:
+    """The days' sector rows into the run's staging folder; one materialisation per day, then the checks."""
+    processing_date = (dt.date.fromisoformat(config.processing_date) if config.processing_date
+                       else _today_in_sao_paulo())
     raw_rows = _raw_rows_within_rules(store, days)
     dimension, mapping = _sector_mapping(context, store, raw_rows)
     prefix = staging.run_prefix(REFINE_DATASET, context.run.run_id)
@@ -254,27 +284,26 @@ def ibov_sector_refined(context: dg.AssetExecutionContext, config: RefineConfig,
                 ("canonical_sectors_sum_to_100", canonical_sectors_sum_to_100(shares)),
                 ("every_ticker_placed", every_ticker_placed(mapping, raw_rows)),
                 ("subsector_share_jumps", subsector_share_jumps(shares, changed_days=portfolio_changes(raw_rows)))]
-    first = days[0]
-    yield dg.MaterializeResult(  # yielded so that a skipped check can be left out (defs/portfolio/checks.py)
-        metadata={
-            "days": len(days),
-            "first_day": str(first),
-            "last_day": str(days[-1]),
-            "dagster/row_count": len(refined_rows),
-            "skipped_days": _day_list(skipped_days),
-            "sectors": int(refined_rows[SECTOR].nunique()),
-            "classification_vintages": len(dimension.vintages) + len(dimension.fallback),
-            "engine": refine_engine.kind,
-            "processing_date": str(processing_date),
-            "staging": path(store.lake.uri(prefix)),
-            "raw_path": path(store.lake.uri(raw_prefix(first))),
-            # a range run's metadata is copied to every partition's event: Markdown previews there cost more than
-            # the refine itself (measured: 250 days 10.4 s -> 5.0 s without them), so only one-day runs carry them
-            **({} if len(days) > 1 else {"preview": preview(refined_rows.sort_values(PART_SUM, ascending=False))}),
-            **skipped_metadata(verdicts),
-        },
-        check_results=check_results(REFINED_ASSET, verdicts),
-    )
+    run = {
+        "days": len(days),
+        "first_day": str(days[0]),
+        "last_day": str(days[-1]),
+        "skipped_days": _day_list(skipped_days),
+        "classification_vintages": len(dimension.vintages) + len(dimension.fallback),
+        "engine": refine_engine.kind,
+        "processing_date": str(processing_date),
+        "staging": path(store.lake.uri(prefix)),
+        **skipped_metadata(verdicts),
+    }
+    by_day = dict(tuple(refined_rows.groupby(DATE)))
+    yield from partition_materialisations(REFINED_ASSET, run, {
+        day.isoformat(): {
+            "dagster/row_count": len(rows),
+            "sectors": int(rows[SECTOR].nunique()),
+            "raw_path": path(store.lake.uri(raw_prefix(day))),
+            "preview": preview(rows.sort_values(PART_SUM, ascending=False)),
+        } for day, rows in ((day, by_day.get(day, refined_rows.iloc[:0])) for day in days)})
+    yield from check_results(REFINED_ASSET, verdicts)
 
 
 def _raw_rows_within_rules(store, days: list[dt.date]) -> pd.DataFrame:
@@ -319,23 +348,10 @@ def _table_answers(connection, days: list[dt.date], expected: pd.DataFrame) -> C
                         {"sql": sql, "days_answered": len(got), "tickers": int(answer["tickers"].sum())})
 
 
-@table_asset(
-    key=TABLE_ASSET,
-    group_name=GROUP,
-    partitions_def=trading_day_partitions,
-    deps=[REFINED_ASSET],
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    check_specs=specs(TABLE_ASSET, TABLE_CHECKS),
-    description="default.tb_ibov_refined, an Apache Iceberg table (SQLite catalog locally, Glue Data Catalog on AWS, "
-                "queried natively by Athena): one row per canonical Setor (with setor_economico, subsetor) and Data. "
-                "The run's staged days replace the table's rows of those days in ONE commit. Days without raw are "
-                "skipped, as by the refine (metadata `skipped_days`); a day that has raw but is absent, empty or "
-                "partial in staging is refused, never deleted." + SINGLE_RUN_NOTE,
-)
-@fails_clearly
-def tb_ibov_refined(context: dg.AssetExecutionContext, catalog: CatalogResource) -> dg.MaterializeResult:
+def _commit(context: dg.AssetExecutionContext, catalog: CatalogResource, days: list[dt.date],
+            skipped_days: list[dt.date]) -> Iterator:
+    """The run's staged days into tb_ibov_refined in one commit; one materialisation per day, then the check."""
     tables = catalog.tables()
-    days, skipped_days = _days_with_raw(context, PortfolioStore(tables.lake))
     outcome = commit_run(context, tables, PORTFOLIO_TABLE_DEF, REFINE_DATASET, [day.isoformat() for day in days])
     context.log.info(f"committed {len(days)} day(s), {outcome.rows} rows to {tables.description}: snapshot "
                      f"{outcome.snapshot_id}")
@@ -343,25 +359,22 @@ def tb_ibov_refined(context: dg.AssetExecutionContext, catalog: CatalogResource)
     committed = run_query(connection, f"SELECT * FROM default.{PORTFOLIO_TABLE} WHERE {DATE} IN "
                                       f"({', '.join(repr(day.isoformat()) for day in days)})")
     committed[DATE] = pd.to_datetime(committed[DATE]).dt.date
-    by_sector_sql = (f"SELECT {SECTOR}, SUM({PART_SUM}) AS total_part FROM default.{PORTFOLIO_TABLE} "
-                     f"WHERE {DATE} = DATE '{days[-1].isoformat()}' GROUP BY {SECTOR} ORDER BY total_part DESC")
     answers = _table_answers(connection, days, committed)
-    by_sector = run_query(connection, by_sector_sql) if answers.passed else pd.DataFrame()
-    return dg.MaterializeResult(
-        metadata={
-            "table": f"default.{PORTFOLIO_TABLE}",
-            **snapshot_metadata(tables, PORTFOLIO_TABLE_DEF, outcome),
-            "days": len(days),
-            "skipped_days": _day_list(skipped_days),
-            "dagster/row_count": outcome.rows,
-            **({} if len(days) > 1 else {"participation_by_sector": preview(by_sector, rows=40),  # as in the refine
-                                         "query": sql_block(by_sector_sql)}),
-        },
-        check_results=[result(TABLE_ASSET, "table_answers_query", answers)],
-    )
+    run = {"table": f"default.{PORTFOLIO_TABLE}", **snapshot_metadata(tables, PORTFOLIO_TABLE_DEF, outcome),
+           "days": len(days), "skipped_days": _day_list(skipped_days)}
+    by_day = dict(tuple(committed.groupby(DATE)))
+    yield from partition_materialisations(TABLE_ASSET, run, {
+        day.isoformat(): {
+            "dagster/row_count": len(rows),
+            "participation_by_sector": preview(rows[[SECTOR, PART_SUM]].rename(columns={PART_SUM: "total_part"})
+                                               .sort_values("total_part", ascending=False), rows=40),
+            "query": sql_block(f"SELECT {SECTOR}, SUM({PART_SUM}) AS total_part FROM default.{PORTFOLIO_TABLE} "
+                               f"WHERE {DATE} = DATE '{day.isoformat()}' GROUP BY {SECTOR} ORDER BY total_part DESC"),
+        } for day, rows in ((day, by_day.get(day, committed.iloc[:0])) for day in days)})
+    yield result(TABLE_ASSET, "table_answers_query", answers)
 
 
-portfolio_assets = [ibov_raw_snapshot, ibov_sector_refined, tb_ibov_refined]
+portfolio_assets = [ibov_raw_snapshot, sector_refine_and_commit]
 
 
 # ---- membership -----------------------------------------------------------------------------------------------------

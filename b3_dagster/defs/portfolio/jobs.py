@@ -2,12 +2,11 @@
 
 from b3_dagster.defs.portfolio.assets import (
     ibov_raw_snapshot,
-    ibov_sector_refined,
     index_membership,
     index_membership_raw,
     index_portfolio_raw,
     index_portfolios,
-    tb_ibov_refined,
+    sector_refine_and_commit,
 )
 from b3_dagster.defs.shared.declarations import asset_job
 
@@ -16,7 +15,7 @@ from b3_dagster.defs.shared.declarations import asset_job
 # ibov_snapshot_job (defs/automation/schedules.py); the raw sensor then runs ibov_refine_job over the new days.
 refine_job = asset_job(
     "ibov_refine_job",
-    [ibov_sector_refined, tb_ibov_refined],
+    [sector_refine_and_commit],
     "Refine raw partitions that are already in the lake and update tb_ibov_refined.",
 )
 

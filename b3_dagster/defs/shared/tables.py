@@ -22,6 +22,42 @@ def table_asset(*, kinds: set[str] = frozenset({"sql"}), decorator=dg.asset, **a
     return decorator(pool=TABLE_POOL, kinds={"iceberg", *kinds}, **asset_args)
 
 
+def refine_and_commit_asset(*, refined: dg.AssetSpec, table: dg.AssetSpec,
+                            check_specs: list[dg.AssetCheckSpec], partitions_def: dg.PartitionsDefinition):
+    """The decorator of a pipeline's refine and its table commit: the two assets ``refined`` (staged rows) and
+    ``table`` (the Iceberg table, kind ``iceberg``), computed by ONE step in ``TABLE_POOL``.
+
+    One step, not two: Dagster records an asset output of a single-run backfill as a materialisation of every
+    partition in the run's range, and a skipped output would skip the table's step. This step records instead one
+    ``AssetMaterialization`` per partition it wrote (``partition_materialisations``): a range over sessions without
+    raw marks only the days refined, and a range of 821 sessions with 25 days of raw stores 50 events, not 1,642 (the
+    demo's refine, benchmarks/demo.py). What one step costs: the refine holds the table pool's slot too (a Glue refine
+    of minutes delays the other tables' commits), and a retry refines again. Either asset can run alone (a refine
+    into staging; a commit of a re-executed run's staging, see ``staged_prefix``). The step keeps the refine's name,
+    so its run config stays ``ops: {<refined>: {config: ...}}``."""
+    return dg.multi_asset(
+        name=refined.key.to_user_string(),
+        specs=[refined.replace_attributes(skippable=True),
+               table.replace_attributes(skippable=True, kinds={"iceberg", "sql"})],
+        check_specs=check_specs,
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        can_subset=True,
+        pool=TABLE_POOL,
+    )
+
+
+def selected(context: dg.AssetExecutionContext, asset: str) -> bool:
+    """Whether the running step computes ``asset`` (a multi-asset step may compute a subset)."""
+    return dg.AssetKey(asset) in context.selected_asset_keys
+
+
+def partition_materialisations(asset: str, shared: dict, by_partition: dict[str, dict]):
+    """One materialisation of ``asset`` per partition written, each with ``shared`` and its own metadata."""
+    for partition, metadata in by_partition.items():
+        yield dg.AssetMaterialization(asset_key=asset, partition=partition, metadata={**shared, **metadata})
+
+
 def staged_prefix(context: dg.AssetExecutionContext, dataset: str, lake) -> str:
     """The staging folder of this run's refine; a re-execution from failure finds its parent run's folder."""
     run = context.run

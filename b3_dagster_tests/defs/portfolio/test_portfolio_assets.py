@@ -5,14 +5,14 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from b3_dagster.defs.portfolio.assets import ibov_raw_snapshot, ibov_sector_refined, tb_ibov_refined
+from b3_dagster.defs.portfolio.assets import ibov_raw_snapshot, sector_refine_and_commit
 from b3_dagster.defs.resources import RefineEngineResource
 from b3_dagster.defs.resources import B3PortfolioResource, CatalogResource, LakeResource
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.layout import raw_key
 from b3_dagster.storage.portfolio_store import PortfolioStore
 
-ALL = [ibov_raw_snapshot, ibov_sector_refined, tb_ibov_refined]
+ALL = [ibov_raw_snapshot, sector_refine_and_commit]
 PROCESSING = {"ops": {"ibov_sector_refined": {"config": {"processing_date": "2025-06-02"}}}}
 
 
@@ -26,7 +26,7 @@ def resources(lake_root, base_url, language):
 def run(lake_root, base_url, recording, assets=ALL, partition=None, run_config=PROCESSING):
     return dg.materialize(assets, partition_key=partition or recording.date,
                           resources=resources(lake_root, base_url, recording.language),
-                          run_config=run_config if ibov_sector_refined in assets else None, raise_on_error=False)
+                          run_config=run_config if sector_refine_and_commit in assets else None, raise_on_error=False)
 
 
 def checks(result) -> dict[str, bool]:
@@ -177,7 +177,7 @@ def test_a_bad_file_dropped_into_raw_is_not_refined(lake_root, recordings):
     snapshot = snapshot_of(recordings["2025-04-07"])
     snapshot.rows.loc[0, "part"] = 9.999
     PortfolioStore(LocalLake(lake_root)).write_raw(snapshot)
-    result = dg.materialize([ibov_sector_refined, tb_ibov_refined], partition_key="2025-04-07",
+    result = dg.materialize([sector_refine_and_commit], partition_key="2025-04-07",
                             resources=resources(lake_root, "http://unused", "en-us"), run_config=PROCESSING,
                             raise_on_error=False)
     assert not result.success
@@ -204,7 +204,7 @@ def test_a_partial_refine_is_refused_and_the_day_keeps_its_committed_rows(lake_r
     assert run(lake_root, serve_recording(recording), recording).success
     sql = "SELECT COUNT(*) AS sectors, SUM(total_codigo) AS tickers FROM default.tb_ibov_refined"
     before = query_tables(lake_root, sql)
-    result = dg.materialize([ibov_sector_refined, tb_ibov_refined], partition_key=recording.date,
+    result = dg.materialize([sector_refine_and_commit], partition_key=recording.date,
                             resources={**resources(lake_root, "http://unused", "en-us"),
                                        "refine_engine": SectorDroppingEngine()},
                             run_config=PROCESSING, raise_on_error=False)
@@ -256,7 +256,7 @@ def test_on_a_standard_csv_day_the_subtotal_check_is_skipped_with_its_reason(lak
     assert imported.status == "written" and imported.sector_snapshot == dt.date(2025, 4, 7)
 
     with dg.instance_for_test() as instance:
-        result = dg.materialize([ibov_sector_refined, tb_ibov_refined], partition_key="2025-04-28",
+        result = dg.materialize([sector_refine_and_commit], partition_key="2025-04-28",
                                 resources=resources(lake_root, "http://unused", "en-us"), run_config=PROCESSING,
                                 instance=instance)
         assert result.success
@@ -284,7 +284,7 @@ def test_a_table_run_without_a_refine_is_refused(lake_root, serve_recording, rec
     recording = recordings["2025-04-07"]
     assert run(lake_root, serve_recording(recording), recording).success
     before = query_tables(lake_root, "SELECT * FROM default.tb_ibov_refined ORDER BY Setor")
-    result = dg.materialize([tb_ibov_refined], partition_key=recording.date,
+    result = dg.materialize([sector_refine_and_commit], selection=["tb_ibov_refined"], partition_key=recording.date,
                             resources=resources(lake_root, "http://unused", "en-us"), raise_on_error=False)
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.error.message
@@ -298,7 +298,7 @@ def test_the_maintenance_job_removes_what_killed_runs_left_and_keeps_the_table(l
 
     recording = recordings["2025-04-07"]
     assert run(lake_root, serve_recording(recording), recording).success
-    assert run(lake_root, "http://unused", recording, [ibov_sector_refined, tb_ibov_refined]).success
+    assert run(lake_root, "http://unused", recording, [sector_refine_and_commit]).success
     before = query_tables(lake_root, "SELECT * FROM default.tb_ibov_refined ORDER BY Setor")
     table_data = next((lake_root / "warehouse" / "default" / "tb_ibov_refined" / "data").iterdir())
     orphan = table_data / "00000-0-left-by-a-killed-commit.parquet"

@@ -75,6 +75,11 @@ def test_one_range_run_refines_the_days_with_raw_and_names_the_skipped_sessions(
     skipped = refined["skipped_days"].value
     assert skipped == table["skipped_days"].value and skipped.startswith("7")  # ~830 sessions in 2022-12..2026-03
     assert "2022-12-09" in skipped and "2025-04-07" not in skipped
+    # only the days refined are marked materialised, each with its own rows; the sessions without raw are not
+    for asset in ("ibov_sector_refined", "tb_ibov_refined"):
+        events = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == asset]
+        assert sorted(e.partition for e in events) == [day.isoformat() for day in days], asset
+        assert all(e.materialization.metadata["dagster/row_count"].value > 20 for e in events), asset
     answered = query_tables(root, "SELECT COUNT(DISTINCT Data) AS days FROM default.tb_ibov_refined")
     assert answered["days"][0] == 25
 
