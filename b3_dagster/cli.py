@@ -111,7 +111,7 @@ def run_job(defs, job: str, instance, *, partition_key: str | None = None, start
                   if event.event_type_value == "STEP_FAILURE"]
         raise SystemExit(f"{job} {label} failed: {' | '.join(errors) or 'see the run log'}")
     print(f"  {job} {label}: ok, {len(result.get_asset_materialization_events())} materialisation(s)"
-          + (f"; FAILED CHECKS: {failed}" if failed else f"; {len(evaluations)} checks passed")
+          + (f"; FAILED CHECKS: {failed}" if failed else f"; {len(evaluations)} checks passed" if evaluations else "")
           + (f"; skipped: {', '.join(skipped)}" if skipped else "")
           + (f" ({DEMO_LAKE_REASON})" if skipped == [FRESHNESS_CHECK] else ""))
 

@@ -53,6 +53,8 @@ def test_the_demo_runs_the_chain_end_to_end_offline(demo_run, query_tables):
                                     "FROM default.tb_ibov_refined")
     assert len(by_sector) == subsectors["n"].iloc[0] and not by_sector["Setor"].str.contains("\ufffd").any()
     assert "ONE run over 2022-12-08..2026-03-24" in done.stdout
+    # the 25 days with raw are marked refined and committed (2 x 25), not the ~800 sessions between them
+    assert "ibov_refine_job 2022-12-08..2026-03-24: ok, 50 materialisation(s); 7 checks passed" in done.stdout
     assert "  23 downloads: 23 written (portfolios of 2023-01-17..2026-03-24)" in done.stdout, "one line per batch"
     # issue 14: B3's official IBOV closes from the replayed grids and downloads, two other indices' portfolios from
     # their real downloads, membership compared with the IBOV portfolios of the same days, the anomaly table
