@@ -10,11 +10,9 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+from typing import TYPE_CHECKING
 
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
 
 from b3_dagster.model import (
     CLOSE,
@@ -30,10 +28,25 @@ from b3_dagster.model import (
 )
 from b3_dagster.transforms.index_features import SPIKE_THRESHOLD
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 DPI = 110
 # Widths in inches at DPI: both charts are 880 px wide, so they fit Dagster's Markdown dialog (about 900 px of
 # content) unclipped; 11 in (1210 px) lost its right edge there.
 WIDTH_INCHES = 8.0
+
+
+def _new_figure(figsize: tuple[float, float]) -> Figure:
+    """A figure on its own Agg canvas. matplotlib is imported here, not at the top: every process that loads the
+    code location (code server, each run and step worker, `dg check defs`) imports this module, and matplotlib
+    takes about 1 s of CPU to import; only the chart steps draw."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=figsize, dpi=DPI)
+    FigureCanvasAgg(figure)
+    return figure
 
 
 def _thousands(value: float, _position: int) -> str:
@@ -42,6 +55,8 @@ def _thousands(value: float, _position: int) -> str:
 
 def _style_prices(prices, title: str, dates: pd.Series) -> None:
     """The price panel of the index charts: title with the span, pt-BR points, grid, legend."""
+    from matplotlib.ticker import FuncFormatter
+
     prices.set_title(f"{title} ({dates.min():%d/%m/%Y} a {dates.max():%d/%m/%Y})", fontsize=12)
     prices.set_ylabel("Pontos")
     prices.yaxis.set_major_formatter(FuncFormatter(_thousands))
@@ -65,8 +80,7 @@ def close_chart_figure(frame: pd.DataFrame, title: str = "IBOVESPA: fechamento e
         raise ValueError("no rows to chart")
     rows = frame.sort_values(DATA)
     dates = pd.to_datetime(rows[DATA])
-    figure = Figure(figsize=(WIDTH_INCHES, 5.2), dpi=DPI)
-    FigureCanvasAgg(figure)
+    figure = _new_figure((WIDTH_INCHES, 5.2))
     prices, zscores = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     prices.plot(dates, rows[CLOSE], color="#1f3b73", linewidth=1.6, label="Fechamento")
     prices.plot(dates, rows[MA_SHORT], color="#f28e2b", linewidth=1.1, label="Média móvel 5 sessões")
@@ -86,8 +100,7 @@ def sector_chart_figure(frame: pd.DataFrame, day: dt.date | str) -> Figure:
     if frame.empty:
         raise ValueError(f"no sectors to chart for {day}")
     rows = frame.sort_values(PART_SUM, ascending=True)
-    figure = Figure(figsize=(WIDTH_INCHES, max(3.0, 0.3 * len(rows) + 1.2)), dpi=DPI)
-    FigureCanvasAgg(figure)
+    figure = _new_figure((WIDTH_INCHES, max(3.0, 0.3 * len(rows) + 1.2)))
     axes = figure.subplots()
     bars = axes.barh(rows[SECTOR], rows[PART_SUM], color="#4e79a7")
     axes.bar_label(bars, labels=[f"{value:.2f}%".replace(".", ",") for value in rows[PART_SUM]], padding=3,
@@ -138,8 +151,7 @@ def sector_weights_figure(frame: pd.DataFrame, title: str = "IBOV: participaçã
     table = table[table.mean().sort_values(ascending=False).index]  # the largest sector at the bottom
     dates = pd.to_datetime(pd.Series(table.index))
     width, height = SECTOR_WEIGHTS_SIZE_PX
-    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
-    FigureCanvasAgg(figure)
+    figure = _new_figure((width / DPI, height / DPI))
     axes = figure.subplots()
     palette = [figure_color for figure_color in _palette(len(table.columns))]
     axes.stackplot(dates, [table[column].to_numpy() for column in table.columns], labels=list(table.columns),
@@ -185,8 +197,7 @@ def anomaly_chart_figure(refined: pd.DataFrame, scores: pd.DataFrame,
     dates = pd.to_datetime(rows[DATA])
     anomalous = rows[ANOMALY_FLAG].fillna(0).astype(int) == 1
     spikes = rows[VOLATILITY_SPIKE] == 1
-    figure = Figure(figsize=(11, 7), dpi=DPI)
-    FigureCanvasAgg(figure)
+    figure = _new_figure((11, 7))
     prices, zscores = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2.2, 1.3]})
     prices.plot(dates, rows[CLOSE], color="#1f3b73", linewidth=1.3, label="Fechamento")
     prices.scatter(dates[spikes], rows.loc[spikes, CLOSE], color="#f28e2b", marker="^", s=45, zorder=3,

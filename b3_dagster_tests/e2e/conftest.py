@@ -246,6 +246,8 @@ class Process:
     def kill_tree(self) -> list[int]:
         """SIGKILL the process and everything below it (the code server's gRPC child, run workers, steps):
         what an OOM kill or a host crash does."""
+        if self.popen is None:
+            return []
         victims = [self.popen.pid, *descendants(self.popen.pid)]
         for pid in victims:
             _kill(pid)
@@ -328,8 +330,10 @@ def deployment(postgres, recordings, tmp_path_factory, e2e_settings):
         print(deployment.logs())
         raise
     finally:
+        # No graceful stop at the end (the restart step asserts that one): SIGTERM waited up to 30 s per process
+        # for Dagster's shutdown. The daemon goes first, so that no run is launched while the others go.
         for role in ("daemon", "webserver", "code-server"):
-            deployment.processes[role].stop()
+            deployment.processes[role].kill_tree()
         replay.close()
         receiver.close()
 

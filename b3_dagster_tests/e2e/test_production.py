@@ -55,6 +55,7 @@ DROPPED_DAY = "2025-04-07"  # dropped into raw/ from outside (recorded en-us ans
 KILLED_DAY = "2022-12-08"  # taken from the replay by a run that is killed half-way (recorded pt-br answer)
 FAILING_DAY = "2022-12-09"  # a session the replay cannot serve: its snapshot run fails
 RAW_SENSOR = "raw_partition_sensor"
+ALERT_SENSORS = ("ibov_run_failure_notifier", "ibov_missed_day_sensor")
 KILLED_RUN_MAX_RUNTIME = 45  # seconds; dagster/max_runtime tag on the killed run only
 DEADLINE = dt.time(0, 5)  # every session's deadline passes five minutes into that day in São Paulo
 SCREENSHOT = REPO / "docs" / "production_raw_partitions.png"
@@ -89,6 +90,8 @@ SENSOR = """query Sensor($selector: SensorSelector!) { sensorOrError(sensorSelec
   ... on Sensor { sensorState { status typeSpecificData { ... on SensorData { lastCursor } } } } } }"""
 START_SENSOR = """mutation Start($selector: SensorSelector!) { startSensor(sensorSelector: $selector) { __typename
   ... on Sensor { sensorState { status } } ... on Error { message } } }"""
+TICKS = """query Ticks($selector: SensorSelector!, $after: Float) { sensorOrError(sensorSelector: $selector) {
+  __typename ... on Sensor { sensorState { ticks(afterTimestamp: $after, limit: 20) { status timestamp } } } } }"""
 RUN_EVENTS = """query Events($runId: ID!) { logsForRun(runId: $runId) { __typename
   ... on EventConnection { events { __typename ... on MessageEvent { message } } } } }"""
 
@@ -128,6 +131,21 @@ def sensor_state(deployment, name: str) -> dict:
     answer = deployment.graphql(SENSOR, sensor_selector(name))["sensorOrError"]
     assert answer["__typename"] == "Sensor", answer
     return answer["sensorState"]
+
+
+def ticks_since(deployment, name: str, since: float) -> list[dict]:
+    """The sensor's ticks that the daemon started after ``since`` (epoch seconds) and has finished."""
+    answer = deployment.graphql(TICKS, {**sensor_selector(name), "after": since})["sensorOrError"]
+    assert answer["__typename"] == "Sensor", answer
+    return [tick for tick in answer["sensorState"]["ticks"] if tick["status"] != "STARTED"]
+
+
+def wait_for_ticks(deployment, names: tuple[str, ...], since: float, count: int, timeout: float = 90) -> None:
+    """Until each sensor in ``names`` has finished ``count`` ticks started after ``since``: what a check that
+    "nothing more happens" must wait for (a fixed sleep would not know whether the daemon ticked at all)."""
+    for name in names:
+        wait_for(f"{count} tick(s) of {name}", lambda name=name: len(ticks_since(deployment, name, since)) >= count,
+                 timeout=timeout)
 
 
 def run_messages(deployment, run_id: str) -> list[str]:
@@ -265,7 +283,8 @@ def one_alert_for_a_failed_run_and_one_for_the_missed_day_none_for_the_retried_r
     missed = _latest_due_session().isoformat()
     wait_for("the missed-day alert", lambda: any(f"trading day {missed} missed" in m["text"] for m in received),
              timeout=60)
-    time.sleep(12)  # two more alert-sensor ticks: nothing else may arrive
+    # two more ticks of each alert sensor: nothing else may arrive
+    wait_for_ticks(deployment, ALERT_SENSORS, since=time.time(), count=2)
 
     failures = [m for m in received if "run of" in m["text"]]
     missed_days = [m for m in received if "missed" in m["text"]]
@@ -285,13 +304,16 @@ def run_history_and_sensor_cursor_survive_a_restart_of_webserver_and_daemon(depl
 
     for role in ("daemon", "webserver"):
         deployment.processes[role].stop()
+    restarted = time.time()
     start_webserver_and_daemon(deployment)
 
     after = {run["runId"]: run["status"] for run in runs(deployment)}
     assert after == before
     state = sensor_state(deployment, RAW_SENSOR)
     assert state["status"] == "RUNNING" and state["typeSpecificData"]["lastCursor"] == cursor
-    time.sleep(12)  # the restarted daemon ticks the sensor again: the cursor keeps it from re-refining
+    # the restarted daemon ticks the sensor again (a run it requested would be listed once the tick ends): the cursor
+    # keeps it from re-refining
+    wait_for_ticks(deployment, (RAW_SENSOR,), since=restarted, count=1)
     assert len(runs(deployment, pipelineName="ibov_refine_job")) == refine_runs
 
 
