@@ -40,7 +40,7 @@ from b3_dagster.defs.shared.checks import (
 )
 from b3_dagster.defs.shared.declarations import raw_asset
 from b3_dagster.defs.shared.failures import fails_clearly
-from b3_dagster.defs.shared.metadata import SINGLE_RUN_NOTE, days_in_run, path, preview, sql_block
+from b3_dagster.defs.shared.metadata import BACKFILL_TAG, SINGLE_RUN_NOTE, days_in_run, path, preview, sql_block
 from b3_dagster.defs.shared.partitions import GROUP as INDICES_GROUP
 from b3_dagster.defs.shared.partitions import portfolio_partitions, trading_day_partitions
 from b3_dagster.defs.shared.tables import (
@@ -236,7 +236,8 @@ def _days_with_raw(context: dg.AssetExecutionContext, store) -> tuple[list[dt.da
                     "Setor and Data, by DuckDB in process or by the Glue Spark job, into the run's staging folder "
                     "(staging/ibov_sector_refined/<run id>/); the same step commits it to tb_ibov_refined. Only the "
                     "days of the run that have raw are refined and marked materialised; the others are named in the "
-                    "metadata (`skipped_days`) and the log, and the run fails only when no day has raw."
+                    "metadata (`skipped_days`) and the log (in a backfill, recorded with no rows so that it completes), "
+                    "and the run fails only when no day has raw."
                     + SINGLE_RUN_NOTE,
     ),
     table=dg.AssetSpec(
@@ -302,8 +303,21 @@ def _refine(context: dg.AssetExecutionContext, config: RefineConfig, store, refi
             "sectors": int(rows[SECTOR].nunique()),
             "raw_path": path(store.lake.uri(raw_prefix(day))),
             "preview": preview(rows.sort_values(PART_SUM, ascending=False)),
-        } for day, rows in ((day, by_day.get(day, refined_rows.iloc[:0])) for day in days)})
+        } for day, rows in ((day, by_day.get(day, refined_rows.iloc[:0])) for day in days)}
+        | _skipped_in_a_backfill(context, skipped_days))
     yield from check_results(REFINED_ASSET, verdicts)
+
+
+def _skipped_in_a_backfill(context: dg.AssetExecutionContext, skipped_days: list[dt.date]) -> dict[str, dict]:
+    """In a backfill only: the run's sessions without raw, as materialisations of no rows that say so. Dagster's
+    backfill daemon counts a targeted partition that a finished run left unmaterialised as failed: the backfill would
+    end "completed with failures" and never run the assets below (the sector charts). Elsewhere (the sensor's range
+    runs, the demo, a run launched by hand) they stay unmaterialised, named in `skipped_days`."""
+    if BACKFILL_TAG not in context.run.tags:
+        return {}
+    return {day.isoformat(): {"dagster/row_count": 0, "skipped": "no raw portfolio of this session: nothing refined "
+                                                                 "or committed (a session never taken or imported)"}
+            for day in skipped_days}
 
 
 def _raw_rows_within_rules(store, days: list[dt.date]) -> pd.DataFrame:
@@ -370,7 +384,8 @@ def _commit(context: dg.AssetExecutionContext, catalog: CatalogResource, days: l
                                                .sort_values("total_part", ascending=False), rows=40),
             "query": sql_block(f"SELECT {SECTOR}, SUM({PART_SUM}) AS total_part FROM default.{PORTFOLIO_TABLE} "
                                f"WHERE {DATE} = DATE '{day.isoformat()}' GROUP BY {SECTOR} ORDER BY total_part DESC"),
-        } for day, rows in ((day, by_day.get(day, committed.iloc[:0])) for day in days)})
+        } for day, rows in ((day, by_day.get(day, committed.iloc[:0])) for day in days)}
+        | _skipped_in_a_backfill(context, skipped_days))
     yield result(TABLE_ASSET, "table_answers_query", answers)
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 PARTITION_TAG = "dagster/partition"
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
+BACKFILL_TAG = "dagster/backfill"  # set by Dagster on every run of a backfill (the UI's "Materialize" of a range)
 
 PREVIEW_ROWS = 10
 CHARTS_PREFIX = "charts/"  # in the lake: every chart asset's PNG
