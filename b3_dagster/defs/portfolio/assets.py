@@ -236,8 +236,8 @@ def _days_with_raw(context: dg.AssetExecutionContext, store) -> tuple[list[dt.da
                     "Setor and Data, by DuckDB in process or by the Glue Spark job, into the run's staging folder "
                     "(staging/ibov_sector_refined/<run id>/); the same step commits it to tb_ibov_refined. Only the "
                     "days of the run that have raw are refined and marked materialised; the others are named in the "
-                    "metadata (`skipped_days`) and the log (in a backfill, recorded with no rows so that it completes), "
-                    "and the run fails only when no day has raw."
+                    "metadata (`skipped_days`) and the log (in a backfill, recorded with no rows so that it "
+                    "completes), and the run fails only when no day has raw."
                     + SINGLE_RUN_NOTE,
     ),
     table=dg.AssetSpec(
