@@ -325,7 +325,11 @@ def alert_settings_from_env() -> AlertSettings:
     return AlertSettings(**fields)
 
 
-# ---- the code location's resources: what dg.load_from_defs_folder picks up ---------------------------------------
+# ---- the code location's resources and executor: what dg.load_from_defs_folder picks up ---------------------------
+# Every run executes its steps in the run's own process. Each job is a chain of one or two steps, so Dagster's
+# default (a process per step) parallelised nothing and loaded the code location again for every step (about 5 s of
+# CPU each on 2 cores). A step that crashes ends its run, which run retries re-execute (deploy/dagster.yaml).
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources={**environment_resources(), "alerts": alert_settings_from_env()})
+    return dg.Definitions(resources={**environment_resources(), "alerts": alert_settings_from_env()},
+                          executor=dg.in_process_executor)

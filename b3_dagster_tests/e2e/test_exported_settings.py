@@ -4,7 +4,6 @@ exported lake, fetched from the exported B3 host, and nothing may be written und
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -33,12 +32,10 @@ def test_exported_settings_win_over_the_project_folder(tmp_path):
     with B3Replay(recording) as replay:
         env = {**os.environ, "B3_LAKE_ROOT": str(lake), "B3_CATALOG": "duckdb", "B3_BASE_URL": replay.base_url,
                "DAGSTER_HOME": str(home)}
-        # The step runs in the CLI's own process (in_process executor): the process that read ./.env and the
-        # environment is the one that writes the file. The default executor would start a second process for the
-        # step, which loads the code location again (about 5 s of CPU) and reads ./.env the same way.
+        # The step runs in the CLI's own process (the code location's in_process executor, defs/resources.py): the
+        # process that read ./.env and the environment is the one that writes the file.
         done = subprocess.run([str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m",
-                               "b3_dagster.definitions", "--select", "ibov_raw_snapshot", "--partition", DAY,
-                               "--config-json", json.dumps({"execution": {"config": {"in_process": {}}}})],
+                               "b3_dagster.definitions", "--select", "ibov_raw_snapshot", "--partition", DAY],
                               cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert list((lake / "raw" / f"date={DAY}").glob("*.parquet")), "the snapshot is in the exported lake"

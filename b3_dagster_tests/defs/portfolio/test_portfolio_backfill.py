@@ -41,10 +41,7 @@ def test_a_backfill_over_sessions_without_raw_completes_and_runs_the_charts(tmp_
             backfill_id="sessions-without-raw", asset_graph=workspace.create_request_context().asset_graph,
             partition_names=[FIRST, WITH_RAW, LAST], asset_selection=[dg.AssetKey(key) for key in SELECTION],
             backfill_timestamp=time.time(), tags={}, dynamic_partitions_store=instance, all_partitions=False,
-            title=None, description=None,
-            # each step in the run's own process: the default starts one process per step, each loading the code
-            # location again; the daemon's handling of the backfill is the same
-            run_config={"execution": {"config": {"in_process": {}}}})
+            title=None, description=None, run_config=None)
         instance.add_backfill(backfill)
         for _ in range(10):  # the daemon's iterations: launch the range run, then the charts, then finish
             list(execute_backfill_iteration(workspace, logging.getLogger("backfill")))
