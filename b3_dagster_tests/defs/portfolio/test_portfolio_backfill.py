@@ -9,7 +9,7 @@ import pytest
 
 from b3_dagster.storage.lake import LocalLake
 from b3_dagster.storage.portfolio_store import PortfolioStore
-from b3_dagster_tests.helpers import snapshot_of
+from b3_dagster_tests.helpers import snapshot_of, wait_for
 
 pytestmark = pytest.mark.slow  # the daemon loads the code location in a real code server process
 
@@ -28,10 +28,9 @@ def test_a_backfill_over_sessions_without_raw_completes_and_runs_the_charts(tmp_
     for name in ("B3_LAKE_ROOT", "B3_CATALOG", "B3_REFINE_ENGINE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("B3_LAKE_ROOT", str(lake))  # read by the code server and by the runs it launches
-    # the runs start at once and run in this process (the daemon's loop is driven by hand below)
-    launcher = {"run_launcher": {"module": "dagster._core.launcher.sync_in_memory_run_launcher",
-                                 "class": "SyncInMemoryRunLauncher"},
-                "run_coordinator": {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"}}
+    # the runs start at once, each in its own process launched by the code server (as in production), so they read
+    # the lake above and not definitions this process may have imported earlier; the daemon's loop is driven by hand
+    launcher = {"run_coordinator": {"module": "dagster._core.run_coordinator", "class": "DefaultRunCoordinator"}}
     (tmp_path / "home").mkdir()
     with instance_for_test(overrides=launcher, temp_dir=str(tmp_path / "home")) as instance, \
             create_test_daemon_workspace_context(
@@ -47,6 +46,8 @@ def test_a_backfill_over_sessions_without_raw_completes_and_runs_the_charts(tmp_
             list(execute_backfill_iteration(workspace, logging.getLogger("backfill")))
             if instance.get_backfill(backfill.backfill_id).status != BulkActionStatus.REQUESTED:
                 break
+            wait_for("the backfill's runs to finish", lambda: all(
+                run.is_finished for run in instance.get_runs()), timeout=180, interval=0.5)
         status = instance.get_backfill(backfill.backfill_id).status
         runs = instance.get_runs()
         assert status == BulkActionStatus.COMPLETED_SUCCESS, [(r.job_name, r.status) for r in runs]
