@@ -246,6 +246,11 @@ def _month_key(year: int, month: int) -> str:
     return dt.date(year, month, 1).isoformat()  # ibov_month_partitions' key of the month
 
 
+def _rows_by_month(rows: pd.DataFrame, months: list[tuple[int, int]]) -> dict[tuple[int, int], pd.DataFrame]:
+    """The rows (of INDEX_SCHEMA: staged or committed) of each month of the run."""
+    return {(year, month): rows[(rows[YEAR] == year) & (rows[MONTH] == month)] for year, month in months}
+
+
 def _refine_months(context: dg.AssetExecutionContext, lake: LakeResource, catalog: CatalogResource,
                    months: list[tuple[int, int]]) -> Iterator:
     """The months' refined rows into the run's staging folder; one materialisation per month, then the checks."""
@@ -282,14 +287,13 @@ def _refine_months(context: dg.AssetExecutionContext, lake: LakeResource, catalo
         "staging": path(store.lake.uri(prefix)),
         **skipped_metadata(verdicts),
     }
-    in_month = pd.to_datetime(stored[DATA]).dt.strftime("%Y-%m")
     yield from partition_materialisations(REFINED_INDEX_ASSET, run, {
         _month_key(year, month): {
             "sessions": len(rows), "dagster/row_count": len(rows),
             "volatility_spikes": int(rows[VOLATILITY_SPIKE].sum()),
             "preview": preview(rows[[DATA, CLOSE, MA_SHORT, MA_LONG, VOLATILITY_PCT, VOL_ZSCORE,
                                      VOLATILITY_SPIKE]].tail(10)),
-        } for year, month in months for rows in [stored[in_month == f"{year}-{month:02d}"]]})
+        } for (year, month), rows in _rows_by_month(stored, months).items()})
     yield from check_results(REFINED_INDEX_ASSET, verdicts)
 
 
@@ -304,29 +308,26 @@ def _commit_months(context: dg.AssetExecutionContext, catalog: CatalogResource,
     rows = run_query(connection, f"SELECT * FROM {INDEX_DATABASE}.{INDEX_TABLE} WHERE {YEAR} * 100 + {MONTH} "
                                  f"BETWEEN {first[0] * 100 + first[1]} AND {last[0] * 100 + last[1]}")
     rows[DATA] = pd.to_datetime(rows[DATA]).dt.date
-    last_month = rows[(rows[YEAR] == last[0]) & (rows[MONTH] == last[1])]
-    sql = seed_001_query(*last)
-    answer = run_query(connection, sql)
-    outcome = seed_query_answers(answer, last_month)
+    by_month = _rows_by_month(rows, months)
+    answer = run_query(connection, seed_001_query(*last))
+    outcome = seed_query_answers(answer, by_month[last])
     official = official_ibov_closes(tables, min(rows[DATA]), max(rows[DATA])) if not rows.empty else pd.DataFrame()
     official_days = set(official[DATA]) if not official.empty else set()
     run = {"table": f"{INDEX_DATABASE}.{INDEX_TABLE}", **snapshot_metadata(tables, INDEX_TABLE_DEF, committed),
            "months": ", ".join(f"{y}-{m:02d}" for y, m in months)}
-    by_month = {}
-    for year, month in months:
-        month_rows = rows[(rows[YEAR] == year) & (rows[MONTH] == month)]
+    metadata = {}
+    for (year, month), month_rows in by_month.items():
         published = sum(day in official_days for day in month_rows[DATA])
-        month_sql = seed_001_query(year, month)
-        by_month[_month_key(year, month)] = {
+        metadata[_month_key(year, month)] = {
             "dagster/row_count": len(month_rows),
             # seed 001's columns stay Yahoo's bar; the close of record is B3's where published (README)
             "close_source": f"preco_fechamento is Yahoo's ^BVSP close (the OHLCV bar of seed 001's features); B3's "
                             f"official close, the close of record, is published for {published} of the "
                             f"{len(month_rows)} sessions of {year}-{month:02d} (b3_refined_db.index_closes)",
-            "seed_001_query": sql_block(month_sql),
+            "seed_001_query": sql_block(seed_001_query(year, month)),
             **({"seed_001_answer": preview(answer)} if (year, month) == last else {}),
         }
-    yield from partition_materialisations(INDEX_TABLE_ASSET, run, by_month)
+    yield from partition_materialisations(INDEX_TABLE_ASSET, run, metadata)
     yield result(INDEX_TABLE_ASSET, "seed_001_query_answers", outcome)
 
 

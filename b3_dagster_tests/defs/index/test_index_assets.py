@@ -142,6 +142,11 @@ def test_a_range_of_months_is_one_run_with_checks_on_stored_rows(lake_root, yaho
     month_ends = {(2025, 10): "2025-10-31", (2025, 11): "2025-11-30", (2025, 12): "2025-12-31",
                   (2026, 1): "2026-01-30"}  # the last raw day of the run
     assert counts["n"].tolist() == [len(sessions(f"{y}-{m:02d}-01", last)) for (y, m), last in month_ends.items()]
+    # each month's materialisation counts that month's rows, in the refine and in the table
+    for asset in ("ibov_index_refined", "ibov_refined"):
+        rows = {m.partition: m.materialization.metadata["dagster/row_count"].value
+                for m in result.get_asset_materialization_events() if m.asset_key.to_user_string() == asset}
+        assert [rows[month] for month in months] == counts["n"].tolist(), asset
 
 
 def test_index_chart_is_shown_and_saved_beside_the_lake(lake_root, yahoo_replay):
