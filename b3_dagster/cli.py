@@ -151,7 +151,7 @@ def _demo_start(args: argparse.Namespace):
 
     _apply_defaults(args.lake)
     # Dagster's SQLite event log stores each event on its own (about 10 ms of CPU); a range run otherwise writes one
-    # "planned" event per partition and asset before as many materialisations (1,642 each in the refine's run).
+    # "planned" event per partition and asset of its range (1,642 in the refine's run over 821 sessions).
     # Dagster's own switch writes one planned event per asset instead. What it gives up, for the demo's partitioned
     # runs only: the UI shows none of their partitions as failed or in progress (a failed run still shows as failed,
     # and the demo stops at it). Runs that `dg dev` and production launch keep Dagster's default.
