@@ -132,13 +132,14 @@ def demo(args: argparse.Namespace) -> int:
     lake_root, instance = _demo_start(args)
     recordings_root = Path(__file__).resolve().parent / "recordings"
     print(f"Lake: {lake_root}   (recorded real answers replayed from {recordings_root})")
-    _demo_b3_api_days(instance)
+    runs = _DemoRuns(instance)
+    _demo_b3_api_days(runs)
     store = _store()
     if not _demo_csv_imports(instance, store, recordings_root):
         return 1
-    _demo_refine(instance, store)
-    _demo_index_history(instance, args.index_from, args.index_to)
-    _demo_indices(instance, recordings_root)
+    _demo_refine(runs, store)
+    _demo_index_history(runs, args.index_from, args.index_to)
+    _demo_indices(runs, recordings_root)
     _demo_queries(lake_root)
     return 0
 
@@ -162,17 +163,32 @@ def _demo_start(args: argparse.Namespace):
     return Path(os.environ["B3_LAKE_ROOT"]).resolve(), instance
 
 
-def _demo_b3_api_days(instance) -> None:
-    from b3_dagster.definitions import build_definitions
+class _DemoRuns:
+    """The demo's Dagster instance and its definitions, loaded once: each load of ``defs/`` costs 0.2-0.5 s of CPU,
+    and the demo runs 19 jobs, most with a replay of their own as a resource."""
+
+    def __init__(self, instance):
+        from b3_dagster.definitions import build_definitions
+
+        self.instance = instance
+        self.loaded = build_definitions()
+
+    def run(self, job: str, overrides: dict | None = None, **run_args) -> None:
+        from b3_dagster.definitions import build_definitions
+
+        run_job(build_definitions(overrides, loaded=self.loaded), job, self.instance, **run_args)
+
+
+def _demo_b3_api_days(runs: _DemoRuns) -> None:
     from b3_dagster.defs.resources import B3PortfolioResource
     from b3_dagster.replay.b3_api import B3Replay, recorded_days
 
     print("\n1. B3 GetPortfolioDay, replayed on 127.0.0.1 one recorded day at a time -> raw/")
     for recording in recorded_days():
         with B3Replay(recording) as replay:
-            defs = build_definitions({"b3": B3PortfolioResource(base_url=replay.base_url,
-                                                                language=recording.language)})
-            run_job(defs, "ibov_snapshot_job", instance, partition_key=recording.date)
+            runs.run("ibov_snapshot_job", {"b3": B3PortfolioResource(base_url=replay.base_url,
+                                                                    language=recording.language)},
+                     partition_key=recording.date)
 
 
 def _demo_csv_imports(instance, store, recordings_root: Path) -> bool:
@@ -197,32 +213,28 @@ def _demo_csv_imports(instance, store, recordings_root: Path) -> bool:
     return True
 
 
-def _demo_refine(instance, store) -> None:
-    from b3_dagster.definitions import build_definitions
-
+def _demo_refine(runs: _DemoRuns, store) -> None:
     raw_days = store.raw_days()
     print(f"\n3. Sectors refined -> default.tb_ibov_refined: ONE run over {raw_days[0]}..{raw_days[-1]}\n"
           f"   ({len(raw_days)} days with raw; the sessions between are skipped by name); then "
           "b3_refined_db.classificacao_setorial and the sector weights chart")
-    defs = build_definitions()
-    run_job(defs, "ibov_refine_job", instance, start=raw_days[0].isoformat(), end=raw_days[-1].isoformat())
-    run_job(defs, "b3_sectors_job", instance)
+    runs.run("ibov_refine_job", start=raw_days[0].isoformat(), end=raw_days[-1].isoformat())
+    runs.run("b3_sectors_job")
 
 
-def _demo_index_history(instance, first_day: str, last_day: str) -> None:
-    from b3_dagster.definitions import build_definitions
+def _demo_index_history(runs: _DemoRuns, first_day: str, last_day: str) -> None:
     from b3_dagster.defs.resources import YahooChartResource
     from b3_dagster.replay.yahoo import serve_chart_recordings
 
     print(f"\n4. IBOVESPA daily history (Yahoo chart API replay) {first_day}..{last_day}")
     server, yahoo_url = serve_chart_recordings()
     try:
-        defs = build_definitions({"yahoo": YahooChartResource(base_url=yahoo_url)})
-        run_job(defs, "ibov_index_job", instance, start=first_day, end=last_day)
+        yahoo = {"yahoo": YahooChartResource(base_url=yahoo_url)}
+        runs.run("ibov_index_job", yahoo, start=first_day, end=last_day)
         first_month = dt.date.fromisoformat(first_day).replace(day=1).isoformat()
         last_month = dt.date.fromisoformat(last_day).replace(day=1).isoformat()
-        run_job(defs, "ibov_index_refine_job", instance, start=first_month, end=last_month)
-        run_job(defs, "ibov_charts_job", instance)
+        runs.run("ibov_index_refine_job", yahoo, start=first_month, end=last_month)
+        runs.run("ibov_charts_job", yahoo)
     finally:
         server.shutdown()
         server.server_close()
@@ -258,24 +270,23 @@ INDICES_QUERIES = {
 DEMO_INDEX_CSVS = ("IBRA", "IBXX")
 
 
-def _demo_indices(instance, recordings_root: Path) -> None:
+def _demo_indices(runs: _DemoRuns, recordings_root: Path) -> None:
     store = _indices_store()
-    _demo_index_closes(instance, store, recordings_root)
-    _demo_index_portfolios(instance, store)
-    _demo_index_membership(instance)
-    _demo_anomalies(instance)
+    _demo_index_closes(runs, store, recordings_root)
+    _demo_index_portfolios(runs, store)
+    _demo_index_membership(runs)
+    _demo_anomalies(runs)
 
 
-def _demo_index_closes(instance, store, recordings_root: Path) -> None:
-    from b3_dagster.definitions import build_definitions
+def _demo_index_closes(runs: _DemoRuns, store, recordings_root: Path) -> None:
     from b3_dagster.defs.resources import B3IndicesResource
     from b3_dagster.replay.b3_indices import IndicesReplay
 
     print("\n5. B3's official IBOV closes (year grids replayed, Evolução downloads) -> b3_refined_db.index_closes")
     with IndicesReplay() as replay:
         for year, language in _best_ibov_grids():
-            defs = build_definitions({"b3_indices": B3IndicesResource(base_url=replay.base_url, language=language)})
-            run_job(defs, "index_history_job", instance, partition_key=f"{year}|IBOV")
+            grids = {"b3_indices": B3IndicesResource(base_url=replay.base_url, language=language)}
+            runs.run("index_history_job", grids, partition_key=f"{year}|IBOV")
     history = recordings_root / "b3_index_history"
     # the "Evolução Mensal" downloads (IBOV and IFIX, 2014-2025) too: index_closes_job's check monthly_matches_daily
     # then compares IBOV's months with the daily closes of 2021 and 2022
@@ -292,7 +303,7 @@ def _demo_index_closes(instance, store, recordings_root: Path) -> None:
         raw_writes_log.setLevel(level)
     print(f"  {len(statuses)} Evolução Diária / Mensal downloads: {_summarise_statuses(statuses)} -> raw/index_history/"
           + (" (a replaced copy is kept under archive/)" if "replaced" in statuses else ""))
-    run_job(build_definitions(), "index_closes_job", instance)
+    runs.run("index_closes_job")
 
 
 def _best_ibov_grids() -> list[tuple[int, str]]:
@@ -307,8 +318,7 @@ def _best_ibov_grids() -> list[tuple[int, str]]:
     return [(year, language) for year, (language, _) in sorted(best.items())]
 
 
-def _demo_index_portfolios(instance, store) -> None:
-    from b3_dagster.definitions import build_definitions
+def _demo_index_portfolios(runs: _DemoRuns, store) -> None:
     from b3_dagster.defs.resources import B3PortfolioResource
     from b3_dagster.replay.b3_api import B3Replay, recorded_days
     from b3_dagster.sources.b3_index_csv import recorded_csvs
@@ -317,34 +327,32 @@ def _demo_index_portfolios(instance, store) -> None:
           + ", ".join(DEMO_INDEX_CSVS) + ") -> b3_refined_db.index_portfolios")
     for recording in recorded_days():
         with B3Replay(recording) as replay:
-            api = build_definitions({"b3": B3PortfolioResource(base_url=replay.base_url, language=recording.language)})
-            run_job(api, "index_portfolio_raw_job", instance, partition_key=f"{recording.date}|{recording.index}")
+            runs.run("index_portfolio_raw_job", {"b3": B3PortfolioResource(base_url=replay.base_url,
+                                                                          language=recording.language)},
+                     partition_key=f"{recording.date}|{recording.index}")
     statuses = [_import_portfolio_file(store, path, allow_altered=False)[0]
                 for path in recorded_csvs() if path.name[:4] in DEMO_INDEX_CSVS]
     print(f"  {len(statuses)} Carteira do Dia downloads: {_summarise_statuses(statuses)} -> raw/index_portfolio/")
-    run_job(build_definitions(), "index_portfolios_job", instance)
+    runs.run("index_portfolios_job")
 
 
-def _demo_index_membership(instance) -> None:
-    from b3_dagster.definitions import build_definitions
+def _demo_index_membership(runs: _DemoRuns) -> None:
     from b3_dagster.defs.resources import B3IndicesResource
     from b3_dagster.replay.b3_indices import IndicesReplay
     from b3_dagster.sources.b3_stock_index import recorded_answers
 
     print("\n7. Index membership (GetStockIndex replayed per day) -> b3_refined_db.index_membership")
     with IndicesReplay() as replay:
-        defs = build_definitions({"b3_indices": B3IndicesResource(base_url=replay.base_url)})
+        b3_indices = {"b3_indices": B3IndicesResource(base_url=replay.base_url)}
         for day, path in sorted(recorded_answers().items()):
             replay.current = path
-            run_job(defs, "index_membership_job", instance, partition_key=day)
-    run_job(build_definitions(), "index_membership_table_job", instance)
+            runs.run("index_membership_job", b3_indices, partition_key=day)
+    runs.run("index_membership_table_job")
 
 
-def _demo_anomalies(instance) -> None:
-    from b3_dagster.definitions import build_definitions
-
+def _demo_anomalies(runs: _DemoRuns) -> None:
     print("\n8. Anomaly score of the IBOVESPA days (IsolationForest) -> b3_refined_db.ibov_anomalies, chart")
-    run_job(build_definitions(), "ibov_anomaly_job", instance)
+    runs.run("ibov_anomaly_job")
 
 
 def _indices_store():

@@ -17,9 +17,12 @@ from b3_dagster.library_warnings import quiet_library_warnings
 quiet_library_warnings()
 
 
-def build_definitions(overrides: Optional[Mapping[str, object]] = None) -> dg.Definitions:
-    """Everything in ``defs/``; ``overrides`` replaces resources by key (the CLI's replays, the tests' lakes)."""
-    loaded = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+def build_definitions(overrides: Optional[Mapping[str, object]] = None,
+                      loaded: Optional[dg.Definitions] = None) -> dg.Definitions:
+    """Everything in ``defs/``; ``overrides`` replaces resources by key (the CLI's replays, the tests' lakes).
+    ``loaded``: an earlier ``build_definitions()`` of this process to reuse instead of loading ``defs/`` again (the
+    resources are chosen from the settings when ``defs/`` loads, so only within one command's settings)."""
+    loaded = loaded or dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
     if not overrides:
         return loaded
     return dg.Definitions(

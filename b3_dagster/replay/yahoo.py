@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from b3_dagster.replay.b3_api import SHUTDOWN_POLL_SECONDS
 from b3_dagster.sources.yahoo_chart import CHART_PATH, QUOTE_FIELDS
 
 
@@ -101,5 +102,6 @@ def serve_chart_recordings(directory: str | Path | None = None, host: str = "127
             pass
 
     server = ThreadingHTTPServer((host, port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True, name="yahoo-chart-replay").start()
+    threading.Thread(target=server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,), daemon=True,
+                     name="yahoo-chart-replay").start()
     return server, f"http://{host}:{server.server_address[1]}"

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from b3_dagster.replay.b3_api import Recording, answer
+from b3_dagster.replay.b3_api import SHUTDOWN_POLL_SECONDS, Recording, answer
 from b3_dagster.sources.b3_portfolio import ENDPOINT_PATH
 from b3_dagster_tests.helpers import (
     b3_dagster_command,
@@ -158,7 +158,7 @@ class StallableReplay:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self._lock = threading.Lock()
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,), daemon=True).start()
 
     def _take_stall(self) -> bool:
         with self._lock:
@@ -205,7 +205,7 @@ class AlertReceiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,), daemon=True).start()
 
     @property
     def url(self) -> str:
