@@ -48,6 +48,7 @@ from b3_dagster.defs.shared.tables import (
 )
 from b3_dagster.errors import Missing, RawPartitionMissing, TableHasNoRows
 from b3_dagster.model import (
+    BAR_DATE,
     CATALOG_DATABASE,
     CLOSE,
     CLOSE_DATE,
@@ -88,7 +89,7 @@ from b3_dagster.storage.bar_store import (
     seed_001_query,
 )
 from b3_dagster.storage.b3_indices_store import B3IndicesStore
-from b3_dagster.storage.layout import DAILY_CSV_NAME, HISTORY_PREFIX, raw_index_prefix
+from b3_dagster.storage.layout import DAILY_CSV_NAME, HISTORY_PREFIX
 from b3_dagster.storage.tables import (
     ANOMALY_TABLE_DEF,
     INDEX_CLOSES_TABLE_DEF,
@@ -128,41 +129,46 @@ def _month_end(year: int, month: int) -> dt.date:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-@dg.asset(
-    key=RAW_INDEX_ASSET,
-    group_name=GROUP,
+@dg.multi_asset(
+    name=RAW_INDEX_ASSET,
+    # skippable: the step records one materialisation per session it wrote (below) instead of an output, which
+    # Dagster would record for every session of the run's range with the whole run's metadata (298 days each said
+    # "298 rows" and showed the last day's folder)
+    specs=[dg.AssetSpec(
+        RAW_INDEX_ASSET,
+        group_name=GROUP,
+        kinds={"parquet"},
+        skippable=True,
+        description="Daily open/high/low/close/volume of ^BVSP from Yahoo's chart API, one Parquet file per B3 "
+                    "session under raw/ibov_index/date=YYYY-MM-DD/. A backfill of a range is one request. Provisional "
+                    "(unfinished) bars are never written; stored days are never silently replaced.",
+    )],
     partitions_def=trading_day_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    kinds={"parquet"},
-    description="Daily open/high/low/close/volume of ^BVSP from Yahoo's chart API, one Parquet file per B3 session "
-                "under raw/ibov_index/date=YYYY-MM-DD/. A backfill of a range is one request. Provisional (unfinished) "
-                "bars are never written; stored days are never silently replaced.",
 )
 @fails_clearly
 def ibov_index_raw(context: dg.AssetExecutionContext, config: IndexRawConfig, yahoo: YahooChartResource,
-                   lake: LakeResource) -> dg.MaterializeResult:
+                   lake: LakeResource) -> Iterator[dg.AssetMaterialization]:
     days = sorted(dt.date.fromisoformat(key) for key in days_in_run(context))
     history = yahoo.client().fetch_daily(days[0], days[-1])
     bars = history.select(days)  # raises before any write when a day is missing or provisional
     store = BarStore(lake.lake())
     outcomes = store.write_raw(bars, source=history.url, allow_overwrite=config.allow_overwrite)
-    counts = pd.Series([outcome.status for outcome in outcomes]).value_counts().to_dict()
     for note in history.notes:
         context.log.info(note)
-    return dg.MaterializeResult(metadata={
-        "days": len(days),
-        "first_day": days[0].isoformat(),
-        "last_day": days[-1].isoformat(),
-        "written": counts.get("written", 0),
-        "unchanged": counts.get("unchanged", 0),
-        "replaced": counts.get("replaced", 0),
+    run_wide = {
+        "run_days": f"{days[0]}..{days[-1]} ({len(days)} sessions, one request)",
         "request": dg.MetadataValue.url(history.url) if history.url.startswith("http") else history.url,
-        "location": path(store.lake.uri(raw_index_prefix(days[-1]))),
         "exchange_timezone": history.exchange_timezone,
         "left_out_provisional": ", ".join(str(day) for day in history.provisional["date"]) or "none",
-        "dagster/row_count": len(bars),
-        "preview": preview(bars.tail(10)),
-    })
+    }
+    yield from partition_materialisations(RAW_INDEX_ASSET, run_wide, {
+        bars[BAR_DATE].iloc[position].isoformat(): {  # write_raw answers one outcome per bar, in order
+            "write": outcome.status,
+            "location": path(outcome.uri),
+            "dagster/row_count": outcome.rows,
+            "preview": preview(bars.iloc[[position]]),
+        } for position, outcome in enumerate(outcomes)})
 
 
 def _lookback_days(first_day: dt.date, raw_days: list[dt.date]) -> list[dt.date]:

@@ -66,8 +66,13 @@ def test_a_backfill_range_is_one_request_and_one_file_per_session(lake_root, htt
     store = BarStore(LocalLake(lake_root))
     assert store.raw_days() == days
     assert store.read_raw(days)["close"].tolist() == quote(fixture_json(REAL_BVSP))["close"]
-    materialized = {m.partition for m in result.get_asset_materialization_events()}
-    assert materialized == {day.isoformat() for day in days}
+    events = result.get_asset_materialization_events()
+    assert sorted(event.partition for event in events) == [day.isoformat() for day in days]
+    for event in events:  # each session's record is its own: one row, its own file, its own bar
+        metadata = event.materialization.metadata
+        assert metadata["dagster/row_count"].value == 1
+        assert f"date={event.partition}/" in metadata["location"].value
+        assert event.partition in metadata["preview"].value and metadata["write"].value == "written"
 
 
 def test_a_bad_answer_fails_the_run_and_writes_nothing(lake_root, httpserver):
