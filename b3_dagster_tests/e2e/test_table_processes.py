@@ -4,10 +4,12 @@ commits; a writer is killed with SIGKILL mid-commit; two writers commit overlapp
 from __future__ import annotations
 
 import datetime as dt
+import queue
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import dagster as dg
@@ -81,9 +83,66 @@ WRITER = textwrap.dedent("""
 """)
 
 
-def start(code: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+LINE_TIMEOUT = 120  # seconds for one line of a child; generous for a loaded machine, finite for a stuck child
+
+
+class Child:
+    """A helper process of these tests, read line by line with a deadline: a child that hangs or dies fails the test
+    with its stderr instead of hanging the suite (a bare ``readline()`` waits for ever, and at the end of the output
+    returns "" for ever)."""
+
+    def __init__(self, code: str, *args):
+        self.process = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self._lines: queue.Queue = queue.Queue()
+        self._stderr: list[str] = []
+        threading.Thread(target=self._pump_stdout, daemon=True).start()
+        threading.Thread(target=lambda: self._stderr.extend(self.process.stderr), daemon=True).start()
+
+    def _pump_stdout(self) -> None:
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)  # the end of its output
+
+    def send(self, line: str) -> None:
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def line(self) -> str:
+        try:
+            line = self._lines.get(timeout=LINE_TIMEOUT)
+        except queue.Empty:
+            raise AssertionError(f"the child wrote no line in {LINE_TIMEOUT} s; stderr: {self.stop()}") from None
+        if line is None:
+            raise AssertionError(f"the child ended (exit {self.process.wait()}) before the line the test waits for; "
+                                 f"stderr: {self.stop()}")
+        return line
+
+    def finish(self, timeout: float) -> list[str]:
+        """Wait for the child to exit (closing its stdin), then its remaining lines; fails with its stderr when it
+        does not exit in time or exits with an error."""
+        self.process.stdin.close()
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the child did not exit in {timeout} s; stderr: {self.stop()}") from None
+        assert code == 0, f"the child exited with {code}; stderr: {self.stop()}"
+        lines = []
+        while (line := self._lines.get(timeout=LINE_TIMEOUT)) is not None:
+            lines.append(line)
+        return lines
+
+    def kill(self) -> int:
+        self.process.send_signal(signal.SIGKILL)
+        return self.process.wait(timeout=30)
+
+    def stop(self) -> str:
+        """Kill the child if it still runs; its stderr."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=30)
+        time.sleep(0.1)  # the stderr thread reads to the end of the pipe
+        return "".join(self._stderr)
 
 
 def synthetic(days, marker: float) -> pa.Table:
@@ -106,12 +165,11 @@ def test_a_reader_in_another_process_keeps_answering_while_a_refine_commits(lake
     april = snapshot_of(recordings["2025-04-07"])
     store.write_raw(april)
 
-    reader = start(READER, lake_root)
+    reader = Child(READER, lake_root)
     try:
-        assert reader.stdout.readline().strip() == "ready", reader.stderr.read()
-        reader.stdin.write("ask\n")
-        reader.stdin.flush()
-        before = reader.stdout.readline().split()
+        assert reader.line().strip() == "ready"
+        reader.send("ask")
+        before = reader.line().split()
         lake = LakeResource(root=str(lake_root))
         result = dg.materialize([sector_refine_and_commit], partition_key="2025-04-07",
                                 resources={"lake": lake, "catalog": CatalogResource(lake=lake),
@@ -119,16 +177,14 @@ def test_a_reader_in_another_process_keeps_answering_while_a_refine_commits(lake
                                 run_config={"ops": {"ibov_sector_refined": {"config": {
                                     "processing_date": "2025-06-02"}}}})
         assert result.success, "the refine commits while the reader holds its connection"
-        reader.stdin.write("ask\n")
-        reader.stdin.flush()
-        after = reader.stdout.readline().split()
+        reader.send("ask")
+        after = reader.line().split()
         assert before == after == [str(december.rows["segment"].nunique()), "1"], \
             "the open connection keeps answering from the snapshot it opened"
-        assert reader.poll() is None
+        assert reader.process.poll() is None
+        assert reader.finish(timeout=30) == []
     finally:
-        reader.stdin.close()
-        reader.wait(timeout=30)
-    assert reader.returncode == 0, reader.stderr.read()
+        reader.stop()
     assert set(markers_by_day(lake_root)) == {dt.date(2022, 12, 8), dt.date(2025, 4, 7)}, "a new connection sees it"
 
 
@@ -137,16 +193,13 @@ def test_sigkill_mid_commit_leaves_the_last_committed_snapshot_and_maintenance_r
     tables.commit(PORTFOLIO_TABLE_DEF, synthetic(YEAR, 0.0), [d.isoformat() for d in YEAR])
     orphans_seen: set[str] = set()
     for delay in (0.05, 0.2, 0.4, 0.7):
-        writer = start(WRITER, lake_root, YEAR[0], YEAR[-1], 1000 * delay, 50, 3)
-        writer.stdin.write("go\n")
-        writer.stdin.flush()
-        assert writer.stdout.readline().startswith("committing"), writer.stderr.read()
-        while not writer.stdout.readline().startswith("committing"):  # let one commit through, kill the next
+        writer = Child(WRITER, lake_root, YEAR[0], YEAR[-1], 1000 * delay, 50, 3)
+        writer.send("go")
+        assert writer.line().startswith("committing")
+        while not writer.line().startswith("committing"):  # let one commit through, kill the next
             pass
         time.sleep(delay)
-        writer.send_signal(signal.SIGKILL)
-        writer.wait(timeout=30)
-        assert writer.returncode == -signal.SIGKILL
+        assert writer.kill() == -signal.SIGKILL
         # readers see one whole commit: every day of the year, 30 rows each, all written by the same commit
         by_day = markers_by_day(lake_root)
         assert list(by_day) == YEAR
@@ -157,14 +210,11 @@ def test_sigkill_mid_commit_leaves_the_last_committed_snapshot_and_maintenance_r
 
     # and one kill at the moment that matters most, whatever the machine's load: the commit's data and manifest files
     # are written, the catalog does not point at them yet
-    writer = start(WRITER, lake_root, YEAR[0], YEAR[-1], 5000, 1, 3, "pause")
-    writer.stdin.write("go\n")
-    writer.stdin.flush()
-    assert writer.stdout.readline().startswith("committing"), writer.stderr.read()
-    assert writer.stdout.readline().startswith("files written"), writer.stderr.read()
-    writer.send_signal(signal.SIGKILL)
-    writer.wait(timeout=30)
-    assert writer.returncode == -signal.SIGKILL
+    writer = Child(WRITER, lake_root, YEAR[0], YEAR[-1], 5000, 1, 3, "pause")
+    writer.send("go")
+    assert writer.line().startswith("committing")
+    assert writer.line().startswith("files written")
+    assert writer.kill() == -signal.SIGKILL
     by_day = markers_by_day(lake_root)
     assert list(by_day) == YEAR and len(set().union(*by_day.values())) == 1 and 5000.0 not in by_day[YEAR[0]]
     live = tables.load(PORTFOLIO_TABLE_DEF)
@@ -185,29 +235,25 @@ def test_two_processes_committing_overlapping_days_end_serialised_or_fail_clearl
     tables = open_tables(LocalLake(lake_root))
     seed = tables.commit(PORTFOLIO_TABLE_DEF, synthetic(YEAR, 0.0), [d.isoformat() for d in YEAR])
     first, second = YEAR[:150], YEAR[100:]  # 50 days in common
-    writers = [start(WRITER, lake_root, first[0], first[-1], 100, 4, 3, "pause"),
-               start(WRITER, lake_root, second[0], second[-1], 200, 4, 3, "pause")]
+    writers = [Child(WRITER, lake_root, first[0], first[-1], 100, 4, 3, "pause"),
+               Child(WRITER, lake_root, second[0], second[-1], 200, 4, 3, "pause")]
     for writer in writers:
-        writer.stdin.write("go\n")
-        writer.stdin.flush()
+        writer.send("go")
     # A barrier, whatever the machine's load: each first commit stops with its files written on the snapshot it
     # loaded, before the catalog's pointer moves; both are released only once both stand there, so whichever moves
     # the pointer second meets a commit it did not see.
     bases = []
     for writer in writers:
-        assert writer.stdout.readline().startswith("committing"), writer.stderr.read()
-        paused = writer.stdout.readline().split()
-        assert paused[:3] == ["files", "written", "on"], (paused, writer.stderr.read())
+        assert writer.line().startswith("committing")
+        paused = writer.line().split()
+        assert paused[:3] == ["files", "written", "on"], paused
         bases.append(int(paused[3]))
     assert bases == [seed.snapshot_id] * 2, "both writers built their first commit on the same snapshot"
     for writer in writers:
-        writer.stdin.write("go\n")
-        writer.stdin.flush()
+        writer.send("go")
     outputs = []
     for writer in writers:
-        out, err = writer.communicate(timeout=240)
-        assert writer.returncode == 0, err
-        outputs.append([line.split() for line in out.splitlines() if not line.startswith("committing")])
+        outputs.append([line.split() for line in writer.finish(timeout=240) if not line.startswith("committing")])
     for lines in outputs:
         assert lines and all(line[0] in ("ok", "conflict") for line in lines), lines
     committed = {float(line[1]) for lines in outputs for line in lines if line[0] == "ok"}
