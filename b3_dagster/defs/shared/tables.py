@@ -59,13 +59,25 @@ def partition_materialisations(asset: str, shared: dict, by_partition: dict[str,
 
 
 def staged_prefix(context: dg.AssetExecutionContext, dataset: str, lake) -> str:
-    """The staging folder of this run's refine; a re-execution from failure finds its parent run's folder."""
-    run = context.run
-    for run_id in dict.fromkeys(filter(None, (context.run.run_id, run.parent_run_id, run.root_run_id))):
+    """The staging folder of the newest refine in this run's line: its own, else that of the run it re-executes, and
+    so on back to the root run. The newest, not the root's: a middle re-execution that refined again staged newer
+    rows than the root's."""
+    for run_id in _run_line(context):
         prefix = staging.run_prefix(dataset, run_id)
         if lake.list(prefix):
             return prefix
     return staging.run_prefix(dataset, context.run.run_id)
+
+
+def _run_line(context: dg.AssetExecutionContext) -> list[str]:
+    """This run's id, then each parent's (``parent_run_id``, read from the instance), then the root's."""
+    line, run = [], context.run
+    while run is not None and run.run_id not in line:
+        line.append(run.run_id)
+        run = context.instance.get_run_by_id(run.parent_run_id) if run.parent_run_id else None
+    if context.run.root_run_id and context.run.root_run_id not in line:  # a parent deleted from the instance
+        line.append(context.run.root_run_id)
+    return line
 
 
 def commit_run(context: dg.AssetExecutionContext, tables: IcebergTables, table_def: TableDef, dataset: str,
