@@ -17,6 +17,10 @@ Since 2026-11-30 17:30 the refine and its table commit are one step that records
 (defs/shared/tables.py, refine_and_commit_asset): 50 instead of 1,642. Measured 39 s CPU (refine 7 s) at load 2.6.
 What is left of the refine is mostly Dagster's planned check evaluations: one row per partition and check, each
 with the serialised event (821 sessions x 7 checks).
+Since 2026-11-30 20:00 the demo loads defs/ once (it loaded it 14 times: 3 s of CPU), its replay servers stop in
+20 ms (each stop waited ~0.4 s), and ibov_index_job records its own metadata per session. Measured 29-33 s CPU,
+32-37 s wall at load 1 (the same machine gave 37-51 s wall for the commit before, minutes apart: compare runs made
+side by side).
 """
 
 from __future__ import annotations
