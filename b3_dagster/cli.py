@@ -165,13 +165,16 @@ def _demo_start(args: argparse.Namespace):
 
 class _DemoRuns:
     """The demo's Dagster instance and its definitions, loaded once: each load of ``defs/`` costs 0.2-0.5 s of CPU,
-    and the demo runs 19 jobs, most with a replay of their own as a resource."""
+    and the demo makes 19 runs (of 14 jobs), most with a replay of their own as a resource."""
 
     def __init__(self, instance):
-        from b3_dagster.definitions import build_definitions
+        imported_before = "b3_dagster.definitions" in sys.modules
+        from b3_dagster import definitions
 
         self.instance = instance
-        self.loaded = build_definitions()
+        # the code location that importing the module just loaded, from this command's settings; a module imported
+        # earlier in this process (a caller's) may have loaded them from other settings
+        self.loaded = definitions.build_definitions() if imported_before else definitions.defs
 
     def run(self, job: str, overrides: dict | None = None, **run_args) -> None:
         from b3_dagster.definitions import build_definitions

@@ -22,7 +22,8 @@ def build_definitions(overrides: Optional[Mapping[str, object]] = None,
     """Everything in ``defs/``; ``overrides`` replaces resources by key (the CLI's replays, the tests' lakes).
     ``loaded``: an earlier ``build_definitions()`` of this process to reuse instead of loading ``defs/`` again (the
     resources are chosen from the settings when ``defs/`` loads, so only within one command's settings)."""
-    loaded = loaded or dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    if loaded is None:
+        loaded = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
     if not overrides:
         return loaded
     return dg.Definitions(
