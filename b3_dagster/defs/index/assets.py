@@ -166,6 +166,7 @@ def ibov_index_raw(context: dg.AssetExecutionContext, config: IndexRawConfig, ya
         bars[BAR_DATE].iloc[position].isoformat(): {  # write_raw answers one outcome per bar, in order
             "write": outcome.status,
             "location": path(outcome.uri),
+            **({"archived": path(store.lake.uri(outcome.archived_key))} if outcome.archived_key else {}),
             "dagster/row_count": outcome.rows,
             "preview": preview(bars.iloc[[position]]),
         } for position, outcome in enumerate(outcomes)})

@@ -75,6 +75,29 @@ def test_a_backfill_range_is_one_request_and_one_file_per_session(lake_root, htt
         assert event.partition in metadata["preview"].value and metadata["write"].value == "written"
 
 
+def test_a_revised_bar_is_replaced_only_when_asked_and_its_session_names_the_archived_copy(lake_root, httpserver):
+    revised = copy.deepcopy(fixture_json(REAL_BVSP))
+    quote(revised)["volume"][position_of(revised, dt.date(2026, 9, 30))] += 1000  # Yahoo back-fills volumes
+    httpserver.expect_ordered_request("/v8/finance/chart/^BVSP").respond_with_json(fixture_json(REAL_BVSP))
+    httpserver.expect_ordered_request("/v8/finance/chart/^BVSP").respond_with_json(revised)
+    httpserver.expect_ordered_request("/v8/finance/chart/^BVSP").respond_with_json(revised)
+    defs = definitions(lake_root, httpserver.url_for("").rstrip("/"))
+    assert run(defs, "ibov_index_job", "2026-09-02", "2026-10-02").success
+
+    refused = run(defs, "ibov_index_job", "2026-09-02", "2026-10-02")
+    assert not refused.success and "allow_overwrite" in failure_message(refused)
+    replaced = defs.resolve_job_def("ibov_index_job").execute_in_process(
+        tags={RANGE_START: "2026-09-02", RANGE_END: "2026-10-02"},
+        run_config={"ops": {"ibov_index_raw": {"config": {"allow_overwrite": True}}}})
+    assert replaced.success
+    by_day = {event.partition: event.materialization.metadata for event in replaced.get_asset_materialization_events()}
+    assert by_day["2026-09-30"]["write"].value == "replaced"
+    assert "archive/" in by_day["2026-09-30"]["archived"].value
+    assert {day: metadata["write"].value for day, metadata in by_day.items() if day != "2026-09-30"} == \
+        {day.isoformat(): "unchanged" for day in sessions("2026-09-02", "2026-10-02") if day.isoformat() != "2026-09-30"}
+    assert all("archived" not in metadata for day, metadata in by_day.items() if day != "2026-09-30")
+
+
 def test_a_bad_answer_fails_the_run_and_writes_nothing(lake_root, httpserver):
     document = copy.deepcopy(fixture_json(REAL_BVSP))
     position = position_of(document, dt.date(2026, 9, 30))
