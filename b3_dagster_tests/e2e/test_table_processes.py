@@ -13,6 +13,7 @@ import threading
 import time
 
 import dagster as dg
+import pytest
 import pyarrow as pa
 
 from b3_dagster.calendar import sessions
@@ -89,33 +90,48 @@ LINE_TIMEOUT = 120  # seconds for one line of a child; generous for a loaded mac
 class Child:
     """A helper process of these tests, read line by line with a deadline: a child that hangs or dies fails the test
     with its stderr instead of hanging the suite (a bare ``readline()`` waits for ever, and at the end of the output
-    returns "" for ever)."""
+    returns "" for ever). Start children with the ``children`` fixture, which stops any still running when the test
+    ends, failed or not."""
 
     def __init__(self, code: str, *args):
         self.process = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self._lines: queue.Queue = queue.Queue()
         self._stderr: list[str] = []
-        threading.Thread(target=self._pump_stdout, daemon=True).start()
-        threading.Thread(target=lambda: self._stderr.extend(self.process.stderr), daemon=True).start()
+        self._readers = [threading.Thread(target=self._pump_stdout, daemon=True),
+                         threading.Thread(target=lambda: self._stderr.extend(self.process.stderr), daemon=True)]
+        for reader in self._readers:
+            reader.start()
 
     def _pump_stdout(self) -> None:
         for line in self.process.stdout:
             self._lines.put(line)
         self._lines.put(None)  # the end of its output
 
+    def _failed(self, what: str) -> AssertionError:
+        return AssertionError(f"{what}; the child's stderr: {self.stop()}")
+
     def send(self, line: str) -> None:
-        self.process.stdin.write(line + "\n")
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write(line + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            raise self._failed(f"the child ended (exit {self.process.poll()}) before it read {line!r}") from None
 
     def line(self) -> str:
         try:
             line = self._lines.get(timeout=LINE_TIMEOUT)
         except queue.Empty:
-            raise AssertionError(f"the child wrote no line in {LINE_TIMEOUT} s; stderr: {self.stop()}") from None
+            raise self._failed(f"the child wrote no line in {LINE_TIMEOUT} s") from None
         if line is None:
-            raise AssertionError(f"the child ended (exit {self.process.wait()}) before the line the test waits for; "
-                                 f"stderr: {self.stop()}")
+            raise self._failed("the child ended before the line the test waits for")
+        return line
+
+    def expect(self, start: str) -> str:
+        """The next line, which must start with ``start``."""
+        line = self.line()
+        if not line.startswith(start):
+            raise self._failed(f"expected a line starting with {start!r}, got {line!r}")
         return line
 
     def finish(self, timeout: float) -> list[str]:
@@ -125,24 +141,47 @@ class Child:
         try:
             code = self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"the child did not exit in {timeout} s; stderr: {self.stop()}") from None
-        assert code == 0, f"the child exited with {code}; stderr: {self.stop()}"
+            raise self._failed(f"the child did not exit in {timeout} s") from None
+        if code != 0:
+            raise self._failed(f"the child exited with {code}")
         lines = []
-        while (line := self._lines.get(timeout=LINE_TIMEOUT)) is not None:
+        while (line := self.line_or_end()) is not None:
             lines.append(line)
         return lines
+
+    def line_or_end(self) -> str | None:
+        try:
+            return self._lines.get(timeout=LINE_TIMEOUT)
+        except queue.Empty:  # something the child started still holds its stdout open
+            raise self._failed(f"the child's output did not end in {LINE_TIMEOUT} s after it exited") from None
 
     def kill(self) -> int:
         self.process.send_signal(signal.SIGKILL)
         return self.process.wait(timeout=30)
 
     def stop(self) -> str:
-        """Kill the child if it still runs; its stderr."""
+        """Kill the child if it still runs; its whole stderr."""
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait(timeout=30)
-        time.sleep(0.1)  # the stderr thread reads to the end of the pipe
+        for reader in self._readers:
+            reader.join(timeout=5)
         return "".join(self._stderr)
+
+
+@pytest.fixture
+def children():
+    """``children(code, *args)`` starts a ``Child``; every child still running when the test ends is killed (a
+    failed assertion would otherwise leave writers waiting on their stdin until pytest exits)."""
+    started: list[Child] = []
+
+    def start(code: str, *args) -> Child:
+        started.append(Child(code, *args))
+        return started[-1]
+
+    yield start
+    for child in started:
+        child.stop()
 
 
 def synthetic(days, marker: float) -> pa.Table:
@@ -157,7 +196,7 @@ def markers_by_day(lake_root) -> dict[dt.date, set[float]]:
     return {day: set(group["soma_part"]) for day, group in rows.groupby("Data")}
 
 
-def test_a_reader_in_another_process_keeps_answering_while_a_refine_commits(lake_root, recordings):
+def test_a_reader_in_another_process_keeps_answering_while_a_refine_commits(lake_root, recordings, children):
     store = PortfolioStore(LocalLake(lake_root))
     december = snapshot_of(recordings["2022-12-08"])
     open_tables(store.lake).commit(PORTFOLIO_TABLE_DEF, pa.Table.from_pandas(
@@ -165,37 +204,35 @@ def test_a_reader_in_another_process_keeps_answering_while_a_refine_commits(lake
     april = snapshot_of(recordings["2025-04-07"])
     store.write_raw(april)
 
-    reader = Child(READER, lake_root)
-    try:
-        assert reader.line().strip() == "ready"
-        reader.send("ask")
-        before = reader.line().split()
-        lake = LakeResource(root=str(lake_root))
-        result = dg.materialize([sector_refine_and_commit], partition_key="2025-04-07",
-                                resources={"lake": lake, "catalog": CatalogResource(lake=lake),
-                                           "refine_engine": RefineEngineResource()},
-                                run_config={"ops": {"ibov_sector_refined": {"config": {
-                                    "processing_date": "2025-06-02"}}}})
-        assert result.success, "the refine commits while the reader holds its connection"
-        reader.send("ask")
-        after = reader.line().split()
-        assert before == after == [str(december.rows["segment"].nunique()), "1"], \
-            "the open connection keeps answering from the snapshot it opened"
-        assert reader.process.poll() is None
-        assert reader.finish(timeout=30) == []
-    finally:
-        reader.stop()
+    reader = children(READER, lake_root)
+    reader.expect("ready")
+    reader.send("ask")
+    before = reader.line().split()
+    lake = LakeResource(root=str(lake_root))
+    result = dg.materialize([sector_refine_and_commit], partition_key="2025-04-07",
+                            resources={"lake": lake, "catalog": CatalogResource(lake=lake),
+                                       "refine_engine": RefineEngineResource()},
+                            run_config={"ops": {"ibov_sector_refined": {"config": {
+                                "processing_date": "2025-06-02"}}}})
+    assert result.success, "the refine commits while the reader holds its connection"
+    reader.send("ask")
+    after = reader.line().split()
+    assert before == after == [str(december.rows["segment"].nunique()), "1"], \
+        "the open connection keeps answering from the snapshot it opened"
+    assert reader.process.poll() is None
+    assert reader.finish(timeout=30) == []
     assert set(markers_by_day(lake_root)) == {dt.date(2022, 12, 8), dt.date(2025, 4, 7)}, "a new connection sees it"
 
 
-def test_sigkill_mid_commit_leaves_the_last_committed_snapshot_and_maintenance_removes_the_litter(lake_root):
+def test_sigkill_mid_commit_leaves_the_last_committed_snapshot_and_maintenance_removes_the_litter(lake_root,
+                                                                                                  children):
     tables = open_tables(LocalLake(lake_root))
     tables.commit(PORTFOLIO_TABLE_DEF, synthetic(YEAR, 0.0), [d.isoformat() for d in YEAR])
     orphans_seen: set[str] = set()
     for delay in (0.05, 0.2, 0.4, 0.7):
-        writer = Child(WRITER, lake_root, YEAR[0], YEAR[-1], 1000 * delay, 50, 3)
+        writer = children(WRITER, lake_root, YEAR[0], YEAR[-1], 1000 * delay, 50, 3)
         writer.send("go")
-        assert writer.line().startswith("committing")
+        writer.expect("committing")
         while not writer.line().startswith("committing"):  # let one commit through, kill the next
             pass
         time.sleep(delay)
@@ -210,10 +247,10 @@ def test_sigkill_mid_commit_leaves_the_last_committed_snapshot_and_maintenance_r
 
     # and one kill at the moment that matters most, whatever the machine's load: the commit's data and manifest files
     # are written, the catalog does not point at them yet
-    writer = Child(WRITER, lake_root, YEAR[0], YEAR[-1], 5000, 1, 3, "pause")
+    writer = children(WRITER, lake_root, YEAR[0], YEAR[-1], 5000, 1, 3, "pause")
     writer.send("go")
-    assert writer.line().startswith("committing")
-    assert writer.line().startswith("files written")
+    writer.expect("committing")
+    writer.expect("files written")
     assert writer.kill() == -signal.SIGKILL
     by_day = markers_by_day(lake_root)
     assert list(by_day) == YEAR and len(set().union(*by_day.values())) == 1 and 5000.0 not in by_day[YEAR[0]]
@@ -231,12 +268,12 @@ def test_sigkill_mid_commit_leaves_the_last_committed_snapshot_and_maintenance_r
     assert outcome.expired_snapshots == 0 and len(markers_by_day(lake_root)) == len(YEAR)
 
 
-def test_two_processes_committing_overlapping_days_end_serialised_or_fail_clearly(lake_root):
+def test_two_processes_committing_overlapping_days_end_serialised_or_fail_clearly(lake_root, children):
     tables = open_tables(LocalLake(lake_root))
     seed = tables.commit(PORTFOLIO_TABLE_DEF, synthetic(YEAR, 0.0), [d.isoformat() for d in YEAR])
     first, second = YEAR[:150], YEAR[100:]  # 50 days in common
-    writers = [Child(WRITER, lake_root, first[0], first[-1], 100, 4, 3, "pause"),
-               Child(WRITER, lake_root, second[0], second[-1], 200, 4, 3, "pause")]
+    writers = [children(WRITER, lake_root, first[0], first[-1], 100, 4, 3, "pause"),
+               children(WRITER, lake_root, second[0], second[-1], 200, 4, 3, "pause")]
     for writer in writers:
         writer.send("go")
     # A barrier, whatever the machine's load: each first commit stops with its files written on the snapshot it
@@ -244,9 +281,8 @@ def test_two_processes_committing_overlapping_days_end_serialised_or_fail_clearl
     # the pointer second meets a commit it did not see.
     bases = []
     for writer in writers:
-        assert writer.line().startswith("committing")
-        paused = writer.line().split()
-        assert paused[:3] == ["files", "written", "on"], paused
+        writer.expect("committing")
+        paused = writer.expect("files written on").split()
         bases.append(int(paused[3]))
     assert bases == [seed.snapshot_id] * 2, "both writers built their first commit on the same snapshot"
     for writer in writers:
