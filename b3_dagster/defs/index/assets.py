@@ -164,9 +164,11 @@ def ibov_index_raw(context: dg.AssetExecutionContext, config: IndexRawConfig, ya
     }
     yield from partition_materialisations(RAW_INDEX_ASSET, run_wide, {
         bars[BAR_DATE].iloc[position].isoformat(): {  # write_raw answers one outcome per bar, in order
-            "write": outcome.status,
+            # the words of the other raw assets: status and location as in index_history_raw, archived_previous as
+            # in ibov_raw_snapshot
+            "status": outcome.status,
             "location": path(outcome.uri),
-            **({"archived": path(store.lake.uri(outcome.archived_key))} if outcome.archived_key else {}),
+            "archived_previous": outcome.archived_key or "",
             "dagster/row_count": outcome.rows,
             "preview": preview(bars.iloc[[position]]),
         } for position, outcome in enumerate(outcomes)})

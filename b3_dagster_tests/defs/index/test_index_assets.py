@@ -72,7 +72,7 @@ def test_a_backfill_range_is_one_request_and_one_file_per_session(lake_root, htt
         metadata = event.materialization.metadata
         assert metadata["dagster/row_count"].value == 1
         assert f"date={event.partition}/" in metadata["location"].value
-        assert event.partition in metadata["preview"].value and metadata["write"].value == "written"
+        assert event.partition in metadata["preview"].value and metadata["status"].value == "written"
 
 
 def test_a_revised_bar_is_replaced_only_when_asked_and_its_session_names_the_archived_copy(lake_root, httpserver):
@@ -91,11 +91,11 @@ def test_a_revised_bar_is_replaced_only_when_asked_and_its_session_names_the_arc
         run_config={"ops": {"ibov_index_raw": {"config": {"allow_overwrite": True}}}})
     assert replaced.success
     by_day = {event.partition: event.materialization.metadata for event in replaced.get_asset_materialization_events()}
-    assert by_day["2026-09-30"]["write"].value == "replaced"
-    assert "archive/" in by_day["2026-09-30"]["archived"].value
-    assert {day: metadata["write"].value for day, metadata in by_day.items() if day != "2026-09-30"} == \
+    assert by_day["2026-09-30"]["status"].value == "replaced"
+    assert by_day["2026-09-30"]["archived_previous"].value.startswith("archive/")
+    assert {day: metadata["status"].value for day, metadata in by_day.items() if day != "2026-09-30"} == \
         {day.isoformat(): "unchanged" for day in sessions("2026-09-02", "2026-10-02") if day.isoformat() != "2026-09-30"}
-    assert all("archived" not in metadata for day, metadata in by_day.items() if day != "2026-09-30")
+    assert all(metadata["archived_previous"].value == "" for day, metadata in by_day.items() if day != "2026-09-30")
 
 
 def test_a_bad_answer_fails_the_run_and_writes_nothing(lake_root, httpserver):
