@@ -296,16 +296,21 @@ def _refine(context: dg.AssetExecutionContext, config: RefineConfig, store, refi
         "staging": path(store.lake.uri(prefix)),
         **skipped_metadata(verdicts),
     }
-    by_day = dict(tuple(refined_rows.groupby(DATE)))
     yield from partition_materialisations(REFINED_ASSET, run, {
         day.isoformat(): {
             "dagster/row_count": len(rows),
             "sectors": int(rows[SECTOR].nunique()),
             "raw_path": path(store.lake.uri(raw_prefix(day))),
             "preview": preview(rows.sort_values(PART_SUM, ascending=False)),
-        } for day, rows in ((day, by_day.get(day, refined_rows.iloc[:0])) for day in days)}
+        } for day, rows in _rows_by_day(refined_rows, days).items()}
         | _skipped_in_a_backfill(context, skipped_days))
     yield from check_results(REFINED_ASSET, verdicts)
+
+
+def _rows_by_day(rows: pd.DataFrame, days: list[dt.date]) -> dict[dt.date, pd.DataFrame]:
+    """The rows (refined: staged or committed) of each day of the run; no rows for a day that has none."""
+    by_day = dict(tuple(rows.groupby(DATE)))
+    return {day: by_day.get(day, rows.iloc[:0]) for day in days}
 
 
 def _skipped_in_a_backfill(context: dg.AssetExecutionContext, skipped_days: list[dt.date]) -> dict[str, dict]:
@@ -376,7 +381,6 @@ def _commit(context: dg.AssetExecutionContext, catalog: CatalogResource, days: l
     answers = _table_answers(connection, days, committed)
     run = {"table": f"default.{PORTFOLIO_TABLE}", **snapshot_metadata(tables, PORTFOLIO_TABLE_DEF, outcome),
            "days": len(days), "skipped_days": _day_list(skipped_days)}
-    by_day = dict(tuple(committed.groupby(DATE)))
     yield from partition_materialisations(TABLE_ASSET, run, {
         day.isoformat(): {
             "dagster/row_count": len(rows),
@@ -384,7 +388,7 @@ def _commit(context: dg.AssetExecutionContext, catalog: CatalogResource, days: l
                                                .sort_values("total_part", ascending=False), rows=40),
             "query": sql_block(f"SELECT {SECTOR}, SUM({PART_SUM}) AS total_part FROM default.{PORTFOLIO_TABLE} "
                                f"WHERE {DATE} = DATE '{day.isoformat()}' GROUP BY {SECTOR} ORDER BY total_part DESC"),
-        } for day, rows in ((day, by_day.get(day, committed.iloc[:0])) for day in days)}
+        } for day, rows in _rows_by_day(committed, days).items()}
         | _skipped_in_a_backfill(context, skipped_days))
     yield result(TABLE_ASSET, "table_answers_query", answers)
 
