@@ -119,10 +119,7 @@ class Child:
             raise self._failed(f"the child ended (exit {self.process.poll()}) before it read {line!r}") from None
 
     def line(self) -> str:
-        try:
-            line = self._lines.get(timeout=LINE_TIMEOUT)
-        except queue.Empty:
-            raise self._failed(f"the child wrote no line in {LINE_TIMEOUT} s") from None
+        line = self.line_or_end()
         if line is None:
             raise self._failed("the child ended before the line the test waits for")
         return line
@@ -150,10 +147,12 @@ class Child:
         return lines
 
     def line_or_end(self) -> str | None:
+        """The next line, or None at the end of the output; fails when nothing comes within the deadline (a stuck
+        child, or something it started that still holds its stdout open)."""
         try:
             return self._lines.get(timeout=LINE_TIMEOUT)
-        except queue.Empty:  # something the child started still holds its stdout open
-            raise self._failed(f"the child's output did not end in {LINE_TIMEOUT} s after it exited") from None
+        except queue.Empty:
+            raise self._failed(f"the child wrote no line in {LINE_TIMEOUT} s") from None
 
     def kill(self) -> int:
         self.process.send_signal(signal.SIGKILL)
