@@ -129,27 +129,30 @@ def record_imports(instance, store, outcomes) -> int:
 
 def demo(args: argparse.Namespace) -> int:
     """Replay recorded real B3 and Yahoo answers through raw -> refined -> tables -> charts, with no network."""
-    lake_root, instance = _demo_start(args)
+    if args.steps == INDEX_STEPS:
+        return _demo_index_steps(args)
+    _demo_settings(args)
     recordings_root = Path(__file__).resolve().parent / "recordings"
-    print(f"Lake: {lake_root}   (recorded real answers replayed from {recordings_root})")
-    runs = _DemoRuns(instance)
-    _demo_b3_api_days(runs)
-    store = _store()
-    if not _demo_csv_imports(instance, store, recordings_root):
-        return 1
-    _demo_refine(runs, store)
-    _demo_index_history(runs, args.index_from, args.index_to)
-    _demo_indices(runs, recordings_root)
+    second = [sys.executable, "-m", "b3_dagster.cli", "demo", "--steps", INDEX_STEPS,
+              "--index-from", args.index_from, "--index-to", args.index_to]
+    with _IndexStepsBeside(second) as index_steps:  # started first: its imports overlap this process's
+        lake_root, instance = _demo_start()
+        print(f"Lake: {lake_root}   (recorded real answers replayed from {recordings_root})\n"
+              "Steps 4-8 (the index pipeline) run beside steps 1-3 in a second process; their output follows step 3.")
+        runs = _DemoRuns(instance)
+        _demo_b3_api_days(runs)
+        index_steps.raw_portfolios_written()
+        store = _store()
+        if not _demo_csv_imports(instance, store, recordings_root):
+            return 1
+        _demo_refine(runs, store)
+    _demo_charts(runs)
     _demo_queries(lake_root)
     return 0
 
 
-def _demo_start(args: argparse.Namespace):
-    """The settings, the lake and the Dagster instance the demo writes to; the lake is marked as a demo lake (its
-    freshness check is skipped, not failed)."""
-    from b3_dagster.defs.alerts.sensors import mark_demo_lake
-    from b3_dagster.defs.resources import LakeResource
-
+def _demo_settings(args: argparse.Namespace) -> None:
+    """The settings both of the demo's processes run with (the second inherits them), and the instance file."""
     _apply_defaults(args.lake)
     # Dagster's SQLite event log stores each event on its own (about 10 ms of CPU); a range run otherwise writes one
     # "planned" event per partition and asset of its range (1,642 in the refine's run over 821 sessions).
@@ -158,9 +161,77 @@ def _demo_start(args: argparse.Namespace):
     # and the demo stops at it). Runs that `dg dev` and production launch keep Dagster's default.
     os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
     _local_instance_home()
+
+
+def _demo_start():
+    """The lake and the Dagster instance the demo writes to; the lake is marked as a demo lake (its freshness check
+    is skipped, not failed)."""
+    from b3_dagster.defs.alerts.sensors import mark_demo_lake
+    from b3_dagster.defs.resources import LakeResource
+
     instance = _instance()
     mark_demo_lake(LakeResource(root=os.environ["B3_LAKE_ROOT"]))
     return Path(os.environ["B3_LAKE_ROOT"]).resolve(), instance
+
+
+# The demo's two pipelines share no step until the charts (the sector chart reads tb_ibov_refined), so the index
+# pipeline's steps run in a second process beside the portfolio's (2 cores: 32-36 s instead of 43 s of wall clock,
+# benchmarks/demo.py). Dagster's SQLite instance and the Iceberg SQL catalog take writers from several processes, as
+# `dg dev`'s runs do. One order matters: step 7 compares GetStockIndex's members with the IBOV portfolios that step 1
+# writes, so the second process waits for a line on its stdin before step 7.
+INDEX_STEPS = "index"
+RAW_PORTFOLIOS_WRITTEN = "raw portfolios written"
+
+
+class _IndexStepsBeside:
+    """``b3-dagster demo --steps index`` (``command``) in a second process. Its output is kept in a file and printed
+    after the portfolio's steps, so the two never interleave; its stderr (a failure's one line) goes straight
+    through. Whatever happens in this process, the second one is waited for, never killed (a killed run would stay
+    "started" in the instance): without the go-ahead it stops before step 7."""
+
+    def __init__(self, command: list[str]):
+        import subprocess
+        import tempfile
+
+        self.output = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=self.output)
+
+    def __enter__(self) -> _IndexStepsBeside:
+        return self
+
+    def raw_portfolios_written(self) -> None:
+        try:
+            self.process.stdin.write(f"{RAW_PORTFOLIOS_WRITTEN}\n".encode())
+            self.process.stdin.close()
+        except BrokenPipeError:  # it has ended already; __exit__ says how
+            pass
+
+    def __exit__(self, error_type, error, trace) -> None:
+        if not self.process.stdin.closed:
+            self.process.stdin.close()  # no go-ahead: it stops before step 7
+        code = self.process.wait()
+        self.output.seek(0)
+        sys.stdout.write(self.output.read().decode())
+        self.output.close()
+        if code != 0 and error_type is None:
+            raise SystemExit(f"the index pipeline's steps (4-8) failed (exit {code}): see above")
+
+
+def _demo_index_steps(args: argparse.Namespace) -> int:
+    """Steps 4-8: the demo's second process (its settings and instance file come from the first)."""
+    instance = _instance()
+    recordings_root = Path(__file__).resolve().parent / "recordings"
+    runs = _DemoRuns(instance)
+    _demo_index_history(runs, args.index_from, args.index_to)
+    store = _indices_store()
+    _demo_index_closes(runs, store, recordings_root)
+    _demo_index_portfolios(runs, store)
+    if sys.stdin.readline().strip() != RAW_PORTFOLIOS_WRITTEN:
+        print("\nStopped before step 7: the portfolio steps did not write the IBOV raw portfolios it compares with.")
+        return 1
+    _demo_index_membership(runs)
+    _demo_anomalies(runs)
+    return 0
 
 
 class _DemoRuns:
@@ -237,10 +308,14 @@ def _demo_index_history(runs: _DemoRuns, first_day: str, last_day: str) -> None:
         first_month = dt.date.fromisoformat(first_day).replace(day=1).isoformat()
         last_month = dt.date.fromisoformat(last_day).replace(day=1).isoformat()
         runs.run("ibov_index_refine_job", yahoo, start=first_month, end=last_month)
-        runs.run("ibov_charts_job", yahoo)
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _demo_charts(runs: _DemoRuns) -> None:
+    print("\n9. The index chart and the sector participation chart (they read both pipelines' tables) -> charts/")
+    runs.run("ibov_charts_job")
 
 
 def _demo_queries(lake_root: Path) -> None:
@@ -271,14 +346,6 @@ INDICES_QUERIES = {
 # The shipped Carteira do Dia downloads the demo imports: B3's files as downloaded (the altered IDIV and SMLL copies
 # are importable with --allow-altered; b3_dagster/recordings/b3_indices/SOURCES.md).
 DEMO_INDEX_CSVS = ("IBRA", "IBXX")
-
-
-def _demo_indices(runs: _DemoRuns, recordings_root: Path) -> None:
-    store = _indices_store()
-    _demo_index_closes(runs, store, recordings_root)
-    _demo_index_portfolios(runs, store)
-    _demo_index_membership(runs)
-    _demo_anomalies(runs)
 
 
 def _demo_index_closes(runs: _DemoRuns, store, recordings_root: Path) -> None:
@@ -535,6 +602,7 @@ def _add_import_commands(commands) -> None:
     run_demo = commands.add_parser("demo", help="run the whole pipeline on recorded real days (offline)")
     run_demo.add_argument("--index-from", default="2025-01-02", help="first session of index history to load")
     run_demo.add_argument("--index-to", default="2026-03-12", help="last session of index history to load")
+    run_demo.add_argument("--steps", choices=[INDEX_STEPS], help=argparse.SUPPRESS)  # the demo's second process
     run_demo.set_defaults(handler=demo)
 
     run_import = commands.add_parser("import-csv", help="import B3 IBOVDia CSV files into raw partitions")

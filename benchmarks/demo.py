@@ -1,95 +1,93 @@
-"""Benchmark: `b3-dagster demo` on a fresh lake and DAGSTER_HOME, timed step by step (each Dagster run, the import
-recording, the whole command), beside the baseline measured on 2026-11-30.
+"""Benchmark: `b3-dagster demo` on a fresh lake and DAGSTER_HOME, run as a user runs it (a subprocess), timed as a
+whole and per Dagster job (from the runs' start and end times in the instance), beside earlier measurements.
 
-    .venv/bin/python benchmarks/demo.py            # one demo in process, in a temporary folder
+    .venv/bin/python benchmarks/demo.py            # one demo, in a temporary folder
     .venv/bin/python benchmarks/demo.py --keep DIR # ... in DIR (kept: open it with `dg dev` afterwards)
 
-Prints wall-clock and CPU seconds (this process: user+sys) per step. On a shared machine the wall clock mostly
-measures the other processes: compare the CPU column. Nothing is asserted (speed lives here, not in the tests).
+Prints wall-clock seconds per job (summed over its runs) and for the whole command, and the CPU seconds of the
+command (user+sys of both of its processes). On a shared machine the wall clock also measures the other processes:
+compare runs made one right after the other. Nothing is asserted (speed lives here, not in the tests).
 
 Where the time goes (measured with cProfile, 2026-11-30): Dagster's SQLite event log stores each event on its own
-(new SQLAlchemy engine, commit, close, per run shard and again in index.db), about 10-20 ms of CPU plus fsyncs per
-event; a run over a range of partitions writes a planned and a materialisation event per partition and asset. The
-refine's one run over 2022-12-08..2026-03-24 covers 821 sessions (25 with raw) = 1,642 materialisations.
-Since 2026-11-30 16:10 the demo writes one planned event per asset (DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS,
-b3_dagster/cli.py): measured 56 s CPU (refine 27 s) against the baseline's 96 s (refine 59 s), at load average 2.
-Since 2026-11-30 17:30 the refine and its table commit are one step that records a materialisation per day written
-(defs/shared/tables.py, refine_and_commit_asset): 50 instead of 1,642. Measured 39 s CPU (refine 7 s) at load 2.6.
-What is left of the refine is mostly Dagster's planned check evaluations: one row per partition and check, each
-with the serialised event (821 sessions x 7 checks).
-Since 2026-11-30 20:00 the demo loads defs/ once (it loaded it 14 times: 3 s of CPU), its replay servers stop in
-20 ms (each stop waited ~0.4 s), and ibov_index_job records its own metadata per session. Measured 29-33 s CPU,
-32-37 s wall at load 1 (the same machine gave 37-51 s wall for the commit before, minutes apart: compare runs made
-side by side).
+(new SQLAlchemy engine, commit, close, per run shard and again in index.db), 10-20 ms per event, 16-18 s of the
+demo's CPU; of that about 5 s are the refine's planned check evaluations (Dagster serialises the whole ~8 KB event
+once per partition and check: 821 sessions x 7 checks; a time-window range run keeps its partition subset and its
+checks use it). Python's imports take about 4 s per process.
+History: the serial demo went from 96 s of CPU (14:24) to 29-38 s (20:00-21:00) through one planned event per asset
+(DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS), the refine and its commit in one step, defs/ loaded once and
+replay servers that stop in 20 ms. Since 21:30 the index pipeline's steps 4-8 run in a second process beside the
+portfolio's steps 1-3 (b3_dagster/cli.py, _IndexStepsBeside): the same CPU, less wall clock on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
-# 2026-11-30 14:24 UTC, 2 cores shared with other work (load average 2.0-3.4): CPU seconds (user+sys of the demo
-# process), before the demo's planned-events switch (`/usr/bin/time -v`: 82.4 s user + 16.7 s sys).
-BASELINE_CPU = {
-    "ibov_snapshot_job": 1.7, "record_imports": 2.6, "ibov_refine_job": 58.6, "b3_sectors_job": 1.1,
-    "ibov_index_job": 9.3, "ibov_index_refine_job": 1.9, "ibov_charts_job": 1.7, "index_history_job": 0.7,
-    "index_closes_job": 0.7, "index_portfolio_raw_job": 0.5, "index_portfolios_job": 0.5,
-    "index_membership_job": 1.0, "index_membership_table_job": 0.6, "ibov_anomaly_job": 5.1, "TOTAL": 95.7,
+REPO = Path(__file__).resolve().parents[1]
+# Wall-clock seconds per job of the serial demo at ef2c256, measured 2026-11-30 21:00 UTC (load average 1.4) with the
+# earlier version of this script (in process, per step): 42.7 s wall, 38.2 s CPU in all.
+SERIAL_WALL = {
+    "ibov_snapshot_job": 2.0, "ibov_refine_job": 10.2, "b3_sectors_job": 1.7, "ibov_index_job": 6.0,
+    "ibov_index_refine_job": 2.4, "ibov_charts_job": 1.7, "index_history_job": 1.2, "index_closes_job": 0.9,
+    "index_portfolio_raw_job": 0.6, "index_portfolios_job": 0.4, "index_membership_job": 0.9,
+    "index_membership_table_job": 0.5, "ibov_anomaly_job": 3.8,
 }
-BASELINE_WALL_TOTAL = 162.6  # the same run's wall clock, under that load (an earlier run at load 9-13: 443 s)
+SERIAL_TOTAL_WALL, SERIAL_TOTAL_CPU = 42.7, 38.2
+FIRST_BASELINE = "14:24 UTC, before any of the above: 162.6 s wall, 95.7 s CPU (load average 2.0-3.4)"
 
 
-def cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def run_walls(home: Path) -> dict[str, float]:
+    """Seconds from creation (Dagster writes the planned events then) to end of each job's runs, summed, as the
+    demo's Dagster instance recorded them."""
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+
+    walls: dict[str, float] = defaultdict(float)
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        for record in instance.get_run_records():
+            if record.end_time:
+                walls[record.dagster_run.job_name] += record.end_time - record.create_timestamp.timestamp()
+    return walls
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", type=Path, help="run in this (new) folder and keep it")
     args = parser.parse_args()
-    root = args.keep or Path(tempfile.mkdtemp(prefix="b3-demo-bench-"))
+    root = (args.keep or Path(tempfile.mkdtemp(prefix="b3-demo-bench-"))).resolve()
     (root / "home").mkdir(parents=True, exist_ok=True)
-    for name in [n for n in os.environ if n.startswith(("B3_", "DAGSTER_"))]:
-        del os.environ[name]  # a new user's environment
-    os.environ["DAGSTER_HOME"] = str(root / "home")
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("B3_", "DAGSTER_"))}
+    env["DAGSTER_HOME"] = str(root / "home")  # a new user's environment, as scripts/run_local.sh sets it
 
-    started_wall, started_cpu = time.perf_counter(), cpu()
-    import b3_dagster.cli as cli
+    wall, cpu = time.perf_counter(), children_cpu()
+    done = subprocess.run([str(REPO / ".venv" / "bin" / "b3-dagster"), "--lake", str(root / "data"), "demo"],
+                          cwd=root, env=env, capture_output=True, text=True)
+    wall, cpu = time.perf_counter() - wall, children_cpu() - cpu
+    if done.returncode != 0:
+        print(done.stdout[-3000:] + done.stderr[-3000:])
+    walls = run_walls(root / "home")
 
-    steps: dict[str, list[float]] = {}
-
-    def timed(name_of, function):
-        def wrapper(*args, **kwargs):
-            wall, used = time.perf_counter(), cpu()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                totals = steps.setdefault(name_of(args), [0.0, 0.0])
-                totals[0] += time.perf_counter() - wall
-                totals[1] += cpu() - used
-        return wrapper
-
-    cli.run_job = timed(lambda a: a[1], cli.run_job)
-    cli.record_imports = timed(lambda a: "record_imports", cli.record_imports)
-    output = io.StringIO()
-    with contextlib.redirect_stdout(output):
-        status = cli.main(["--lake", str(root / "data"), "demo"])
-    steps["TOTAL"] = [time.perf_counter() - started_wall, cpu() - started_cpu]
-
-    print(f"b3-dagster demo in {root} (exit {status}); load average {os.getloadavg()[0]:.1f}")
-    print(f"{'step':<28}{'wall s':>9}{'CPU s':>9}{'baseline CPU s':>16}")
-    for name, (wall, used) in steps.items():
-        print(f"{name:<28}{wall:>9.1f}{used:>9.1f}{BASELINE_CPU.get(name, float('nan')):>16.1f}")
-    print(f"baseline wall clock of the whole demo: {BASELINE_WALL_TOTAL} s (load average 2.0-3.4)")
-    return status
+    print(f"b3-dagster demo in {root} (exit {done.returncode}); load average {os.getloadavg()[0]:.1f}")
+    print(f"{'job (wall s, its runs summed)':<32}{'now':>8}{'serial':>9}")
+    for name in sorted(set(walls) | set(SERIAL_WALL), key=lambda n: -SERIAL_WALL.get(n, 0)):
+        print(f"{name:<32}{walls.get(name, float('nan')):>8.1f}{SERIAL_WALL.get(name, float('nan')):>9.1f}")
+    print(f"{'whole command, wall s':<32}{wall:>8.1f}{SERIAL_TOTAL_WALL:>9.1f}")
+    print(f"{'whole command, CPU s':<32}{cpu:>8.1f}{SERIAL_TOTAL_CPU:>9.1f}")
+    print(f"first baseline: {FIRST_BASELINE}")
+    return done.returncode
 
 
 if __name__ == "__main__":

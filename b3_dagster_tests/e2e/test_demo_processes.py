@@ -1,0 +1,59 @@
+"""The demo's second process (`b3-dagster demo` runs the index pipeline's steps beside the portfolio's): its output
+comes after this process's, its go-ahead for step 7 arrives or is withheld, its failure fails the demo. Real child
+processes (small Python scripts in the index steps' place), so each test takes well under a second."""
+
+import sys
+import textwrap
+
+import pytest
+
+from b3_dagster.cli import RAW_PORTFOLIOS_WRITTEN, _IndexStepsBeside
+
+
+def script(body: str) -> list[str]:
+    return [sys.executable, "-c", textwrap.dedent(body)]
+
+
+# what the real second process does at step 7: wait for the line, or stop when stdin ends without it
+WAITS_FOR_THE_GO_AHEAD = script("""
+    import sys
+    print("4. index steps", flush=True)
+    line = sys.stdin.readline().strip()
+    print(f"7. got {line!r}")
+    sys.exit(0 if line else 1)
+""")
+
+
+def test_its_output_follows_this_process_and_it_gets_the_go_ahead(capsys):
+    with _IndexStepsBeside(WAITS_FOR_THE_GO_AHEAD) as beside:
+        print("1. portfolio steps")
+        beside.raw_portfolios_written()
+        print("3. refine")
+    printed = capsys.readouterr().out
+    assert printed.splitlines() == ["1. portfolio steps", "3. refine", "4. index steps",
+                                    f"7. got {RAW_PORTFOLIOS_WRITTEN!r}"]
+
+
+def test_without_the_go_ahead_it_stops_and_this_process_reports_it(capsys):
+    # this process returned before step 1 ended (e.g. a refused download): the second one must not compare the
+    # membership with raw portfolios that were never written
+    with pytest.raises(SystemExit, match=r"steps \(4-8\) failed \(exit 1\)"):
+        with _IndexStepsBeside(WAITS_FOR_THE_GO_AHEAD):
+            print("1. failed")
+    assert capsys.readouterr().out.splitlines() == ["1. failed", "4. index steps", "7. got ''"]
+
+
+def test_a_failure_here_is_the_one_reported_after_the_second_process_is_waited_for(capsys):
+    with pytest.raises(SystemExit, match="refine failed"):
+        with _IndexStepsBeside(WAITS_FOR_THE_GO_AHEAD) as beside:
+            beside.raw_portfolios_written()
+            raise SystemExit("refine failed")
+    assert capsys.readouterr().out.splitlines()[-1] == f"7. got {RAW_PORTFOLIOS_WRITTEN!r}", "it finished its steps"
+
+
+def test_a_second_process_that_ended_early_does_not_break_the_go_ahead(capsys):
+    with pytest.raises(SystemExit, match=r"failed \(exit 3\)"):
+        with _IndexStepsBeside(script("import sys; print('4. index steps failed'); sys.exit(3)")) as beside:
+            beside.process.wait()
+            beside.raw_portfolios_written()  # its stdin is a broken pipe now
+    assert capsys.readouterr().out == "4. index steps failed\n"
