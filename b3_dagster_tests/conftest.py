@@ -104,15 +104,23 @@ def cfn_lint_findings(tmp_path_factory) -> dict[str, list[str]]:
     return findings
 
 
+# ---- the quick run (-m "not slow": a developer's loop; .ci/run runs every test) --------------------------------------
+# Left out of it: every test in e2e/ and aws/, which start real processes or servers (the CLI, the demo, Dagster's
+# daemon and webserver, PostgreSQL, Chromium, moto, Spark), and the tests elsewhere that take 2 s or more on their
+# own (measured with --durations=0, marked @pytest.mark.slow where they are defined).
+REAL_PROCESS_FOLDERS = ("e2e", "aws")
+TESTS_ROOT = Path(__file__).resolve().parent
+
 # ---- running on two workers (pytest-xdist, scripts/test.sh) ------------------------------------------------------
-# Tests that start real processes or servers (the slow ones: Spark, the demo, a browser; and the kill/commit races
-# between processes) share one worker and run one after another. The production test (PostgreSQL, the daemon and
-# the webserver, about 4 min) is left out of that group: serialised behind the others it made the suite's longest
-# path (9.7 min; 7.7 min beside them, measured 2026-11-30). Beside the demo or Spark both run slower on 2 cores;
-# their waits allow for it (the production test's are 60-150 s per step). Everything else is spread over both
-# workers (`--dist loadgroup`); each test passes alone and in any order.
-PROCESS_MODULES = ("test_table_processes.py",)
-NOT_IN_PROCESS_GROUP = ("test_production.py",)
+# The modules whose tests start heavy real processes or servers (Spark, the demo, a browser, Dagster's daemon; and the
+# kill/commit races between processes) share one worker and run one after another. The production test (PostgreSQL,
+# the daemon and the webserver, about 3 min) is left out of that group: serialised behind the others it made the
+# suite's longest path (9.7 min; 7.7 min beside them, measured 2026-11-30). Beside the demo or Spark both run slower
+# on 2 cores; their waits allow for it (the production test's are 60-150 s per step). Everything else is spread over
+# both workers (`--dist loadgroup`); each test passes alone and in any order.
+PROCESS_GROUP_MODULES = ("test_glue_refine.py", "test_assets_on_s3.py", "test_glue_job_parity.py",
+                         "test_code_location_warnings.py", "test_portfolio_backfill.py", "test_demo.py",
+                         "test_exported_settings.py", "test_ui_after_demo.py", "test_table_processes.py")
 # A module- or session-scoped fixture is built once per worker that runs one of its users: with `--dist loadgroup`
 # the users of these costly ones (a 25-day range refine; a cfn-lint run) would land on both workers and pay it twice.
 # They share a group of their own, so it is built once; the fixtures are only read by their tests.
@@ -122,9 +130,9 @@ SHARED_FIXTURES = ("refined_lake", "cfn_lint_findings")
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids on each worker
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.path.name in NOT_IN_PROCESS_GROUP:
-            continue
-        if item.get_closest_marker("slow") or item.path.name in PROCESS_MODULES:
+        if Path(item.path).resolve().relative_to(TESTS_ROOT).parts[0] in REAL_PROCESS_FOLDERS:
+            item.add_marker(pytest.mark.slow)
+        if item.path.name in PROCESS_GROUP_MODULES:
             item.add_marker(pytest.mark.xdist_group("processes"))
             continue
         shared = next((name for name in SHARED_FIXTURES if name in getattr(item, "fixturenames", ())), None)

@@ -53,6 +53,7 @@ def test_start_script_refuses_a_home_without_dagster_yaml(tmp_path):
     assert result.returncode == 2 and "usage" in result.stderr
 
 
+@pytest.mark.slow  # cfn-lint in a real process, 3.4 s (measured 2026-11-30, --durations=0)
 def test_production_cloudformation_template_passes_cfn_lint(cfn_lint_findings):
     assert cfn_lint_findings["production"] == []
 

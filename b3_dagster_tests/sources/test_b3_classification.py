@@ -123,6 +123,22 @@ def test_without_a_date_the_caller_must_give_one():
     assert parse_classification(NEW_2025.read_bytes(), "ClassifSetorial.xlsx", valid_from=day).valid_from == day
 
 
+def test_the_same_bytes_are_parsed_once_per_process_and_each_caller_gets_rows_of_its_own(monkeypatch):
+    from b3_dagster.sources import b3_classification
+
+    parses = []
+    real_parse = b3_classification._parse
+    monkeypatch.setattr(b3_classification, "_PARSED", {})  # this test's own memory, whatever ran before it
+    monkeypatch.setattr(b3_classification, "_parse", lambda *args: parses.append(args[1]) or real_parse(*args))
+    first = parse_classification(LEGACY_2021.read_bytes(), LEGACY_2021.name)
+    first.rows.loc[:, "subsetor"] = "changed by a caller"
+    again = parse_classification(LEGACY_2021.read_bytes(), LEGACY_2021.name)
+    assert parses == [LEGACY_2021.name], "parsed once"
+    assert "changed by a caller" not in set(again.rows["subsetor"]) and again.valid_from == dt.date(2021, 6, 25)
+    other_day = parse_classification(LEGACY_2021.read_bytes(), LEGACY_2021.name, valid_from=dt.date(2021, 7, 1))
+    assert other_day.valid_from == dt.date(2021, 7, 1) and len(parses) == 2, "another vintage asked: parsed again"
+
+
 def test_the_shipped_history_has_one_complete_vintage_per_date():
     history = load_shipped_classification()
     assert len(history) == sum(count for _, _, count in EXPECTED.values())

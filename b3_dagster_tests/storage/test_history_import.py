@@ -275,6 +275,7 @@ def test_the_same_file_twice_in_one_batch(store, tmp_path):
     assert [o.status for o in import_files([SECTOR_FILE, copy], store)] == ["written", "unchanged"]
 
 
+@pytest.mark.slow  # 2.1 s (measured 2026-11-30, --durations=0)
 def test_the_shipped_recordings_import_cleanly(store, recordings, tmp_path):
     """The README demo: the by-sector recordings and the standard ones, placed by the shipped classification (with
     nearest-snapshot they need the API answer of 2025-04-07 first)."""

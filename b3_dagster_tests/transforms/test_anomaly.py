@@ -42,6 +42,7 @@ def _result():
     return score_anomalies(refined())
 
 
+@pytest.mark.slow  # 2.2 s (measured 2026-11-30, --durations=0)
 def test_every_day_with_complete_features_gets_a_score_and_a_flag():
     result = _result()
     assert list(result.scores.columns) == ANOMALY_COLUMNS

@@ -165,6 +165,7 @@ def test_a_partition_written_by_the_asset_is_not_recorded_twice(lake_root, serve
     assert result.asset_events == []
 
 
+@pytest.mark.slow  # 3.8 s (measured 2026-11-30, --durations=0)
 def test_imported_then_refined_days_launch_nothing_on_a_fresh_cursor(lake_root, recordings):
     """What the first `dagster dev` after the demo sees: raw days recorded by the import, refined by the demo."""
     store = PortfolioStore(LocalLake(lake_root))

@@ -51,6 +51,7 @@ def metadata(result, asset: str) -> dict:
                 if m.asset_key.to_user_string() == asset)
 
 
+@pytest.mark.slow  # 5.7 s (measured 2026-11-30, --durations=0)
 def test_official_closes_from_the_replayed_grids_are_checked_and_reconciled_with_yahoo(lake_root, yahoo_replay,
                                                                                         query_tables):
     with IndicesReplay() as replay:
@@ -149,6 +150,7 @@ def test_import_index_history_keeps_the_longer_download_and_names_a_bad_file(lak
     assert "Evolucao_Diaria_broken.csv" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # 2.4 s (measured 2026-11-30, --durations=0)
 def test_membership_equals_the_ibov_portfolio_of_the_same_day(lake_root, query_tables):
     recording = next(r for r in recorded_days() if r.date == "2025-04-07")
     with B3Replay(recording) as b3:
@@ -212,6 +214,7 @@ def test_an_index_portfolio_from_getportfolioday_joins_the_all_indices_table(lak
     assert ibov["segments"].iloc[0] == 83  # 4 of B3's Tipo values name no listing segment
 
 
+@pytest.mark.slow  # 6.5 s (measured 2026-11-30, --durations=0)
 def test_anomaly_scores_are_reproducible_and_charted(lake_root, yahoo_replay, query_tables):
     defs = definitions(lake_root, yahoo_url=yahoo_replay)
     assert run(defs, "ibov_index_job", start="2025-09-01", end="2026-03-12").success

@@ -234,6 +234,7 @@ def test_an_unreachable_b3_fails_with_a_network_error_not_an_unusable_answer(lak
     assert not (lake_root / "raw").exists()
 
 
+@pytest.mark.slow  # 2.7 s (measured 2026-11-30, --durations=0)
 def test_on_a_standard_csv_day_the_subtotal_check_is_skipped_with_its_reason(lake_root, serve_recording, recordings):
     """A standard CSV carries no partAcum: the refined check that compares with it has nothing to compare. It is not
     reported as passed: Dagster shows it as skipped, and the materialisation lists it with the reason."""
@@ -292,6 +293,7 @@ def test_a_table_run_without_a_refine_is_refused(lake_root, serve_recording, rec
     assert query_tables(lake_root, "SELECT * FROM default.tb_ibov_refined ORDER BY Setor").equals(before)
 
 
+@pytest.mark.slow  # 2.4 s (measured 2026-11-30, --durations=0)
 def test_the_maintenance_job_removes_what_killed_runs_left_and_keeps_the_table(lake_root, serve_recording, recordings,
                                                                                query_tables):
     from b3_dagster.defs.maintenance.jobs import table_maintenance_job

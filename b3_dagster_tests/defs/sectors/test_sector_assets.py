@@ -70,6 +70,7 @@ def refined_lake(tmp_path_factory):
     return root, days, defs, result
 
 
+@pytest.mark.slow  # its refined_lake fixture: a 25-day range refine, 7 s (measured 2026-11-30, --durations=0)
 def test_one_range_run_refines_the_days_with_raw_and_names_the_skipped_sessions(refined_lake, query_tables):
     root, days, _, result = refined_lake
     assert result.success
@@ -88,6 +89,7 @@ def test_one_range_run_refines_the_days_with_raw_and_names_the_skipped_sessions(
     assert answered["days"][0] == 25
 
 
+@pytest.mark.slow  # its refined_lake fixture: a 25-day range refine, 7 s (measured 2026-11-30, --durations=0)
 def test_participation_by_sector_has_one_row_per_canonical_subsector(refined_lake, query_tables):
     root, _, _, _ = refined_lake
     answer = query_tables(root, SEED_000_QUERIES["Participação por setor"])
@@ -98,6 +100,7 @@ def test_participation_by_sector_has_one_row_per_canonical_subsector(refined_lak
     assert "Petróleo/ Gás e Biocombustíveis" not in set(answer["Setor"])  # the by-sector CSV's own spelling
 
 
+@pytest.mark.slow  # its refined_lake fixture: a 25-day range refine, 7 s (measured 2026-11-30, --durations=0)
 def test_canonical_sectors_sum_to_100_each_day_and_the_sector_checks_pass(refined_lake, query_tables):
     root, _, _, result = refined_lake
     totals = query_tables(root, "SELECT Data, SUM(soma_part) AS total FROM default.tb_ibov_refined GROUP BY Data")
@@ -108,6 +111,7 @@ def test_canonical_sectors_sum_to_100_each_day_and_the_sector_checks_pass(refine
     assert all(evaluated.values()), evaluated
 
 
+@pytest.mark.slow  # its refined_lake fixture: a 25-day range refine, 7 s (measured 2026-11-30, --durations=0)
 def test_a_range_without_any_raw_fails_clearly(refined_lake):
     _, _, defs, _ = refined_lake
     result = run(defs, "ibov_refine_job", "2022-01-03", "2022-01-05")
@@ -118,6 +122,7 @@ def test_a_range_without_any_raw_fails_clearly(refined_lake):
     assert "import-csv" in failure.error.message
 
 
+@pytest.mark.slow  # its refined_lake fixture: a 25-day range refine, 7 s (measured 2026-11-30, --durations=0)
 def test_the_classification_table_commits_and_answers_sql_and_the_chart_covers_every_day(refined_lake,
                                                                                          query_tables):
     root, days, defs, _ = refined_lake
