@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import logging
 import os
 import sys
@@ -658,6 +659,12 @@ def main(argv: list[str] | None = None) -> int:
     except B3DagsterError as error:  # the project's errors explain themselves: one paragraph, no traceback
         print(f"b3-dagster {args.command}: {error.explain()}", file=sys.stderr)
         return 1
+    finally:
+        if argv is None:  # the process's own command (the console script, or `python -m b3_dagster.cli`)
+            # Python's last garbage collection at exit walks the million objects that Dagster, pandas and pyarrow
+            # leave, to free memory the operating system takes back anyway: 1-2 s of every command's wall clock
+            # (measured 2026-11-30). Frozen objects are left out of it; in-process callers (tests) keep theirs.
+            gc.freeze()
 
 
 if __name__ == "__main__":
