@@ -121,6 +121,10 @@ TESTS_ROOT = Path(__file__).resolve().parent
 PROCESS_GROUP_MODULES = ("test_glue_refine.py", "test_assets_on_s3.py", "test_glue_job_parity.py",
                          "test_code_location_warnings.py", "test_portfolio_backfill.py", "test_demo.py",
                          "test_exported_settings.py", "test_ui_after_demo.py", "test_table_processes.py")
+# xdist hands out the groups first (the largest first), then single tests in collection order: the production test,
+# one test of about 3 min that mostly waits, is moved to the front of them, so that it starts beside the process group
+# instead of ending the run on one worker while the other is idle.
+FIRST_OF_THE_SINGLE_TESTS = ("test_production.py",)
 # A module- or session-scoped fixture is built once per worker that runs one of its users: with `--dist loadgroup`
 # the users of these costly ones (a 25-day range refine; a cfn-lint run) would land on both workers and pay it twice.
 # They share a group of their own, so it is built once; the fixtures are only read by their tests.
@@ -129,6 +133,7 @@ SHARED_FIXTURES = ("refined_lake", "cfn_lint_findings")
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids on each worker
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.path.name not in FIRST_OF_THE_SINGLE_TESTS)  # stable: the rest keep their order
     for item in items:
         if Path(item.path).resolve().relative_to(TESTS_ROOT).parts[0] in REAL_PROCESS_FOLDERS:
             item.add_marker(pytest.mark.slow)
