@@ -212,8 +212,16 @@ class _IndexStepsBeside:
             self.process.stdin.close()  # no go-ahead: it stops before step 7
         code = self.process.wait()
         self.output.seek(0)
-        sys.stdout.write(self.output.read().decode())
+        printed = self.output.read()
         self.output.close()
+        # Its bytes go through as it wrote them: it writes in the encoding this process's stdout has (the same locale
+        # or PYTHONIOENCODING: Latin-1 on a pt_BR.ISO-8859-1 terminal), which need not be UTF-8.
+        sys.stdout.flush()
+        if hasattr(sys.stdout, "buffer"):
+            sys.stdout.buffer.write(printed)
+            sys.stdout.buffer.flush()
+        else:  # a stdout replaced by a text-only stream
+            sys.stdout.write(printed.decode(sys.stdout.encoding or "utf-8", errors="replace"))
         if code != 0 and error_type is None:
             raise SystemExit(f"the index pipeline's steps (4-8) failed (exit {code}): see above")
 

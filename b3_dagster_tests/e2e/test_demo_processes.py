@@ -2,6 +2,8 @@
 comes after this process's, its go-ahead for step 7 arrives or is withheld, its failure fails the demo. Real child
 processes (small Python scripts in the index steps' place), so each test takes well under a second."""
 
+import os
+import subprocess
 import sys
 import textwrap
 
@@ -57,3 +59,19 @@ def test_a_second_process_that_ended_early_does_not_break_the_go_ahead(capsys):
             beside.process.wait()
             beside.raw_portfolios_written()  # its stdin is a broken pipe now
     assert capsys.readouterr().out == "4. index steps failed\n"
+
+
+def test_its_output_reaches_a_terminal_that_is_not_utf8_as_it_was_written():
+    # a Latin-1 terminal (PYTHONIOENCODING=latin-1, or a pt_BR.ISO-8859-1 locale): both processes write their
+    # stdout in Latin-1, and the second one's "Evolução" (step 5's title) must not be read back as UTF-8 (it ended
+    # the demo after step 3 with a UnicodeDecodeError, and steps 4-8's output was lost)
+    child = [sys.executable, "-c", "print('5. Evolu\\u00e7\\u00e3o Di\\u00e1ria')"]
+    parent = script(f"""
+        from b3_dagster.cli import _IndexStepsBeside
+        with _IndexStepsBeside({child!r}) as beside:
+            print("3. Participa\\u00e7\\u00e3o")
+            beside.raw_portfolios_written()
+    """)
+    done = subprocess.run(parent, capture_output=True, env={**os.environ, "PYTHONIOENCODING": "latin-1"}, timeout=120)
+    assert done.returncode == 0 and done.stderr == b"", done.stderr.decode(errors="replace")
+    assert done.stdout.decode("latin-1").splitlines() == ["3. Participação", "5. Evolução Diária"]
