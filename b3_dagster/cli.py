@@ -134,9 +134,7 @@ def demo(args: argparse.Namespace) -> int:
         return _demo_index_steps(args)
     _demo_settings(args)
     recordings_root = Path(__file__).resolve().parent / "recordings"
-    second = [sys.executable, "-m", "b3_dagster.cli", "demo", "--steps", INDEX_STEPS,
-              "--index-from", args.index_from, "--index-to", args.index_to]
-    with _IndexStepsBeside(second) as index_steps:  # started first: its imports overlap this process's
+    with _IndexStepsBeside(_index_steps_command(args.index_from, args.index_to)) as index_steps:  # started first: its imports overlap this process's
         lake_root, instance = _demo_start()
         print(f"Lake: {lake_root}   (recorded real answers replayed from {recordings_root})\n"
               "Steps 4-8 (the index pipeline) run beside steps 1-3 in a second process; their output follows step 3.")
@@ -182,6 +180,13 @@ def _demo_start():
 # writes, so the second process waits for a line on its stdin before step 7.
 INDEX_STEPS = "index"
 RAW_PORTFOLIOS_WRITTEN = "raw portfolios written"
+
+
+def _index_steps_command(index_from: str, index_to: str) -> list[str]:
+    """The second process's command. ``-P``: this process's b3_dagster, not one in the current folder (another
+    checkout or worktree that the user runs the installed command from)."""
+    return [sys.executable, "-P", "-m", "b3_dagster.cli", "demo", "--steps", INDEX_STEPS,
+            "--index-from", index_from, "--index-to", index_to]
 
 
 class _IndexStepsBeside:

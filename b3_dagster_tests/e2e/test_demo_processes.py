@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from b3_dagster.cli import RAW_PORTFOLIOS_WRITTEN, _IndexStepsBeside
+from b3_dagster.cli import RAW_PORTFOLIOS_WRITTEN, _IndexStepsBeside, _index_steps_command
 
 
 def script(body: str) -> list[str]:
@@ -75,3 +75,16 @@ def test_its_output_reaches_a_terminal_that_is_not_utf8_as_it_was_written():
     done = subprocess.run(parent, capture_output=True, env={**os.environ, "PYTHONIOENCODING": "latin-1"}, timeout=120)
     assert done.returncode == 0 and done.stderr == b"", done.stderr.decode(errors="replace")
     assert done.stdout.decode("latin-1").splitlines() == ["3. Participação", "5. Evolução Diária"]
+
+
+def test_the_second_process_runs_this_package_not_a_b3_dagster_in_the_current_folder(tmp_path):
+    # the user runs the installed `b3-dagster demo` from another checkout (or worktree) of the project: `python -m`
+    # would put that folder first on sys.path and run its b3_dagster in the second process
+    shadow = tmp_path / "b3_dagster"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("")
+    (shadow / "cli.py").write_text("print('another b3_dagster')")
+    command = _index_steps_command("2025-01-02", "2026-03-12")
+    done = subprocess.run([*command[:command.index("demo")], "--help"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("usage: b3-dagster"), done.stdout + done.stderr
