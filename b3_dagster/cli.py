@@ -134,7 +134,8 @@ def demo(args: argparse.Namespace) -> int:
         return _demo_index_steps(args)
     _demo_settings(args)
     recordings_root = Path(__file__).resolve().parent / "recordings"
-    with _IndexStepsBeside(_index_steps_command(args.index_from, args.index_to)) as index_steps:  # started first: its imports overlap this process's
+    # the second process is started first: its imports overlap this process's
+    with _IndexStepsBeside(_index_steps_command(args.index_from, args.index_to)) as index_steps:
         lake_root, instance = _demo_start()
         print(f"Lake: {lake_root}   (recorded real answers replayed from {recordings_root})\n"
               "Steps 4-8 (the index pipeline) run beside steps 1-3 in a second process; their output follows step 3.")
