@@ -163,13 +163,33 @@ def _demo_settings(args: argparse.Namespace) -> None:
     _local_instance_home()
 
 
+def _demo_instance():
+    """The instance, created by one demo process at a time. On a fresh DAGSTER_HOME both processes create its SQLite
+    storages, and Dagster creates their tables and stamps their schema version without a lock: two at once fail
+    with "table runs already exists" or "UNIQUE constraint failed: alembic_version.version_num". The lock is
+    DAGSTER_HOME itself (flock on the folder), so no file is left behind."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return _instance()  # an ephemeral instance in each process: nothing shared
+    import fcntl
+
+    import dagster  # noqa: F401  (imported before the lock: the other process need not wait for it)
+
+    folder = os.open(home, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        return _instance()
+    finally:
+        os.close(folder)  # releases the lock
+
+
 def _demo_start():
     """The lake and the Dagster instance the demo writes to; the lake is marked as a demo lake (its freshness check
     is skipped, not failed)."""
     from b3_dagster.defs.alerts.sensors import mark_demo_lake
     from b3_dagster.defs.resources import LakeResource
 
-    instance = _instance()
+    instance = _demo_instance()
     mark_demo_lake(LakeResource(root=os.environ["B3_LAKE_ROOT"]))
     return Path(os.environ["B3_LAKE_ROOT"]).resolve(), instance
 
@@ -234,7 +254,7 @@ class _IndexStepsBeside:
 
 def _demo_index_steps(args: argparse.Namespace) -> int:
     """Steps 4-8: the demo's second process (its settings and instance file come from the first)."""
-    instance = _instance()
+    instance = _demo_instance()
     recordings_root = Path(__file__).resolve().parent / "recordings"
     runs = _DemoRuns(instance)
     _demo_index_history(runs, args.index_from, args.index_to)

@@ -88,3 +88,31 @@ def test_the_second_process_runs_this_package_not_a_b3_dagster_in_the_current_fo
     done = subprocess.run([*command[:command.index("demo")], "--help"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and done.stdout.startswith("usage: b3-dagster"), done.stdout + done.stderr
+
+
+def test_the_two_processes_take_turns_creating_the_instance_on_a_fresh_dagster_home(tmp_path):
+    # Dagster's SQLite storages create their tables and stamp their schema without a lock: both demo processes
+    # creating a fresh DAGSTER_HOME at once failed ("table runs already exists", "UNIQUE constraint failed:
+    # alembic_version.version_num"). Here this test holds the demo's lock while another process asks for the instance.
+    import fcntl
+
+    home = tmp_path / "home"
+    home.mkdir()
+    asking = subprocess.Popen(script("""
+        import dagster
+        from b3_dagster.cli import _demo_instance
+        print("imported", flush=True)
+        _demo_instance()
+        print("created", flush=True)
+    """), stdout=subprocess.PIPE, text=True, env={**os.environ, "DAGSTER_HOME": str(home)})
+    folder = os.open(home, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        assert asking.stdout.readline() == "imported\n"
+        with pytest.raises(subprocess.TimeoutExpired):
+            asking.wait(timeout=3)  # without the lock, creating the instance takes well under that
+        assert not (home / "history").exists(), "nothing created while the other process holds the lock"
+    finally:
+        os.close(folder)
+    assert asking.wait(timeout=120) == 0 and asking.stdout.read() == "created\n"
+    assert (home / "history" / "runs.db").exists()
