@@ -217,7 +217,13 @@ class IcebergTables:
         if existing is not None:
             return self.evolve(table, existing)
         namespace, _ = self.identifier(table)
-        self.catalog.create_namespace_if_not_exists(namespace)
+        try:
+            self.catalog.create_namespace_if_not_exists(namespace)
+        except Exception:
+            # another writer (the demo's other process, another run) created it between the SQL catalog's check and
+            # its insert, which then fails on the unique key (IntegrityError) instead of "already exists"
+            if not self.catalog.namespace_exists(namespace):
+                raise
         created = self.catalog.create_table_if_not_exists(self.identifier(table), schema=table.schema,
                                                           location=self.location(table), properties=TABLE_PROPERTIES)
         if not created.spec().fields:

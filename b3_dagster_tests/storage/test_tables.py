@@ -171,6 +171,23 @@ def test_a_commit_that_loses_a_race_is_replayed_on_the_new_snapshot(tables, lake
     assert markers.tolist() == [{2.0}, {2.0}, {3.0}, {3.0}, {3.0}], "each day whole from one commit, never a mix"
 
 
+def test_a_namespace_created_by_another_writer_between_check_and_insert_is_used(lake_root, monkeypatch):
+    # both of the demo's processes create b3_refined_db when it is missing; pyiceberg's SQL catalog checks, then
+    # inserts: the writer whose insert comes second got "UNIQUE constraint failed: iceberg_namespace_properties"
+    tables, rival = open_tables(LocalLake(lake_root)), open_tables(LocalLake(lake_root))
+    checked = tables.catalog.namespace_exists
+
+    def rival_creates_it_right_after_the_check(namespace):
+        answer = checked(namespace)
+        rival.catalog.create_namespace_if_not_exists(namespace)
+        return answer
+
+    monkeypatch.setattr(tables.catalog, "namespace_exists", rival_creates_it_right_after_the_check)
+    created = tables.ensure(INDEX_TABLE_DEF)
+    assert created.name() == ("b3_refined_db", "ibov_refined")
+    assert rival.load(INDEX_TABLE_DEF) is not None
+
+
 def test_a_commit_that_keeps_losing_fails_clearly_and_commits_nothing(lake_root):
     days = sessions("2025-02-03", "2025-02-07")
     tables = open_tables(LocalLake(lake_root), commit_retries=0)
