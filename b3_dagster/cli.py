@@ -131,7 +131,10 @@ def record_imports(instance, store, outcomes) -> int:
 def demo(args: argparse.Namespace) -> int:
     """Replay recorded real B3 and Yahoo answers through raw -> refined -> tables -> charts, with no network."""
     if args.steps == INDEX_STEPS:
-        return _demo_index_steps(args)
+        try:
+            return _demo_index_steps(args)
+        except KeyboardInterrupt:  # Ctrl-C reaches both processes: the first one says so, once
+            return 130
     _demo_settings(args)
     recordings_root = Path(__file__).resolve().parent / "recordings"
     # the second process is started first: its imports overlap this process's
@@ -254,9 +257,10 @@ class _IndexStepsBeside:
 
 def _demo_index_steps(args: argparse.Namespace) -> int:
     """Steps 4-8: the demo's second process (its settings and instance file come from the first)."""
+    first_process = os.getppid()
     instance = _demo_instance()
     recordings_root = Path(__file__).resolve().parent / "recordings"
-    runs = _DemoRuns(instance)
+    runs = _DemoRuns(instance, first_process=first_process)
     _demo_index_history(runs, args.index_from, args.index_to)
     store = _indices_store()
     _demo_index_closes(runs, store, recordings_root)
@@ -273,11 +277,12 @@ class _DemoRuns:
     """The demo's Dagster instance and its definitions, loaded once: each load of ``defs/`` costs 0.2-0.5 s of CPU,
     and the demo makes 19 runs (of 14 jobs), most with a replay of their own as a resource."""
 
-    def __init__(self, instance):
+    def __init__(self, instance, first_process: int | None = None):
         imported_before = "b3_dagster.definitions" in sys.modules
         from b3_dagster import definitions
 
         self.instance = instance
+        self.first_process = first_process  # the demo's second process: the pid of the first, which must outlive it
         # the code location that importing the module just loaded, from this command's settings; a module imported
         # earlier in this process (a caller's) may have loaded them from other settings
         self.loaded = definitions.build_definitions() if imported_before else definitions.defs
@@ -285,6 +290,9 @@ class _DemoRuns:
     def run(self, job: str, overrides: dict | None = None, **run_args) -> None:
         from b3_dagster.definitions import build_definitions
 
+        if self.first_process is not None and os.getppid() != self.first_process:
+            # the first process was killed: nobody would print this one's output or wait for it
+            raise SystemExit(f"b3-dagster demo: the first process ({self.first_process}) has ended; {job} not run")
         run_job(build_definitions(overrides, loaded=self.loaded), job, self.instance, **run_args)
 
 
@@ -693,6 +701,9 @@ def main(argv: list[str] | None = None) -> int:
     except B3DagsterError as error:  # the project's errors explain themselves: one paragraph, no traceback
         print(f"b3-dagster {args.command}: {error.explain()}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"b3-dagster {args.command}: interrupted", file=sys.stderr)
+        return 130
     finally:
         if argv is None:  # the process's own command (the console script, or `python -m b3_dagster.cli`)
             # Python's last garbage collection at exit walks the million objects that Dagster, pandas and pyarrow

@@ -135,7 +135,8 @@ SHARED_FIXTURES = ("refined_lake", "cfn_lint_findings")
 def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.path.name not in FIRST_OF_THE_SINGLE_TESTS)  # stable: the rest keep their order
     for item in items:
-        if Path(item.path).resolve().relative_to(TESTS_ROOT).parts[0] in REAL_PROCESS_FOLDERS:
+        path = Path(item.path).resolve()
+        if path.is_relative_to(TESTS_ROOT) and path.relative_to(TESTS_ROOT).parts[0] in REAL_PROCESS_FOLDERS:
             item.add_marker(pytest.mark.slow)
         if item.path.name in PROCESS_GROUP_MODULES:
             item.add_marker(pytest.mark.xdist_group("processes"))

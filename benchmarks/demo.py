@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -79,8 +80,10 @@ def main() -> int:
     if done.returncode != 0:
         print(done.stdout[-3000:] + done.stderr[-3000:])
     walls = run_walls(root / "home")
+    if not args.keep:
+        shutil.rmtree(root)
 
-    print(f"b3-dagster demo in {root} (exit {done.returncode}); load average {os.getloadavg()[0]:.1f}")
+    print(f"b3-dagster demo in {root}{'' if args.keep else ' (removed)'} (exit {done.returncode}); load average {os.getloadavg()[0]:.1f}")
     print(f"{'job (wall s, its runs summed)':<32}{'now':>8}{'serial':>9}")
     for name in sorted(set(walls) | set(SERIAL_WALL), key=lambda n: -SERIAL_WALL.get(n, 0)):
         print(f"{name:<32}{walls.get(name, float('nan')):>8.1f}{SERIAL_WALL.get(name, float('nan')):>9.1f}")

@@ -153,7 +153,10 @@ class LocalLake(Lake):
                 key = path.relative_to(self.root).as_posix()
                 if not key.startswith(prefix):
                     continue
-                stat = path.stat()
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:  # deleted or moved by another process since the walk saw it: not listed
+                    continue
                 found.append(ObjectInfo(key=key, size=stat.st_size, version=f"{stat.st_mtime_ns}-{stat.st_size}",
                                         modified=dt.datetime.fromtimestamp(stat.st_mtime, dt.timezone.utc)))
         return sorted(found, key=lambda info: info.key)

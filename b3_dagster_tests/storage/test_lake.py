@@ -91,3 +91,20 @@ def test_write_new_creates_only_once(lake):
     assert lake.write_new("raw/date=2025-04-07/f.parquet", b"second") is False
     assert lake.read_bytes("raw/date=2025-04-07/f.parquet") == b"first"
     assert [info.key for info in lake.list("raw/")] == ["raw/date=2025-04-07/f.parquet"], "no temp file left"
+
+
+def test_a_file_another_process_removes_during_a_listing_is_left_out_not_an_error(lake, monkeypatch):
+    # the demo's two processes list and replace files under raw/ at the same time: a file the walk saw can be gone
+    # (archived, replaced) before its size is read
+    lake.write_bytes("raw/a/kept.parquet", b"1")
+    lake.write_bytes("raw/b/moved.parquet", b"2")
+    walk = os.walk
+
+    def walk_then_the_other_process_moves_a_file(top, *args, **kwargs):
+        for entry in walk(top, *args, **kwargs):
+            if entry[0].endswith("b"):  # listed by the walk, removed before its size is read
+                os.remove(os.path.join(entry[0], "moved.parquet"))
+            yield entry
+
+    monkeypatch.setattr(os, "walk", walk_then_the_other_process_moves_a_file)
+    assert [info.key for info in lake.list("raw/")] == ["raw/a/kept.parquet"]
