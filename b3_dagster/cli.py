@@ -175,8 +175,9 @@ def _demo_instance():
     if not home:
         return _instance()  # an ephemeral instance in each process: nothing shared
     import fcntl
+    import importlib
 
-    import dagster  # noqa: F401  (imported before the lock: the other process need not wait for it)
+    importlib.import_module("dagster")  # imported before the lock: the other process need not wait for it
 
     folder = os.open(home, os.O_RDONLY)
     try:

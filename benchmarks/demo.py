@@ -83,7 +83,8 @@ def main() -> int:
     if not args.keep:
         shutil.rmtree(root)
 
-    print(f"b3-dagster demo in {root}{'' if args.keep else ' (removed)'} (exit {done.returncode}); load average {os.getloadavg()[0]:.1f}")
+    print(f"b3-dagster demo in {root}{'' if args.keep else ' (removed)'} (exit {done.returncode}); "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"{'job (wall s, its runs summed)':<32}{'now':>8}{'serial':>9}")
     for name in sorted(set(walls) | set(SERIAL_WALL), key=lambda n: -SERIAL_WALL.get(n, 0)):
         print(f"{name:<32}{walls.get(name, float('nan')):>8.1f}{SERIAL_WALL.get(name, float('nan')):>9.1f}")
