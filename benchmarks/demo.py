@@ -16,7 +16,9 @@ checks use it). Python's imports take about 4 s per process.
 History: the serial demo went from 96 s of CPU (14:24) to 29-38 s (20:00-21:00) through one planned event per asset
 (DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS), the refine and its commit in one step, defs/ loaded once and
 replay servers that stop in 20 ms. Since 21:30 the index pipeline's steps 4-8 run in a second process beside the
-portfolio's steps 1-3 (b3_dagster/cli.py, _IndexStepsBeside): the same CPU, less wall clock on 2 cores.
+portfolio's steps 1-3 (b3_dagster/cli.py, _IndexStepsBeside): 31-32 s wall, 42-50 s CPU (a second process
+imports everything again). Since 21:45 each process of a command freezes the garbage collector's objects before
+exiting (b3_dagster/cli.py, main), so Python's last collection skips them: 23-27 s wall, 37-44 s CPU.
 """
 
 from __future__ import annotations
