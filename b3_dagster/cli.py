@@ -200,9 +200,9 @@ def _demo_start():
 
 # The demo's two pipelines share no step until the charts (the sector chart reads tb_ibov_refined), so the index
 # pipeline's steps run in a second process beside the portfolio's (2 cores: 32-36 s instead of 43 s of wall clock,
-# before the gc.freeze in main; benchmarks/demo.py). Dagster's SQLite instance and the Iceberg SQL catalog take writers from several processes, as
-# `dg dev`'s runs do. One order matters: step 7 compares GetStockIndex's members with the IBOV portfolios that step 1
-# writes, so the second process waits for a line on its stdin before step 7.
+# before the gc.freeze in main; benchmarks/demo.py). Dagster's SQLite instance and the Iceberg SQL catalog take
+# writers from several processes, as `dg dev`'s runs do. One order matters: step 7 compares GetStockIndex's members
+# with the IBOV portfolios that step 1 writes, so the second process waits for a line on its stdin before step 7.
 INDEX_STEPS = "index"
 RAW_PORTFOLIOS_WRITTEN = "raw portfolios written"
 
