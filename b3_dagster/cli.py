@@ -203,8 +203,10 @@ def _demo_start():
 # before the gc.freeze in main; benchmarks/demo.py). Dagster's SQLite instance and the Iceberg SQL catalog take
 # writers from several processes, as `dg dev`'s runs do. One order matters: step 7 compares GetStockIndex's members
 # with the IBOV portfolios that step 1 writes, so the second process waits for a line on its stdin before step 7.
+# The same stdin tells it to stop when this process fails, so the user is not kept waiting for steps nobody needs.
 INDEX_STEPS = "index"
 RAW_PORTFOLIOS_WRITTEN = "raw portfolios written"
+STOP = "stop"
 
 
 def _index_steps_command(index_from: str, index_to: str) -> list[str]:
@@ -218,7 +220,7 @@ class _IndexStepsBeside:
     """``b3-dagster demo --steps index`` (``command``) in a second process. Its output is kept in a file and printed
     after the portfolio's steps, so the two never interleave; its stderr (a failure's one line) goes straight
     through. Whatever happens in this process, the second one is waited for, never killed (a killed run would stay
-    "started" in the instance): without the go-ahead it stops before step 7."""
+    "started" in the instance): told to stop, or without the go-ahead, it stops before its next run."""
 
     def __init__(self, command: list[str]):
         import subprocess
@@ -231,15 +233,22 @@ class _IndexStepsBeside:
         return self
 
     def raw_portfolios_written(self) -> None:
+        self._say(RAW_PORTFOLIOS_WRITTEN)
+
+    def _say(self, line: str) -> None:
         try:
-            self.process.stdin.write(f"{RAW_PORTFOLIOS_WRITTEN}\n".encode())
-            self.process.stdin.close()
+            self.process.stdin.write(f"{line}\n".encode())
+            self.process.stdin.flush()
         except BrokenPipeError:  # it has ended already; __exit__ says how
             pass
 
     def __exit__(self, error_type, error, trace) -> None:
-        if not self.process.stdin.closed:
-            self.process.stdin.close()  # no go-ahead: it stops before step 7
+        if error_type is not None:
+            self._say(STOP)  # this process failed or was interrupted: the other stops at its next run
+        try:
+            self.process.stdin.close()  # the end of what it hears: without the go-ahead, it stops
+        except BrokenPipeError:
+            pass
         code = self.process.wait()
         self.output.seek(0)
         printed = self.output.read()
@@ -256,21 +265,66 @@ class _IndexStepsBeside:
             raise SystemExit(f"the index pipeline's steps (4-8) failed (exit {code}): see above")
 
 
+class _FirstProcessStopped(Exception):
+    pass
+
+
+class _FirstProcess:
+    """What the demo's second process hears from the first, on its stdin: the go-ahead for step 7, or "stop". It is
+    read from the file descriptor itself, without Python's buffer, so that a check between runs never blocks and
+    never misses a line that the buffer took in with an earlier one."""
+
+    def __init__(self):
+        self.pid = os.getppid()
+        self.raw_written = False
+        self.ended = False  # the first process closed our stdin: nothing more will come
+        self._pending = b""
+
+    def check(self, before: str) -> None:
+        """Between runs: stop if the first process has died, said "stop", or ended without the go-ahead."""
+        import select
+
+        if os.getppid() != self.pid:
+            raise _FirstProcessStopped(f"the first process ({self.pid}) has ended; {before} not run")
+        while not self.ended and select.select([0], [], [], 0)[0]:
+            self._read()
+        if self.ended and not self.raw_written:
+            raise _FirstProcessStopped(f"the first process stopped; {before} not run")
+
+    def wait_for_raw(self, before: str) -> None:
+        while not self.raw_written and not self.ended:
+            self._read()
+        self.check(before)
+
+    def _read(self) -> None:
+        data = os.read(0, 4096)
+        if not data:
+            self.ended = True
+        self._pending += data
+        *lines, self._pending = self._pending.split(b"\n")
+        for line in lines:
+            if line.decode().strip() == STOP:
+                raise _FirstProcessStopped("the first process failed")
+            self.raw_written = self.raw_written or line.decode().strip() == RAW_PORTFOLIOS_WRITTEN
+
+
 def _demo_index_steps(args: argparse.Namespace) -> int:
     """Steps 4-8: the demo's second process (its settings and instance file come from the first)."""
-    first_process = os.getppid()
+    first = _FirstProcess()
     instance = _demo_instance()
     recordings_root = Path(__file__).resolve().parent / "recordings"
-    runs = _DemoRuns(instance, first_process=first_process)
-    _demo_index_history(runs, args.index_from, args.index_to)
-    store = _indices_store()
-    _demo_index_closes(runs, store, recordings_root)
-    _demo_index_portfolios(runs, store)
-    if sys.stdin.readline().strip() != RAW_PORTFOLIOS_WRITTEN:
-        print("\nStopped before step 7: the portfolio steps did not write the IBOV raw portfolios it compares with.")
+    runs = _DemoRuns(instance, before_each_run=first.check)
+    try:
+        _demo_index_history(runs, args.index_from, args.index_to)
+        store = _indices_store()
+        _demo_index_closes(runs, store, recordings_root)
+        _demo_index_portfolios(runs, store)
+        first.wait_for_raw("step 7 (it compares with the IBOV raw portfolios of step 1)")
+        _demo_index_membership(runs)
+        _demo_anomalies(runs)
+    except _FirstProcessStopped as stopped:
+        print(f"\nThe index steps stopped: {stopped}.")
         return 1
-    _demo_index_membership(runs)
-    _demo_anomalies(runs)
     return 0
 
 
@@ -278,12 +332,12 @@ class _DemoRuns:
     """The demo's Dagster instance and its definitions, loaded once: each load of ``defs/`` costs 0.2-0.5 s of CPU,
     and the demo makes 19 runs (of 14 jobs), most with a replay of their own as a resource."""
 
-    def __init__(self, instance, first_process: int | None = None):
+    def __init__(self, instance, before_each_run=None):
         imported_before = "b3_dagster.definitions" in sys.modules
         from b3_dagster import definitions
 
         self.instance = instance
-        self.first_process = first_process  # the demo's second process: the pid of the first, which must outlive it
+        self.before_each_run = before_each_run  # the demo's second process: _FirstProcess.check
         # the code location that importing the module just loaded, from this command's settings; a module imported
         # earlier in this process (a caller's) may have loaded them from other settings
         self.loaded = definitions.build_definitions() if imported_before else definitions.defs
@@ -291,9 +345,8 @@ class _DemoRuns:
     def run(self, job: str, overrides: dict | None = None, **run_args) -> None:
         from b3_dagster.definitions import build_definitions
 
-        if self.first_process is not None and os.getppid() != self.first_process:
-            # the first process was killed: nobody would print this one's output or wait for it
-            raise SystemExit(f"b3-dagster demo: the first process ({self.first_process}) has ended; {job} not run")
+        if self.before_each_run:
+            self.before_each_run(job)
         run_job(build_definitions(overrides, loaded=self.loaded), job, self.instance, **run_args)
 
 

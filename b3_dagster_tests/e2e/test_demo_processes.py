@@ -16,41 +16,55 @@ def script(body: str) -> list[str]:
     return [sys.executable, "-c", textwrap.dedent(body)]
 
 
-# what the real second process does at step 7: wait for the line, or stop when stdin ends without it
-WAITS_FOR_THE_GO_AHEAD = script("""
-    import sys
+# the real second process's ear (_FirstProcess), with short sleeps in the place of its runs
+SECOND = script("""
+    import time
+    from b3_dagster.cli import _FirstProcess, _FirstProcessStopped
+
+    first = _FirstProcess()
     print("4. index steps", flush=True)
-    line = sys.stdin.readline().strip()
-    print(f"7. got {line!r}")
-    sys.exit(0 if line else 1)
+    try:
+        for step in ("5", "6"):
+            time.sleep(0.2)
+            first.check(f"step {step}")
+            print(f"{step}. done", flush=True)
+        first.wait_for_raw("step 7")
+        print("7. compared with the raw portfolios", flush=True)
+    except _FirstProcessStopped as stopped:
+        print(f"stopped: {stopped}")
+        raise SystemExit(1)
 """)
 
 
 def test_its_output_follows_this_process_and_it_gets_the_go_ahead(capsys):
-    with _IndexStepsBeside(WAITS_FOR_THE_GO_AHEAD) as beside:
+    with _IndexStepsBeside(SECOND) as beside:
         print("1. portfolio steps")
         beside.raw_portfolios_written()
         print("3. refine")
     printed = capsys.readouterr().out
-    assert printed.splitlines() == ["1. portfolio steps", "3. refine", "4. index steps",
-                                    f"7. got {RAW_PORTFOLIOS_WRITTEN!r}"]
+    assert printed.splitlines() == ["1. portfolio steps", "3. refine", "4. index steps", "5. done", "6. done",
+                                    "7. compared with the raw portfolios"]
 
 
 def test_without_the_go_ahead_it_stops_and_this_process_reports_it(capsys):
     # this process returned before step 1 ended (e.g. a refused download): the second one must not compare the
     # membership with raw portfolios that were never written
     with pytest.raises(SystemExit, match=r"steps \(4-8\) failed \(exit 1\)"):
-        with _IndexStepsBeside(WAITS_FOR_THE_GO_AHEAD):
+        with _IndexStepsBeside(SECOND):
             print("1. failed")
-    assert capsys.readouterr().out.splitlines() == ["1. failed", "4. index steps", "7. got ''"]
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[:2] == ["1. failed", "4. index steps"]
+    assert printed[-1] == "stopped: the first process stopped; step 5 not run", printed
 
 
-def test_a_failure_here_is_the_one_reported_after_the_second_process_is_waited_for(capsys):
+def test_a_failure_here_stops_the_second_process_at_its_next_run_and_is_the_one_reported(capsys):
+    # the user is not kept waiting for index steps after the portfolio's failed: the error comes at once
     with pytest.raises(SystemExit, match="refine failed"):
-        with _IndexStepsBeside(WAITS_FOR_THE_GO_AHEAD) as beside:
+        with _IndexStepsBeside(SECOND) as beside:
             beside.raw_portfolios_written()
             raise SystemExit("refine failed")
-    assert capsys.readouterr().out.splitlines()[-1] == f"7. got {RAW_PORTFOLIOS_WRITTEN!r}", "it finished its steps"
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == ["4. index steps", "stopped: the first process failed"], printed
 
 
 def test_a_second_process_that_ended_early_does_not_break_the_go_ahead(capsys):
