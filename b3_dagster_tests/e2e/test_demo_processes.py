@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from b3_dagster.cli import RAW_PORTFOLIOS_WRITTEN, _IndexStepsBeside, _index_steps_command
+from b3_dagster.cli import _IndexStepsBeside, _index_steps_command
 
 
 def script(body: str) -> list[str]:
