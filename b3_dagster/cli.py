@@ -21,7 +21,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from b3_dagster.errors import B3DagsterError
+from b3_dagster.errors import B3DagsterError, DemoStepsStopped
 from b3_dagster.library_warnings import quiet_library_warnings
 
 SEED_000_QUERIES = {
@@ -265,10 +265,6 @@ class _IndexStepsBeside:
             raise SystemExit(f"the index pipeline's steps (4-8) failed (exit {code}): see above")
 
 
-class _FirstProcessStopped(Exception):
-    pass
-
-
 class _FirstProcess:
     """What the demo's second process hears from the first, on its stdin: the go-ahead for step 7, or "stop". It is
     read from the file descriptor itself, without Python's buffer, so that a check between runs never blocks and
@@ -285,11 +281,11 @@ class _FirstProcess:
         import select
 
         if os.getppid() != self.pid:
-            raise _FirstProcessStopped(f"the first process ({self.pid}) has ended; {before} not run")
+            raise DemoStepsStopped(f"the first process ({self.pid}) has ended; {before} not run")
         while not self.ended and select.select([0], [], [], 0)[0]:
             self._read()
         if self.ended and not self.raw_written:
-            raise _FirstProcessStopped(f"the first process stopped; {before} not run")
+            raise DemoStepsStopped(f"the first process stopped; {before} not run")
 
     def wait_for_raw(self, before: str) -> None:
         while not self.raw_written and not self.ended:
@@ -304,7 +300,7 @@ class _FirstProcess:
         *lines, self._pending = self._pending.split(b"\n")
         for line in lines:
             if line.decode().strip() == STOP:
-                raise _FirstProcessStopped("the first process failed")
+                raise DemoStepsStopped("the first process failed")
             self.raw_written = self.raw_written or line.decode().strip() == RAW_PORTFOLIOS_WRITTEN
 
 
@@ -322,7 +318,7 @@ def _demo_index_steps(args: argparse.Namespace) -> int:
         first.wait_for_raw("step 7 (it compares with the IBOV raw portfolios of step 1)")
         _demo_index_membership(runs)
         _demo_anomalies(runs)
-    except _FirstProcessStopped as stopped:
+    except DemoStepsStopped as stopped:
         print(f"\nThe index steps stopped: {stopped}.")
         return 1
     return 0

@@ -428,3 +428,12 @@ class AlertConfigError(ConfigError):
 
 class AlertDeliveryError(Unavailable, RuntimeError):
     """The webhook did not accept the message (network error or non-2xx answer)."""
+
+
+# ---- The demo --------------------------------------------------------------------------------------------------------
+# Raised by cli.py in the demo's second process, which prints it and ends.
+
+
+class DemoStepsStopped(Incomplete):
+    """The demo's second process stopped before a run: its first process failed, was interrupted or ended (the
+    message says which). Nothing of that run was started; the demo run again does the steps left out."""

@@ -19,7 +19,8 @@ def script(body: str) -> list[str]:
 # the real second process's ear (_FirstProcess), with short sleeps in the place of its runs
 SECOND = script("""
     import time
-    from b3_dagster.cli import _FirstProcess, _FirstProcessStopped
+    from b3_dagster.cli import _FirstProcess
+    from b3_dagster.errors import DemoStepsStopped
 
     first = _FirstProcess()
     print("4. index steps", flush=True)
@@ -30,7 +31,7 @@ SECOND = script("""
             print(f"{step}. done", flush=True)
         first.wait_for_raw("step 7")
         print("7. compared with the raw portfolios", flush=True)
-    except _FirstProcessStopped as stopped:
+    except DemoStepsStopped as stopped:
         print(f"stopped: {stopped}")
         raise SystemExit(1)
 """)
