@@ -298,10 +298,10 @@ class _FirstProcess:
             self.ended = True
         self._pending += data
         *lines, self._pending = self._pending.split(b"\n")
-        for line in lines:
-            if line.decode().strip() == STOP:
+        for said in (line.decode().strip() for line in lines):
+            if said == STOP:
                 raise DemoStepsStopped("the first process failed")
-            self.raw_written = self.raw_written or line.decode().strip() == RAW_PORTFOLIOS_WRITTEN
+            self.raw_written = self.raw_written or said == RAW_PORTFOLIOS_WRITTEN
 
 
 def _demo_index_steps(args: argparse.Namespace) -> int:
