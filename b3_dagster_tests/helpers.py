@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import shutil
 import socket
@@ -84,6 +85,13 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def new_user_environment(dagster_home: Path) -> dict[str, str]:
+    """This process's environment as a new user's shell has it: no ``B3_*`` or ``DAGSTER_*`` setting of the machine
+    running the tests, and ``DAGSTER_HOME`` as scripts/run_local.sh exports it."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("B3_", "DAGSTER_"))}
+    return {**env, "DAGSTER_HOME": str(dagster_home)}
 
 
 def wait_for(what: str, predicate, timeout: float, interval: float = 1.0):

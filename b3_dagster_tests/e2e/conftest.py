@@ -28,6 +28,7 @@ from b3_dagster.sources.b3_portfolio import ENDPOINT_PATH
 from b3_dagster_tests.helpers import (
     b3_dagster_command,
     free_port,
+    new_user_environment,
     start_code_server,
     start_webserver_and_daemon,
 )
@@ -303,9 +304,8 @@ def deployment(postgres, recordings, tmp_path_factory, e2e_settings):
     webserver_port = free_port()
     venv_bin = str(Path(sys.executable).parent)
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("B3_", "DAGSTER_"))},
+        **new_user_environment(home),
         "PATH": f"{venv_bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "DAGSTER_HOME": str(home),
         **postgres.env(),
         "DAGSTER_MAX_CONCURRENT_RUNS": "2",  # two cores
         "B3_CODE_SERVER_HOST": "127.0.0.1",
@@ -358,8 +358,7 @@ def demo_run(tmp_path_factory) -> DemoRun:
     root = tmp_path_factory.mktemp("demo")
     lake, home = root / "data", root / "home"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("B3_", "DAGSTER_"))}
-    env["DAGSTER_HOME"] = str(home)
+    env = new_user_environment(home)
     done = subprocess.run([*b3_dagster_command(), "--lake", str(lake), "demo"], cwd=root, env=env,
                           capture_output=True, text=True, timeout=900)
     return DemoRun(root=root, lake=lake, home=home, env=env, done=done)

@@ -1,15 +1,20 @@
 """The demo's second process (`b3-dagster demo` runs the index pipeline's steps beside the portfolio's): its output
-comes after this process's, its go-ahead for step 7 arrives or is withheld, its failure fails the demo. Real child
-processes (small Python scripts in the index steps' place), so each test takes well under a second."""
+comes after this process's, its go-ahead for step 7 arrives or is withheld, a failure on either side ends both. Real
+child processes: small Python scripts in the index steps' place (each test well under a second), and the real demo
+where the point is a signal to it (Ctrl-C, a SIGKILL of its first process; about 6 s each)."""
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 
+import dagster as dg
 import pytest
+from dagster._core.instance.ref import InstanceRef
 
 from b3_dagster.cli import _IndexStepsBeside, _index_steps_command
+from b3_dagster_tests.helpers import b3_dagster_command, new_user_environment, wait_for
 
 
 def script(body: str) -> list[str]:
@@ -136,13 +141,10 @@ def test_the_two_processes_take_turns_creating_the_instance_on_a_fresh_dagster_h
 def start_demo(tmp_path) -> subprocess.Popen:
     """The real `b3-dagster demo` in a session of its own (its two processes are that session's process group),
     printing unbuffered, so a test can act at a known step."""
-    from b3_dagster_tests.helpers import b3_dagster_command
-
     home = tmp_path / "home"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("B3_", "DAGSTER_"))}
-    env.update(DAGSTER_HOME=str(home), PYTHONUNBUFFERED="1")
-    return subprocess.Popen([*b3_dagster_command(), "--lake", str(tmp_path / "data"), "demo"], cwd=tmp_path, env=env,
+    return subprocess.Popen([*b3_dagster_command(), "--lake", str(tmp_path / "data"), "demo"], cwd=tmp_path,
+                            env={**new_user_environment(home), "PYTHONUNBUFFERED": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
@@ -153,23 +155,22 @@ def read_until(process: subprocess.Popen, start: str) -> None:
     pytest.fail(f"the demo ended before printing {start!r}: {process.stderr.read()[-3000:]}")
 
 
-def group_ends(group: int, timeout: float) -> bool:
-    import time
+def group_ended(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.2)
+
+def kill_what_is_left(group: int) -> None:
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def test_ctrl_c_ends_both_processes_with_one_line_and_no_traceback(tmp_path):
-    import signal
-
     demo = start_demo(tmp_path)
     try:
         read_until(demo, "1. B3 GetPortfolioDay")  # both processes are running Dagster jobs by now
@@ -177,28 +178,22 @@ def test_ctrl_c_ends_both_processes_with_one_line_and_no_traceback(tmp_path):
         _, stderr = demo.communicate(timeout=180)
         assert demo.returncode != 0
         assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
-        assert group_ends(demo.pid, timeout=60), "a process of the demo was left running"
+        wait_for("every process of the demo to end", lambda: group_ended(demo.pid), timeout=60, interval=0.2)
     finally:
-        if not group_ends(demo.pid, timeout=0):
-            os.killpg(demo.pid, signal.SIGKILL)
+        kill_what_is_left(demo.pid)
 
 
 def test_the_second_process_stops_by_itself_when_the_first_is_killed(tmp_path):
-    import signal
-
     demo = start_demo(tmp_path)
     try:
         read_until(demo, "1. B3 GetPortfolioDay")
         demo.kill()  # SIGKILL to the first process only: nothing of it can tell the second one
         demo.wait(timeout=60)
-        assert group_ends(demo.pid, timeout=180), "the second process kept running without the first"
+        wait_for("the second process to stop without the first", lambda: group_ended(demo.pid), timeout=180,
+                 interval=0.2)
         # it stopped at its next run: step 5 comes about 7 s of work after the first process printed step 1's title
-        import dagster as dg
-        from dagster._core.instance.ref import InstanceRef
-
         with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path / "home"))) as instance:
             jobs = {record.dagster_run.job_name for record in instance.get_run_records()}
         assert "index_history_job" not in jobs, f"it went on to step 5 alone: {sorted(jobs)}"
     finally:
-        if not group_ends(demo.pid, timeout=0):
-            os.killpg(demo.pid, signal.SIGKILL)
+        kill_what_is_left(demo.pid)
