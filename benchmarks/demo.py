@@ -18,7 +18,8 @@ History: the serial demo went from 96 s of CPU (14:24) to 29-38 s (20:00-21:00) 
 replay servers that stop in 20 ms. Since 21:30 the index pipeline's steps 4-8 run in a second process beside the
 portfolio's steps 1-3 (b3_dagster/cli.py, _IndexStepsBeside): 31-32 s wall, 42-50 s CPU (a second process
 imports everything again). Since 21:45 each process of a command freezes the garbage collector's objects before
-exiting (b3_dagster/cli.py, main), so Python's last collection skips them: 23-27 s wall, 37-44 s CPU.
+exiting (b3_dagster/cli.py, main), so Python's last collection skips them: 23-31 s wall, 37-50 s CPU (the
+machine's speed drifts by about 20 % within an hour: compare runs made side by side).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # Wall-clock seconds per job of the serial demo at ef2c256, measured 2026-11-30 21:00 UTC (load average 1.4) with the
-# earlier version of this script (in process, per step): 42.7 s wall, 38.2 s CPU in all.
+# earlier version of this script (in process, per step): 42.7 s wall, 38.2 s CPU in all. That CPU figure was measured
+# inside the process, so it leaves out Python's start and exit, which the command's CPU below includes.
 SERIAL_WALL = {
     "ibov_snapshot_job": 2.0, "ibov_refine_job": 10.2, "b3_sectors_job": 1.7, "ibov_index_job": 6.0,
     "ibov_index_refine_job": 2.4, "ibov_charts_job": 1.7, "index_history_job": 1.2, "index_closes_job": 0.9,
