@@ -13,8 +13,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import gc
+import io
 import logging
 import os
 import sys
@@ -137,19 +139,34 @@ def demo(args: argparse.Namespace) -> int:
             return 130
     _demo_settings(args)
     recordings_root = Path(__file__).resolve().parent / "recordings"
-    # the second process is started first: its imports overlap this process's
-    with _IndexStepsBeside(_index_steps_command(args.index_from, args.index_to)) as index_steps:
-        lake_root, instance = _demo_start()
-        print(f"Lake: {lake_root}   (recorded real answers replayed from {recordings_root})\n"
-              "Steps 4-8 (the index pipeline) run beside steps 1-3 in a second process; their output follows step 3.")
-        runs = _DemoRuns(instance)
-        _demo_b3_api_days(runs)
-        index_steps.raw_portfolios_written()
-        store = _store()
-        if not _demo_csv_imports(instance, store, recordings_root):
-            return 1
-        _demo_refine(runs, store)
-    _demo_charts(runs)
+    started = dt.datetime.now(dt.timezone.utc)
+    charts_output, charted = io.StringIO(), False
+    try:
+        # the second process is started first: its imports overlap this process's
+        with _IndexStepsBeside(_index_steps_command(args.index_from, args.index_to)) as index_steps:
+            runs = _DemoRuns()
+            lake_root, instance = _demo_start()
+            runs.instance = instance
+            print(f"Lake: {lake_root}   (recorded real answers replayed from {recordings_root})\n"
+                  "Steps 4-8 (the index pipeline) run beside steps 1-3 in a second process; their output follows "
+                  "step 3.")
+            _demo_b3_api_days(runs)
+            index_steps.raw_portfolios_written()
+            store = _store()
+            if not _demo_csv_imports(instance, store, recordings_root):
+                return 1
+            _demo_refine(runs, store)
+            # step 9 also reads step 4's table: it runs as soon as the second process has written it, while that
+            # process goes on with steps 5-8, and its output waits for theirs. (Without DAGSTER_HOME each process has
+            # an instance of its own, which never sees the other's run: step 9 then runs after the second process.)
+            charted = index_steps.wait_for_success(instance, INDEX_TABLE_JOB, started)
+            if charted:
+                with contextlib.redirect_stdout(charts_output):
+                    _demo_charts(runs)
+    finally:
+        print(charts_output.getvalue(), end="")
+    if not charted:
+        _demo_charts(runs)
     _demo_queries(lake_root)
     return 0
 
@@ -198,13 +215,14 @@ def _demo_start():
     return Path(os.environ["B3_LAKE_ROOT"]).resolve(), instance
 
 
-# The demo's two pipelines share no step until the charts (the sector chart reads tb_ibov_refined), so the index
-# pipeline's steps run in a second process beside the portfolio's (2 cores: 32-36 s instead of 43 s of wall clock,
+# The demo's two pipelines share no step until the charts (step 9 reads tb_ibov_refined and step 4's ibov_refined),
+# so the index pipeline's steps run in a second process beside the portfolio's (2 cores: 32-36 s instead of 43 s of wall clock,
 # before the gc.freeze in main; benchmarks/demo.py). Dagster's SQLite instance and the Iceberg SQL catalog take
 # writers from several processes, as `dg dev`'s runs do. One order matters: step 7 compares GetStockIndex's members
 # with the IBOV portfolios that step 1 writes, so the second process waits for a line on its stdin before step 7.
 # The same stdin tells it to stop when this process fails, so the user is not kept waiting for steps nobody needs.
 INDEX_STEPS = "index"
+INDEX_TABLE_JOB = "ibov_index_refine_job"  # step 4's run that writes b3_refined_db.ibov_refined, read by step 9
 RAW_PORTFOLIOS_WRITTEN = "raw portfolios written"
 STOP = "stop"
 
@@ -234,6 +252,20 @@ class _IndexStepsBeside:
 
     def raw_portfolios_written(self) -> None:
         self._say(RAW_PORTFOLIOS_WRITTEN)
+
+    def wait_for_success(self, instance, job: str, since: dt.datetime) -> bool:
+        """Wait until a run of ``job`` created after ``since`` has succeeded in the instance: True. False as soon as
+        the second process has ended without one (it failed or was told to stop; ``__exit__`` says how)."""
+        import time
+
+        import dagster as dg
+
+        succeeded = dg.RunsFilter(job_name=job, statuses=[dg.DagsterRunStatus.SUCCESS], created_after=since)
+        while self.process.poll() is None:
+            if instance.get_runs_count(succeeded):
+                return True
+            time.sleep(0.1)
+        return bool(instance.get_runs_count(succeeded))
 
     def _say(self, line: str) -> None:
         try:
@@ -307,9 +339,9 @@ class _FirstProcess:
 def _demo_index_steps(args: argparse.Namespace) -> int:
     """Steps 4-8: the demo's second process (its settings and instance file come from the first)."""
     first = _FirstProcess()
-    instance = _demo_instance()
+    runs = _DemoRuns(before_each_run=first.check)
+    runs.instance = _demo_instance()
     recordings_root = Path(__file__).resolve().parent / "recordings"
-    runs = _DemoRuns(instance, before_each_run=first.check)
     try:
         _demo_index_history(runs, args.index_from, args.index_to)
         store = _indices_store()
@@ -326,13 +358,15 @@ def _demo_index_steps(args: argparse.Namespace) -> int:
 
 class _DemoRuns:
     """The demo's Dagster instance and its definitions, loaded once: each load of ``defs/`` costs 0.2-0.5 s of CPU,
-    and the demo makes 19 runs (of 14 jobs), most with a replay of their own as a resource."""
+    and the demo makes 19 runs (of 14 jobs), most with a replay of their own as a resource. The instance is set
+    after the definitions are loaded: of the demo's two processes, the one that waits for the instance lock
+    (``_demo_instance``) then waits less, or not at all, since importing the definitions takes most of its start."""
 
-    def __init__(self, instance, before_each_run=None):
+    def __init__(self, before_each_run=None):
         imported_before = "b3_dagster.definitions" in sys.modules
         from b3_dagster import definitions
 
-        self.instance = instance
+        self.instance = None
         self.before_each_run = before_each_run  # the demo's second process: _FirstProcess.check
         # the code location that importing the module just loaded, from this command's settings; a module imported
         # earlier in this process (a caller's) may have loaded them from other settings

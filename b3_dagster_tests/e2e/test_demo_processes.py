@@ -1,8 +1,10 @@
 """The demo's second process (`b3-dagster demo` runs the index pipeline's steps beside the portfolio's): its output
-comes after this process's, its go-ahead for step 7 arrives or is withheld, a failure on either side ends both. Real
-child processes: small Python scripts in the index steps' place (each test well under a second), and the real demo
-where the point is a signal to it (Ctrl-C, a SIGKILL of its first process; about 6 s each)."""
+comes after this process's, its go-ahead for step 7 arrives or is withheld, step 9 waits for its step 4 only, a
+failure on either side ends both. Real child processes: small Python scripts in the index steps' place (each test
+well under a second; about 3 s for the two whose script runs a Dagster job), and the real demo where the point is a
+signal to it (Ctrl-C, a SIGKILL of its first process; about 6 s each)."""
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -95,6 +97,56 @@ def test_its_output_reaches_a_terminal_that_is_not_utf8_as_it_was_written():
     done = subprocess.run(parent, capture_output=True, env={**os.environ, "PYTHONIOENCODING": "latin-1"}, timeout=120)
     assert done.returncode == 0 and done.stderr == b"", done.stderr.decode(errors="replace")
     assert done.stdout.decode("latin-1").splitlines() == ["3. Participação", "5. Evolução Diária"]
+
+
+# the second process's run of step 4, in a shared instance: a one-op job of that name, executed in process
+WRITES_STEP_4 = script("""
+    import select
+    import sys
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+    from b3_dagster.cli import INDEX_TABLE_JOB
+
+    @dg.op
+    def write():
+        pass
+
+    @dg.job(name=INDEX_TABLE_JOB)
+    def step_4():
+        write()
+
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(sys.argv[1])) as instance:
+        assert step_4.execute_in_process(instance=instance).success
+    print("4. written", flush=True)
+    select.select([sys.stdin], [], [], 10)  # steps 5-8: until the first process is done with it (at most 10 s)
+""")
+
+
+def test_step_9_waits_for_step_4s_run_and_not_for_the_whole_second_process(tmp_path, capsys):
+    from b3_dagster.cli import INDEX_TABLE_JOB
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        since = dt.datetime.now(dt.timezone.utc)
+        with _IndexStepsBeside([*WRITES_STEP_4, str(tmp_path)]) as beside:
+            beside.raw_portfolios_written()
+            assert beside.wait_for_success(instance, INDEX_TABLE_JOB, since)
+            assert beside.process.poll() is None, "it went on while the second process was still running"
+            print("9. charts")
+    assert capsys.readouterr().out.splitlines() == ["9. charts", "4. written"]
+
+
+def test_step_9_does_not_wait_when_the_second_process_ended_without_step_4(tmp_path):
+    from b3_dagster.cli import INDEX_TABLE_JOB
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        # a successful run of an earlier demo in the same instance does not count
+        earlier = subprocess.run([*WRITES_STEP_4, str(tmp_path)], input="", capture_output=True, text=True,
+                                 timeout=120)
+        assert earlier.returncode == 0 and instance.get_runs_count(dg.RunsFilter(job_name=INDEX_TABLE_JOB)) == 1
+        since = dt.datetime.now(dt.timezone.utc)
+        with pytest.raises(SystemExit, match=r"failed \(exit 3\)"):
+            with _IndexStepsBeside(script("import sys; sys.exit(3)")) as beside:
+                assert not beside.wait_for_success(instance, INDEX_TABLE_JOB, since)
 
 
 def test_the_second_process_runs_this_package_not_a_b3_dagster_in_the_current_folder(tmp_path):
