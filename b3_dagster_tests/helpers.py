@@ -95,13 +95,16 @@ def new_user_environment(dagster_home: Path) -> dict[str, str]:
 
 
 def wait_for(what: str, predicate, timeout: float, interval: float = 1.0):
-    """Poll ``predicate`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+    """Poll ``predicate`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds. How long
+    it waited is printed (shown with ``pytest -s``): where the slow tests' time goes."""
+    started = time.monotonic()
+    deadline = started + timeout
     last_error = None
     while time.monotonic() < deadline:
         try:
             value = predicate()
             if value:
+                print(f"\nwaited {time.monotonic() - started:.1f}s for {what}")
                 return value
         except Exception as error:  # the thing may not be up yet
             last_error = error

@@ -56,7 +56,10 @@ KILLED_DAY = "2022-12-08"  # taken from the replay by a run that is killed half-
 FAILING_DAY = "2022-12-09"  # a session the replay cannot serve: its snapshot run fails
 RAW_SENSOR = "raw_partition_sensor"
 ALERT_SENSORS = ("ibov_run_failure_notifier", "ibov_missed_day_sensor")
-KILLED_RUN_MAX_RUNTIME = 45  # seconds; dagster/max_runtime tag on the killed run only
+# seconds; dagster/max_runtime tag on the killed run only. It must outlast the run's start, the kill and the code
+# server's restart (about 8 s on 2 busy cores; the assertion after the restart prints it); run monitoring then ends the
+# run within one poll (poll_interval_seconds: 10 in deploy/dagster.yaml) after it.
+KILLED_RUN_MAX_RUNTIME = 30
 DEADLINE = dt.time(0, 5)  # every session's deadline passes five minutes into that day in São Paulo
 SCREENSHOT = REPO / "docs" / "production_raw_partitions.png"
 
@@ -244,9 +247,13 @@ def a_killed_run_leaves_nothing_half_written_is_ended_by_monitoring_and_retried_
     assert table_rows(deployment.lake, KILLED_DAY).empty
 
     start_code_server(deployment)  # what compose's restart policy / systemd's Restart= do
-    assert run_status(deployment, run_id) == "STARTED"  # nobody is left to report the crash...
+    [run] = runs(deployment, runIds=[run_id])
+    since_start = time.time() - run["startTime"]
+    print(f"\nthe code server is back {since_start:.1f}s after the killed run started")
+    # nobody is left to report the crash, until run monitoring's maximum runtime ends the run
+    assert run["status"] == "STARTED", f"{run['status']} {since_start:.0f}s after the start"
 
-    # ...until run monitoring's maximum runtime ends it
+    reference = clean_run(tmp_path, recordings[KILLED_DAY])  # made in process while run monitoring waits
     wait_for("run monitoring to end the orphaned run", lambda: run_status(deployment, run_id) == "FAILURE",
              timeout=KILLED_RUN_MAX_RUNTIME + 90)
     messages = run_messages(deployment, run_id)
@@ -261,7 +268,6 @@ def a_killed_run_leaves_nothing_half_written_is_ended_by_monitoring_and_retried_
     assert child["tags"].get("dagster/retry_number") == "1"
     wait_for_success(deployment, "ibov_refine_job", KILLED_DAY)
 
-    reference = clean_run(tmp_path, recordings[KILLED_DAY])
     day = dt.date.fromisoformat(KILLED_DAY)
     got, want = PortfolioStore(LocalLake(deployment.lake)), PortfolioStore(LocalLake(reference))
     raw_got, raw_want = got.read_raw(day), want.read_raw(day)
