@@ -132,6 +132,12 @@ def record_imports(instance, store, outcomes) -> int:
 
 def demo(args: argparse.Namespace) -> int:
     """Replay recorded real B3 and Yahoo answers through raw -> refined -> tables -> charts, with no network."""
+    if args.own_process:
+        # Importing Dagster, pandas and pyarrow and loading the definitions make about a million long-lived objects
+        # and next to no garbage; the collector would walk them again and again (1.6-1.9 s of each demo process,
+        # measured with gc.callbacks, 2026-12-01). It stays off until the definitions are loaded (_DemoRuns), which
+        # then freezes them, so that later collections leave them out.
+        gc.disable()
     if args.steps == INDEX_STEPS:
         try:
             return _demo_index_steps(args)
@@ -144,7 +150,7 @@ def demo(args: argparse.Namespace) -> int:
     try:
         # the second process is started first: its imports overlap this process's
         with _IndexStepsBeside(_index_steps_command(args.index_from, args.index_to)) as index_steps:
-            runs = _DemoRuns()
+            runs = _DemoRuns(freeze_when_loaded=args.own_process)
             lake_root, instance = _demo_start()
             runs.instance = instance
             print(f"Lake: {lake_root}   (recorded real answers replayed from {recordings_root})\n"
@@ -339,7 +345,7 @@ class _FirstProcess:
 def _demo_index_steps(args: argparse.Namespace) -> int:
     """Steps 4-8: the demo's second process (its settings and instance file come from the first)."""
     first = _FirstProcess()
-    runs = _DemoRuns(before_each_run=first.check)
+    runs = _DemoRuns(before_each_run=first.check, freeze_when_loaded=args.own_process)
     runs.instance = _demo_instance()
     recordings_root = Path(__file__).resolve().parent / "recordings"
     try:
@@ -362,7 +368,7 @@ class _DemoRuns:
     after the definitions are loaded: of the demo's two processes, the one that waits for the instance lock
     (``_demo_instance``) then waits less, or not at all, since importing the definitions takes most of its start."""
 
-    def __init__(self, before_each_run=None):
+    def __init__(self, before_each_run=None, freeze_when_loaded: bool = False):
         imported_before = "b3_dagster.definitions" in sys.modules
         from b3_dagster import definitions
 
@@ -371,6 +377,9 @@ class _DemoRuns:
         # the code location that importing the module just loaded, from this command's settings; a module imported
         # earlier in this process (a caller's) may have loaded them from other settings
         self.loaded = definitions.build_definitions() if imported_before else definitions.defs
+        if freeze_when_loaded:  # see demo(): what is loaded now stays for the whole process
+            gc.freeze()
+            gc.enable()
 
     def run(self, job: str, overrides: dict | None = None, **run_args) -> None:
         from b3_dagster.definitions import build_definitions
@@ -779,6 +788,7 @@ def _add_table_commands(commands) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.own_process = argv is None  # the console script or `python -m b3_dagster.cli`, not an in-process caller
     quiet_library_warnings()  # only library warnings meant for developers (library_warnings.py)
     try:
         return args.handler(args)
@@ -789,7 +799,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"b3-dagster {args.command}: interrupted", file=sys.stderr)
         return 130
     finally:
-        if argv is None:  # the process's own command (the console script, or `python -m b3_dagster.cli`)
+        if args.own_process:
             # Python's last garbage collection at exit walks the million objects that Dagster, pandas and pyarrow
             # leave, to free memory the operating system takes back anyway: 1-2 s of every command's wall clock
             # (measured 2026-11-30). Frozen objects are left out of it; in-process callers (tests) keep theirs.

@@ -249,3 +249,20 @@ def test_the_second_process_stops_by_itself_when_the_first_is_killed(tmp_path):
         assert "index_history_job" not in jobs, f"it went on to step 5 alone: {sorted(jobs)}"
     finally:
         kill_what_is_left(demo.pid)
+
+
+def test_each_demo_process_turns_the_collector_back_on_once_the_definitions_are_loaded():
+    # demo() turns Python's garbage collector off in its own process while it imports and loads the definitions;
+    # _DemoRuns freezes what they loaded and turns it back on (else the whole demo would run without it)
+    done = subprocess.run(script("""
+        import gc
+        from b3_dagster.cli import _DemoRuns
+
+        gc.disable()
+        _DemoRuns(freeze_when_loaded=True)
+        print(gc.isenabled(), gc.get_freeze_count() > 100_000)
+        frozen = gc.get_freeze_count()
+        _DemoRuns()  # an in-process caller's: nothing more frozen
+        print(gc.get_freeze_count() <= frozen)  # frozen objects that are freed leave the count
+    """), capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["True", "True", "True"], done.stdout + done.stderr[-2000:]
