@@ -19,7 +19,12 @@ replay servers that stop in 20 ms. Since 21:30 the index pipeline's steps 4-8 ru
 portfolio's steps 1-3 (b3_dagster/cli.py, _IndexStepsBeside): 31-32 s wall, 42-50 s CPU (a second process
 imports everything again). Since 21:45 each process of a command freezes the garbage collector's objects before
 exiting (b3_dagster/cli.py, main), so Python's last collection skips them: 23-31 s wall, 37-50 s CPU (the
-machine's speed drifts by about 20 % within an hour: compare runs made side by side).
+machine's speed drifts by about 20 % within an hour: compare runs made side by side). Since 2026-12-01 00:00 step 9
+(the charts) runs in the first process as soon as the instance records step 4's run as successful, beside steps
+5-8, and each demo process keeps the garbage collector off while it imports and loads the definitions, then freezes
+them: 19.5-24.8 s wall, 33-43 s CPU, alternating with f5a7f74 at 23.3-25.1 s (00:20, load average 1.6-1.8).
+Where a process's time goes, run by run: the timeline of the instance's run records (`--keep DIR`, then each run's
+create, start and end times).
 """
 
 from __future__ import annotations
