@@ -23,8 +23,8 @@ machine's speed drifts by about 20 % within an hour: compare runs made side by s
 (the charts) runs in the first process as soon as the instance records step 4's run as successful, beside steps
 5-8, and each demo process keeps the garbage collector off while it imports and loads the definitions, then freezes
 them: 19.5-24.8 s wall, 33-43 s CPU, alternating with f5a7f74 at 23.3-25.1 s (00:20, load average 1.6-1.8).
-Where a process's time goes, run by run: the timeline of the instance's run records (`--keep DIR`, then each run's
-create, start and end times).
+Where each process's time goes: the timeline printed last (each run's creation, start and end, from the instance's
+run records).
 """
 
 from __future__ import annotations
@@ -59,18 +59,29 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_walls(home: Path) -> dict[str, float]:
-    """Seconds from creation (Dagster writes the planned events then) to end of each job's runs, summed, as the
-    demo's Dagster instance recorded them."""
+def run_records(home: Path) -> list:
     import dagster as dg
     from dagster._core.instance.ref import InstanceRef
 
-    walls: dict[str, float] = defaultdict(float)
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
-        for record in instance.get_run_records():
-            if record.end_time:
-                walls[record.dagster_run.job_name] += record.end_time - record.create_timestamp.timestamp()
+        return sorted(instance.get_run_records(), key=lambda record: record.create_timestamp)
+
+
+def run_walls(records) -> dict[str, float]:
+    """Seconds from creation (Dagster writes the planned events then) to end of each job's runs, summed, as the
+    demo's Dagster instance recorded them."""
+    walls: dict[str, float] = defaultdict(float)
+    for record in records:
+        if record.end_time:
+            walls[record.dagster_run.job_name] += record.end_time - record.create_timestamp.timestamp()
     return walls
+
+
+def timeline(records, started: float) -> list[str]:
+    """Each run's creation, start and end, in seconds since the command started: which process waited for what."""
+    return [f"{record.dagster_run.job_name:<28}{record.create_timestamp.timestamp() - started:>8.1f}"
+            f"{(record.start_time or started) - started:>8.1f}{(record.end_time or started) - started:>8.1f}"
+            for record in records]
 
 
 def main() -> int:
@@ -82,13 +93,14 @@ def main() -> int:
     env = {name: value for name, value in os.environ.items() if not name.startswith(("B3_", "DAGSTER_"))}
     env["DAGSTER_HOME"] = str(root / "home")  # a new user's environment, as scripts/run_local.sh sets it
 
-    wall, cpu = time.perf_counter(), children_cpu()
+    wall, cpu, started = time.perf_counter(), children_cpu(), time.time()
     done = subprocess.run([str(REPO / ".venv" / "bin" / "b3-dagster"), "--lake", str(root / "data"), "demo"],
                           cwd=root, env=env, capture_output=True, text=True)
     wall, cpu = time.perf_counter() - wall, children_cpu() - cpu
     if done.returncode != 0:
         print(done.stdout[-3000:] + done.stderr[-3000:])
-    walls = run_walls(root / "home")
+    records = run_records(root / "home")
+    walls = run_walls(records)
     if not args.keep:
         shutil.rmtree(root)
 
@@ -100,6 +112,8 @@ def main() -> int:
     print(f"{'whole command, wall s':<32}{wall:>8.1f}{SERIAL_TOTAL_WALL:>9.1f}")
     print(f"{'whole command, CPU s':<32}{cpu:>8.1f}{SERIAL_TOTAL_CPU:>9.1f}")
     print(f"first baseline: {FIRST_BASELINE}")
+    print(f"\n{'run (s since the command started)':<28}{'created':>8}{'started':>8}{'ended':>8}")
+    print("\n".join(timeline(records, started)))
     return done.returncode
 
 
