@@ -101,8 +101,10 @@ def test_its_output_reaches_a_terminal_that_is_not_utf8_as_it_was_written():
 
 # the second process's run of step 4, in a shared instance: a one-op job of that name, executed in process
 WRITES_STEP_4 = script("""
+    import os
     import select
     import sys
+    import time
     import dagster as dg
     from dagster._core.instance.ref import InstanceRef
     from b3_dagster.cli import INDEX_TABLE_JOB
@@ -118,7 +120,11 @@ WRITES_STEP_4 = script("""
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(sys.argv[1])) as instance:
         assert step_4.execute_in_process(instance=instance).success
     print("4. written", flush=True)
-    select.select([sys.stdin], [], [], 10)  # steps 5-8: until the first process is done with it (at most 10 s)
+    # steps 5-8: until the first process closes our stdin (at most 10 s). Its lines (the go-ahead for step 7) are
+    # read past: waiting only for stdin to be readable would end at the go-ahead, which comes before step 9
+    deadline = time.monotonic() + 10
+    while select.select([sys.stdin], [], [], max(0, deadline - time.monotonic()))[0] and os.read(0, 4096):
+        pass
 """)
 
 
