@@ -162,10 +162,10 @@ def demo(args: argparse.Namespace) -> int:
             if not _demo_csv_imports(instance, store, recordings_root):
                 return 1
             _demo_refine(runs, store)
-            # step 9 also reads step 4's table: it runs as soon as the second process has written it, while that
-            # process goes on with steps 5-8, and its output waits for theirs. (Without DAGSTER_HOME each process has
-            # an instance of its own, which never sees the other's run: step 9 then runs after the second process.)
-            charted = index_steps.wait_for_success(instance, INDEX_TABLE_JOB, started)
+            # step 9 also reads tables of steps 4 and 5: it runs as soon as the second process has written them, while
+            # that process goes on with steps 6-8, and its output waits for theirs. (Without DAGSTER_HOME each process
+            # has an instance of its own, which never sees the other's runs: step 9 then runs after the second one.)
+            charted = index_steps.wait_for_success(instance, CHART_INPUT_JOBS, started)
             if charted:
                 with contextlib.redirect_stdout(charts_output):
                     _demo_charts(runs)
@@ -221,14 +221,19 @@ def _demo_start():
     return Path(os.environ["B3_LAKE_ROOT"]).resolve(), instance
 
 
-# The demo's two pipelines share no step until the charts (step 9 reads tb_ibov_refined and step 4's ibov_refined),
-# so the index pipeline's steps run in a second process beside the portfolio's (2 cores: 32-36 s instead of 43 s of wall clock,
-# before the gc.freeze in main; benchmarks/demo.py). Dagster's SQLite instance and the Iceberg SQL catalog take
+# The demo's two pipelines share no step until the charts (step 9 reads tb_ibov_refined, and the ibov_refined and
+# index_closes of steps 4 and 5), so the index pipeline's steps run in a second process beside the portfolio's
+# (2 cores: 32-36 s instead of 43 s of wall clock, before the gc.freeze in main; benchmarks/demo.py). Dagster's SQLite instance and the Iceberg SQL catalog take
 # writers from several processes, as `dg dev`'s runs do. One order matters: step 7 compares GetStockIndex's members
 # with the IBOV portfolios that step 1 writes, so the second process waits for a line on its stdin before step 7.
 # The same stdin tells it to stop when this process fails, so the user is not kept waiting for steps nobody needs.
 INDEX_STEPS = "index"
-INDEX_TABLE_JOB = "ibov_index_refine_job"  # step 4's run that writes b3_refined_db.ibov_refined, read by step 9
+INDEX_TABLE_JOB = "ibov_index_refine_job"  # step 4's run that writes b3_refined_db.ibov_refined
+INDEX_CLOSES_JOB = "index_closes_job"  # step 5's run that writes b3_refined_db.index_closes
+# the second process's runs whose tables step 9 reads: ibov_index_chart draws ibov_refined with the close of record
+# from index_closes (with_close_of_record), which it does not declare as a dependency; before step 5's commit it
+# would draw Yahoo's closes where B3's official ones are recorded
+CHART_INPUT_JOBS = (INDEX_TABLE_JOB, INDEX_CLOSES_JOB)
 RAW_PORTFOLIOS_WRITTEN = "raw portfolios written"
 STOP = "stop"
 
@@ -259,19 +264,23 @@ class _IndexStepsBeside:
     def raw_portfolios_written(self) -> None:
         self._say(RAW_PORTFOLIOS_WRITTEN)
 
-    def wait_for_success(self, instance, job: str, since: dt.datetime) -> bool:
-        """Wait until a run of ``job`` created after ``since`` has succeeded in the instance: True. False as soon as
-        the second process has ended without one (it failed or was told to stop; ``__exit__`` says how)."""
+    def wait_for_success(self, instance, jobs: tuple[str, ...], since: dt.datetime) -> bool:
+        """Wait until each of ``jobs`` has a run created after ``since`` that succeeded in the instance: True. False
+        as soon as the second process has ended without them (it failed or was told to stop; ``__exit__`` says
+        how)."""
         import time
 
         import dagster as dg
 
-        succeeded = dg.RunsFilter(job_name=job, statuses=[dg.DagsterRunStatus.SUCCESS], created_after=since)
+        def all_succeeded() -> bool:
+            return all(instance.get_runs_count(dg.RunsFilter(
+                job_name=job, statuses=[dg.DagsterRunStatus.SUCCESS], created_after=since)) for job in jobs)
+
         while self.process.poll() is None:
-            if instance.get_runs_count(succeeded):
+            if all_succeeded():
                 return True
             time.sleep(0.1)
-        return bool(instance.get_runs_count(succeeded))
+        return all_succeeded()
 
     def _say(self, line: str) -> None:
         try:

@@ -1,7 +1,7 @@
 """The demo's second process (`b3-dagster demo` runs the index pipeline's steps beside the portfolio's): its output
-comes after this process's, its go-ahead for step 7 arrives or is withheld, step 9 waits for its step 4 only, a
+comes after this process's, its go-ahead for step 7 arrives or is withheld, step 9 waits for its steps 4 and 5 only, a
 failure on either side ends both. Real child processes: small Python scripts in the index steps' place (each test
-well under a second; about 3 s for the two whose script runs a Dagster job), and the real demo where the point is a
+well under a second; about 3 s for the three whose script runs Dagster jobs), and the real demo where the point is a
 signal to it (Ctrl-C, a SIGKILL of its first process; about 6 s each)."""
 
 import datetime as dt
@@ -99,27 +99,24 @@ def test_its_output_reaches_a_terminal_that_is_not_utf8_as_it_was_written():
     assert done.stdout.decode("latin-1").splitlines() == ["3. Participação", "5. Evolução Diária"]
 
 
-# the second process's run of step 4, in a shared instance: a one-op job of that name, executed in process
-WRITES_STEP_4 = script("""
+# the second process's runs of steps 4 and 5 (the jobs named after the instance's folder), in a shared instance: a
+# one-op job of each name, executed in process
+WRITES_TABLES = script("""
     import os
     import select
     import sys
     import time
     import dagster as dg
     from dagster._core.instance.ref import InstanceRef
-    from b3_dagster.cli import INDEX_TABLE_JOB
 
     @dg.op
     def write():
         pass
 
-    @dg.job(name=INDEX_TABLE_JOB)
-    def step_4():
-        write()
-
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(sys.argv[1])) as instance:
-        assert step_4.execute_in_process(instance=instance).success
-    print("4. written", flush=True)
+        for name in sys.argv[2:]:
+            assert dg.GraphDefinition(name, node_defs=[write]).to_job().execute_in_process(instance=instance).success
+    print("4-5. written", flush=True)
     # steps 5-8: until the first process closes our stdin (at most 10 s). Its lines (the go-ahead for step 7) are
     # read past: waiting only for stdin to be readable would end at the go-ahead, which comes before step 9
     deadline = time.monotonic() + 10
@@ -128,31 +125,46 @@ WRITES_STEP_4 = script("""
 """)
 
 
-def test_step_9_waits_for_step_4s_run_and_not_for_the_whole_second_process(tmp_path, capsys):
-    from b3_dagster.cli import INDEX_TABLE_JOB
+def test_step_9_waits_for_steps_4_and_5s_runs_and_not_for_the_whole_second_process(tmp_path, capsys):
+    from b3_dagster.cli import CHART_INPUT_JOBS
 
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         since = dt.datetime.now(dt.timezone.utc)
-        with _IndexStepsBeside([*WRITES_STEP_4, str(tmp_path)]) as beside:
+        with _IndexStepsBeside([*WRITES_TABLES, str(tmp_path), *CHART_INPUT_JOBS]) as beside:
             beside.raw_portfolios_written()
-            assert beside.wait_for_success(instance, INDEX_TABLE_JOB, since)
+            assert beside.wait_for_success(instance, CHART_INPUT_JOBS, since)
             assert beside.process.poll() is None, "it went on while the second process was still running"
             print("9. charts")
-    assert capsys.readouterr().out.splitlines() == ["9. charts", "4. written"]
+    assert capsys.readouterr().out.splitlines() == ["9. charts", "4-5. written"]
 
 
-def test_step_9_does_not_wait_when_the_second_process_ended_without_step_4(tmp_path):
-    from b3_dagster.cli import INDEX_TABLE_JOB
+def test_step_9_waits_for_the_official_closes_too_not_only_for_step_4(tmp_path):
+    # ibov_index_chart draws the close of record from b3_refined_db.index_closes (step 5's index_closes_job): run
+    # before it, step 9 would draw Yahoo's closes on the sessions whose official close B3 published
+    from b3_dagster.cli import CHART_INPUT_JOBS, INDEX_CLOSES_JOB, INDEX_TABLE_JOB
+
+    assert INDEX_CLOSES_JOB in CHART_INPUT_JOBS
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        since = dt.datetime.now(dt.timezone.utc)
+        with _IndexStepsBeside([*WRITES_TABLES, str(tmp_path), INDEX_TABLE_JOB]) as beside:
+            beside.process.stdin.close()  # it ends after step 4's run
+            assert not beside.wait_for_success(instance, CHART_INPUT_JOBS, since)
+        assert instance.get_runs_count(dg.RunsFilter(job_name=INDEX_TABLE_JOB)) == 1
+
+
+def test_step_9_does_not_wait_when_the_second_process_ended_without_steps_4_and_5(tmp_path):
+    from b3_dagster.cli import CHART_INPUT_JOBS
 
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-        # a successful run of an earlier demo in the same instance does not count
-        earlier = subprocess.run([*WRITES_STEP_4, str(tmp_path)], input="", capture_output=True, text=True,
-                                 timeout=120)
-        assert earlier.returncode == 0 and instance.get_runs_count(dg.RunsFilter(job_name=INDEX_TABLE_JOB)) == 1
+        # successful runs of an earlier demo in the same instance do not count
+        earlier = subprocess.run([*WRITES_TABLES, str(tmp_path), *CHART_INPUT_JOBS], input="", capture_output=True,
+                                 text=True, timeout=120)
+        assert earlier.returncode == 0 and instance.get_runs_count(dg.RunsFilter(statuses=[
+            dg.DagsterRunStatus.SUCCESS])) == len(CHART_INPUT_JOBS)
         since = dt.datetime.now(dt.timezone.utc)
         with pytest.raises(SystemExit, match=r"failed \(exit 3\)"):
             with _IndexStepsBeside(script("import sys; sys.exit(3)")) as beside:
-                assert not beside.wait_for_success(instance, INDEX_TABLE_JOB, since)
+                assert not beside.wait_for_success(instance, CHART_INPUT_JOBS, since)
 
 
 def test_the_second_process_runs_this_package_not_a_b3_dagster_in_the_current_folder(tmp_path):
