@@ -266,8 +266,8 @@ class _IndexStepsBeside:
 
     def wait_for_success(self, instance, jobs: tuple[str, ...], since: dt.datetime) -> bool:
         """Wait until each of ``jobs`` has a run created after ``since`` that succeeded in the instance: True. False
-        as soon as the second process has ended without them (it failed or was told to stop; ``__exit__`` says
-        how)."""
+        as soon as the second process has ended without them, or has failed after them (it failed or was told to
+        stop; ``__exit__`` says how, and step 9 is not run for nothing)."""
         import time
 
         import dagster as dg
@@ -280,7 +280,7 @@ class _IndexStepsBeside:
             if all_succeeded():
                 return True
             time.sleep(0.1)
-        return all_succeeded()
+        return self.process.returncode == 0 and all_succeeded()
 
     def _say(self, line: str) -> None:
         try:

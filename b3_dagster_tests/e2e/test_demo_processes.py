@@ -152,6 +152,21 @@ def test_step_9_waits_for_the_official_closes_too_not_only_for_step_4(tmp_path):
         assert instance.get_runs_count(dg.RunsFilter(job_name=INDEX_TABLE_JOB)) == 1
 
 
+def test_step_9_is_not_run_when_the_second_process_has_failed_after_steps_4_and_5(tmp_path):
+    # the portfolio's steps 1-3 were the slower: the second process wrote both tables, then failed in step 7
+    from b3_dagster.cli import CHART_INPUT_JOBS
+
+    failing = [*WRITES_TABLES[:-1], WRITES_TABLES[-1] + "raise SystemExit(3)\n"]
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        since = dt.datetime.now(dt.timezone.utc)
+        with pytest.raises(SystemExit, match=r"failed \(exit 3\)"):
+            with _IndexStepsBeside([*failing, str(tmp_path), *CHART_INPUT_JOBS]) as beside:
+                beside.process.stdin.close()
+                beside.process.wait()
+                assert not beside.wait_for_success(instance, CHART_INPUT_JOBS, since)
+        assert instance.get_runs_count(dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS])) == 2
+
+
 def test_step_9_does_not_wait_when_the_second_process_ended_without_steps_4_and_5(tmp_path):
     from b3_dagster.cli import CHART_INPUT_JOBS
 
