@@ -223,9 +223,10 @@ def _demo_start():
 
 # The demo's two pipelines share no step until the charts (step 9 reads tb_ibov_refined, and the ibov_refined and
 # index_closes of steps 4 and 5), so the index pipeline's steps run in a second process beside the portfolio's
-# (2 cores: 32-36 s instead of 43 s of wall clock, before the gc.freeze in main; benchmarks/demo.py). Dagster's SQLite instance and the Iceberg SQL catalog take
-# writers from several processes, as `dg dev`'s runs do. One order matters: step 7 compares GetStockIndex's members
-# with the IBOV portfolios that step 1 writes, so the second process waits for a line on its stdin before step 7.
+# (2 cores: 32-36 s instead of 43 s of wall clock, before the gc.freeze in main; benchmarks/demo.py). Dagster's
+# SQLite instance and the Iceberg SQL catalog take writers from several processes, as `dg dev`'s runs do. One order
+# matters: step 7 compares GetStockIndex's members with the IBOV portfolios that step 1 writes, so the second
+# process waits for a line on its stdin before step 7.
 # The same stdin tells it to stop when this process fails, so the user is not kept waiting for steps nobody needs.
 INDEX_STEPS = "index"
 INDEX_TABLE_JOB = "ibov_index_refine_job"  # step 4's run that writes b3_refined_db.ibov_refined
