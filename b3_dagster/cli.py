@@ -94,12 +94,12 @@ def _instance():
 
 
 def run_job(defs, job: str, instance, *, partition_key: str | None = None, start: str | None = None,
-         end: str | None = None, run_config=None) -> None:
+         end: str | None = None, run_config=None, tags: dict[str, str] | None = None) -> None:
     from b3_dagster.defs.alerts.sensors import DEMO_LAKE_REASON, FRESHNESS_CHECK
     from b3_dagster import settings
     from b3_dagster.defs.shared.metadata import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 
-    tags = {PARTITION_RANGE_START_TAG: start, PARTITION_RANGE_END_TAG: end} if start else {}
+    tags = {**(tags or {}), **({PARTITION_RANGE_START_TAG: start, PARTITION_RANGE_END_TAG: end} if start else {})}
     quiet = {"loggers": {"console": {"config": {"log_level": settings.get("B3_LOG_LEVEL")}}}}
     result = defs.resolve_job_def(job).execute_in_process(
         partition_key=partition_key, tags=tags, instance=instance, run_config={**quiet, **(run_config or {})},
@@ -235,6 +235,9 @@ INDEX_CLOSES_JOB = "index_closes_job"  # step 5's run that writes b3_refined_db.
 # from index_closes (with_close_of_record), which it does not declare as a dependency; before step 5's commit it
 # would draw Yahoo's closes where B3's official ones are recorded
 CHART_INPUT_JOBS = (INDEX_TABLE_JOB, INDEX_CLOSES_JOB)
+# on each of the second process's runs: the first process's id, so that the first waits for its own second process's
+# runs, not for those of another demo on the same DAGSTER_HOME or of a job launched from the UI meanwhile
+DEMO_FIRST_PROCESS_TAG = "b3/demo_first_process"
 RAW_PORTFOLIOS_WRITTEN = "raw portfolios written"
 STOP = "stop"
 
@@ -273,9 +276,12 @@ class _IndexStepsBeside:
 
         import dagster as dg
 
+        ours = {DEMO_FIRST_PROCESS_TAG: str(os.getpid())}
+
         def all_succeeded() -> bool:
             return all(instance.get_runs_count(dg.RunsFilter(
-                job_name=job, statuses=[dg.DagsterRunStatus.SUCCESS], created_after=since)) for job in jobs)
+                job_name=job, statuses=[dg.DagsterRunStatus.SUCCESS], created_after=since, tags=ours))
+                for job in jobs)
 
         while self.process.poll() is None:
             if all_succeeded():
@@ -355,7 +361,8 @@ class _FirstProcess:
 def _demo_index_steps(args: argparse.Namespace) -> int:
     """Steps 4-8: the demo's second process (its settings and instance file come from the first)."""
     first = _FirstProcess()
-    runs = _DemoRuns(before_each_run=first.check, freeze_when_loaded=args.own_process)
+    runs = _DemoRuns(before_each_run=first.check, freeze_when_loaded=args.own_process,
+                     tags={DEMO_FIRST_PROCESS_TAG: str(first.pid)})
     runs.instance = _demo_instance()
     recordings_root = Path(__file__).resolve().parent / "recordings"
     try:
@@ -378,12 +385,13 @@ class _DemoRuns:
     after the definitions are loaded: of the demo's two processes, the one that waits for the instance lock
     (``_demo_instance``) then waits less, or not at all, since importing the definitions takes most of its start."""
 
-    def __init__(self, before_each_run=None, freeze_when_loaded: bool = False):
+    def __init__(self, before_each_run=None, freeze_when_loaded: bool = False, tags: dict[str, str] | None = None):
         imported_before = "b3_dagster.definitions" in sys.modules
         from b3_dagster import definitions
 
         self.instance = None
         self.before_each_run = before_each_run  # the demo's second process: _FirstProcess.check
+        self.tags = tags or {}  # on each run
         # the code location that importing the module just loaded, from this command's settings; a module imported
         # earlier in this process (a caller's) may have loaded them from other settings
         self.loaded = definitions.build_definitions() if imported_before else definitions.defs
@@ -396,7 +404,7 @@ class _DemoRuns:
 
         if self.before_each_run:
             self.before_each_run(job)
-        run_job(build_definitions(overrides, loaded=self.loaded), job, self.instance, **run_args)
+        run_job(build_definitions(overrides, loaded=self.loaded), job, self.instance, tags=self.tags, **run_args)
 
 
 def _demo_b3_api_days(runs: _DemoRuns) -> None:

@@ -100,7 +100,7 @@ def test_its_output_reaches_a_terminal_that_is_not_utf8_as_it_was_written():
 
 
 # the second process's runs of steps 4 and 5 (the jobs named after the instance's folder), in a shared instance: a
-# one-op job of each name, executed in process
+# one-op job of each name, executed in process and tagged as the demo's second process tags them
 WRITES_TABLES = script("""
     import os
     import select
@@ -108,6 +108,7 @@ WRITES_TABLES = script("""
     import time
     import dagster as dg
     from dagster._core.instance.ref import InstanceRef
+    from b3_dagster.cli import DEMO_FIRST_PROCESS_TAG
 
     @dg.op
     def write():
@@ -115,7 +116,8 @@ WRITES_TABLES = script("""
 
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(sys.argv[1])) as instance:
         for name in sys.argv[2:]:
-            assert dg.GraphDefinition(name, node_defs=[write]).to_job().execute_in_process(instance=instance).success
+            job = dg.GraphDefinition(name, node_defs=[write]).to_job()
+            assert job.execute_in_process(instance=instance, tags={DEMO_FIRST_PROCESS_TAG: str(os.getppid())}).success
     print("4-5. written", flush=True)
     # steps 5-8: until the first process closes our stdin (at most 10 s). Its lines (the go-ahead for step 7) are
     # read past: waiting only for stdin to be readable would end at the go-ahead, which comes before step 9
@@ -180,6 +182,23 @@ def test_step_9_does_not_wait_when_the_second_process_ended_without_steps_4_and_
         with pytest.raises(SystemExit, match=r"failed \(exit 3\)"):
             with _IndexStepsBeside(script("import sys; sys.exit(3)")) as beside:
                 assert not beside.wait_for_success(instance, CHART_INPUT_JOBS, since)
+
+
+def test_step_9_does_not_take_the_runs_of_another_demo_on_the_same_dagster_home(tmp_path):
+    # another demo (another lake) or a job launched from the UI wrote steps 4 and 5 meanwhile; this demo's second
+    # process has not got there yet (here: it ends without them)
+    from b3_dagster.cli import CHART_INPUT_JOBS
+
+    @dg.op
+    def write():
+        pass
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        since = dt.datetime.now(dt.timezone.utc)
+        for name in CHART_INPUT_JOBS:
+            assert dg.GraphDefinition(name, node_defs=[write]).to_job().execute_in_process(instance=instance).success
+        with _IndexStepsBeside(script("pass")) as beside:
+            assert not beside.wait_for_success(instance, CHART_INPUT_JOBS, since)
 
 
 def test_the_second_process_runs_this_package_not_a_b3_dagster_in_the_current_folder(tmp_path):
