@@ -154,6 +154,24 @@ def test_step_9_waits_for_the_official_closes_too_not_only_for_step_4(tmp_path):
         assert instance.get_runs_count(dg.RunsFilter(job_name=INDEX_TABLE_JOB)) == 1
 
 
+def test_the_jobs_step_9_waits_for_write_the_index_tables_its_charts_read():
+    # a renamed job would never be seen: step 9 would then wait for the whole second process, without a word
+    from b3_dagster import definitions
+    from b3_dagster.cli import CHART_INPUT_JOBS
+    from b3_dagster.model import INDEX_CLOSES_TABLE
+
+    def written_by(job: str) -> set[str]:
+        return {key.to_user_string() for key in definitions.defs.resolve_job_def(job).asset_layer.selected_asset_keys}
+
+    charts = definitions.defs.resolve_job_def("ibov_charts_job").asset_layer
+    read = {parent.to_user_string() for key in charts.selected_asset_keys
+            for parent in charts.asset_graph.get(key).parent_keys}
+    waited = set().union(*(written_by(job) for job in CHART_INPUT_JOBS))
+    # declared: tb_ibov_refined (steps 1-3, this process) and ibov_refined; read undeclared: index_closes
+    assert read - written_by("ibov_refine_job") <= waited
+    assert INDEX_CLOSES_TABLE in waited
+
+
 def test_step_9_is_not_run_when_the_second_process_has_failed_after_steps_4_and_5(tmp_path):
     # the portfolio's steps 1-3 were the slower: the second process wrote both tables, then failed in step 7
     from b3_dagster.cli import CHART_INPUT_JOBS
