@@ -336,3 +336,21 @@ def test_each_demo_process_turns_the_collector_back_on_once_the_definitions_are_
         print(gc.get_freeze_count() <= frozen)  # frozen objects that are freed leave the count
     """), capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["True", "True", "True"], done.stdout + done.stderr[-2000:]
+
+
+def test_the_second_process_as_its_own_command_turns_the_collector_back_on(tmp_path):
+    # the path itself: main() marks the console script's process as its own, demo() turns the collector off and
+    # _demo_index_steps' _DemoRuns turns it back on. Its stdin is empty: it stops before its first run (no go-ahead)
+    (tmp_path / "home").mkdir()
+    done = subprocess.run(script("""
+        import gc
+        import sys
+        from b3_dagster import cli
+
+        sys.argv = ["b3-dagster", "--lake", sys.argv[1], "demo", "--steps", "index"]
+        code = cli.main()
+        print(code, gc.isenabled(), gc.get_freeze_count() > 100_000)
+    """) + [str(tmp_path / "lake")], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+        env=new_user_environment(tmp_path / "home"))
+    assert done.stdout.split()[-3:] == ["1", "True", "True"], done.stdout[-2000:] + done.stderr[-2000:]
+    assert "The index steps stopped: the first process stopped; ibov_index_job not run." in done.stdout
