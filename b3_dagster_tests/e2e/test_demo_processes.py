@@ -1,8 +1,8 @@
 """The demo's second process (`b3-dagster demo` runs the index pipeline's steps beside the portfolio's): its output
 comes after this process's, its go-ahead for step 7 arrives or is withheld, step 9 waits for its steps 4 and 5 only, a
 failure on either side ends both. Real child processes: small Python scripts in the index steps' place (each test
-well under a second; about 3 s for the three whose script runs Dagster jobs), and the real demo where the point is a
-signal to it (Ctrl-C, a SIGKILL of its first process; about 6 s each)."""
+well under a second; 2-5 s for those whose script runs Dagster jobs or loads the definitions), and the real demo
+where the point is a signal to it (Ctrl-C, a SIGKILL of its first process; about 6 s each)."""
 
 import datetime as dt
 import os
