@@ -232,8 +232,8 @@ INDEX_STEPS = "index"
 INDEX_TABLE_JOB = "ibov_index_refine_job"  # step 4's run that writes b3_refined_db.ibov_refined
 INDEX_CLOSES_JOB = "index_closes_job"  # step 5's run that writes b3_refined_db.index_closes
 # the second process's runs whose tables step 9 reads: ibov_index_chart draws ibov_refined with the close of record
-# from index_closes (with_close_of_record), which it does not declare as a dependency; before step 5's commit it
-# would draw Yahoo's closes where B3's official ones are recorded
+# from index_closes (with_close_of_record); before step 5's commit it would draw Yahoo's closes where B3's official
+# ones are recorded
 CHART_INPUT_JOBS = (INDEX_TABLE_JOB, INDEX_CLOSES_JOB)
 # on each of the second process's runs: the first process's id, so that the first waits for its own second process's
 # runs, not for those of another demo on the same DAGSTER_HOME or of a job launched from the UI meanwhile

@@ -167,7 +167,7 @@ def test_the_jobs_step_9_waits_for_write_the_index_tables_its_charts_read():
     read = {parent.to_user_string() for key in charts.selected_asset_keys
             for parent in charts.asset_graph.get(key).parent_keys}
     waited = set().union(*(written_by(job) for job in CHART_INPUT_JOBS))
-    # declared: tb_ibov_refined (steps 1-3, this process) and ibov_refined; read undeclared: index_closes
+    # the charts' declared parents: tb_ibov_refined (steps 1-3, this process), ibov_refined and index_closes
     assert read - written_by("ibov_refine_job") <= waited
     assert INDEX_CLOSES_TABLE in waited
 

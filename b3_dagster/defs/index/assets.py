@@ -369,7 +369,7 @@ SECTOR_CHART_SQL = (f"SELECT {SECTOR}, {DATE}, {PART_SUM} FROM {CATALOG_DATABASE
 @chart_asset(
     key=INDEX_CHART_ASSET,
     group_name=GROUP,
-    deps=[INDEX_TABLE_ASSET],
+    deps=[INDEX_TABLE_ASSET, CLOSES_ASSET],  # the close of record comes from index_closes (with_close_of_record)
     description="Chart: IBOVESPA close with its 5- and 20-session moving averages and the volatility spikes "
                 "marked, from ibov_refined. **To see it:** in this asset's latest materialisation, the first "
                 "metadata row `chart` -> *[Show Markdown]* (one click; Dagster has no inline image type). The PNG "
