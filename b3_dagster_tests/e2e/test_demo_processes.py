@@ -354,3 +354,24 @@ def test_the_second_process_as_its_own_command_turns_the_collector_back_on(tmp_p
         env=new_user_environment(tmp_path / "home"))
     assert done.stdout.split()[-3:] == ["1", "True", "True"], done.stdout[-2000:] + done.stderr[-2000:]
     assert "The index steps stopped: the first process stopped; ibov_index_job not run." in done.stdout
+
+
+def test_a_ctrl_c_that_a_run_captured_and_cleared_is_seen_after_the_run():
+    # an in-process Dagster run turns SIGINT into a flag that it clears when it ends: a Ctrl-C during the run's last
+    # events was lost and the demo went on (a full test run once saw the real demo exit 0 after Ctrl-C)
+    done = subprocess.run(script("""
+        import os
+        import signal
+        from dagster._utils.interrupts import capture_interrupts
+        from b3_dagster.cli import _CtrlCDuringRuns
+
+        ctrl_c = _CtrlCDuringRuns()
+        ctrl_c.raise_if_seen()  # none yet
+        with capture_interrupts():  # what the run does around its execution
+            os.kill(os.getpid(), signal.SIGINT)
+        try:
+            ctrl_c.raise_if_seen()
+        except KeyboardInterrupt:
+            print("seen after the run")
+    """), capture_output=True, text=True, timeout=120)
+    assert done.stdout == "seen after the run\n", done.stdout + done.stderr[-2000:]
