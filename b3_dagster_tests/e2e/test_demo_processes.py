@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -260,12 +261,28 @@ def test_the_two_processes_take_turns_creating_the_instance_on_a_fresh_dagster_h
     assert (home / "history" / "runs.db").exists()
 
 
+# What a shell does for a foreground job: SIGINT at its default and not blocked, whatever the test process
+# inherited or was left with by libraries it ran earlier (an ignored or blocked SIGINT is inherited through exec).
+# Then it execs the demo, so the demo keeps this process's id and process group.
+AS_A_TERMINAL_STARTS_IT = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                           "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+                           "os.execv(sys.argv[1], sys.argv[1:])")
+
+
+def sigint_state(pid: int) -> str:
+    """Whether ``pid`` ignores or blocks SIGINT (bit 1 of /proc's masks): for a failure message."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    fields = dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+    return ", ".join(f"{name} {int(fields[name], 16) >> (signal.SIGINT - 1) & 1}" for name in ("SigIgn", "SigBlk"))
+
+
 def start_demo(tmp_path) -> subprocess.Popen:
     """The real `b3-dagster demo` in a session of its own (its two processes are that session's process group),
     printing unbuffered, so a test can act at a known step."""
     home = tmp_path / "home"
     home.mkdir()
-    return subprocess.Popen([*b3_dagster_command(), "--lake", str(tmp_path / "data"), "demo"], cwd=tmp_path,
+    command = [*b3_dagster_command(), "--lake", str(tmp_path / "data"), "demo"]
+    return subprocess.Popen([sys.executable, "-c", AS_A_TERMINAL_STARTS_IT, *command], cwd=tmp_path,
                             env={**new_user_environment(home), "PYTHONUNBUFFERED": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
@@ -296,9 +313,10 @@ def test_ctrl_c_ends_both_processes_with_one_line_and_no_traceback(tmp_path):
     demo = start_demo(tmp_path)
     try:
         read_until(demo, "1. B3 GetPortfolioDay")  # both processes are running Dagster jobs by now
+        state = f"the demo: {sigint_state(demo.pid)}; this test process: {sigint_state(os.getpid())}"
         os.killpg(demo.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole foreground group
         _, stderr = demo.communicate(timeout=180)
-        assert demo.returncode != 0
+        assert demo.returncode != 0, f"the demo went on after Ctrl-C (SIGINT {state})"
         assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
         wait_for("every process of the demo to end", lambda: group_ended(demo.pid), timeout=60, interval=0.2)
     finally:
