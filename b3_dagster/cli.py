@@ -150,8 +150,7 @@ def demo(args: argparse.Namespace) -> int:
     try:
         # the second process is started first: its imports overlap this process's
         with _IndexStepsBeside(_index_steps_command(args.index_from, args.index_to)) as index_steps:
-            runs = _DemoRuns(freeze_when_loaded=args.own_process,
-                             after_each_run=_CtrlCDuringRuns().raise_if_seen if args.own_process else None)
+            runs = _DemoRuns(own_process=args.own_process)
             lake_root, instance = _demo_start()
             runs.instance = instance
             print(f"Lake: {lake_root}   (recorded real answers replayed from {recordings_root})\n"
@@ -362,8 +361,7 @@ class _FirstProcess:
 def _demo_index_steps(args: argparse.Namespace) -> int:
     """Steps 4-8: the demo's second process (its settings and instance file come from the first)."""
     first = _FirstProcess()
-    runs = _DemoRuns(before_each_run=first.check, freeze_when_loaded=args.own_process,
-                     after_each_run=_CtrlCDuringRuns().raise_if_seen if args.own_process else None,
+    runs = _DemoRuns(before_each_run=first.check, own_process=args.own_process,
                      tags={DEMO_FIRST_PROCESS_TAG: str(first.pid)})
     runs.instance = _demo_instance()
     recordings_root = Path(__file__).resolve().parent / "recordings"
@@ -384,9 +382,9 @@ def _demo_index_steps(args: argparse.Namespace) -> int:
 class _CtrlCDuringRuns:
     """A Ctrl-C (SIGINT) that arrived during one of the demo's in-process runs, seen after it. Such a run captures
     SIGINT into a flag that it checks only when it enters user code (a step, a resource) and clears when it ends:
-    a Ctrl-C during its last events was lost, and the demo went on (seen once in a full test run on a loaded
-    machine). CPython also writes the number of each signal it receives to the wakeup fd, whichever Python handler
-    is installed: a pipe here, read after each run. Main thread only (a signal module rule)."""
+    a Ctrl-C during its last events was lost, and the demo went on. CPython also writes the number of each signal it
+    receives to the wakeup fd, whichever Python handler is installed: a pipe here, read after each run. Main thread
+    only (a signal module rule)."""
 
     def __init__(self):
         import signal
@@ -413,19 +411,19 @@ class _DemoRuns:
     after the definitions are loaded: of the demo's two processes, the one that waits for the instance lock
     (``_demo_instance``) then waits less, or not at all, since importing the definitions takes most of its start."""
 
-    def __init__(self, before_each_run=None, freeze_when_loaded: bool = False, tags: dict[str, str] | None = None,
-                 after_each_run=None):
+    def __init__(self, before_each_run=None, own_process: bool = False, tags: dict[str, str] | None = None):
         imported_before = "b3_dagster.definitions" in sys.modules
         from b3_dagster import definitions
 
         self.instance = None
         self.before_each_run = before_each_run  # the demo's second process: _FirstProcess.check
-        self.after_each_run = after_each_run  # the demo's own processes: _CtrlCDuringRuns.raise_if_seen
+        # the demo's own processes (not an in-process caller): a Ctrl-C that a run swallowed is raised after it
+        self.ctrl_c = _CtrlCDuringRuns() if own_process else None
         self.tags = tags or {}  # on each run
         # the code location that importing the module just loaded, from this command's settings; a module imported
         # earlier in this process (a caller's) may have loaded them from other settings
         self.loaded = definitions.build_definitions() if imported_before else definitions.defs
-        if freeze_when_loaded:  # see demo(): what is loaded now stays for the whole process
+        if own_process:  # see demo(): what is loaded now stays for the whole process
             gc.freeze()
             gc.enable()
 
@@ -437,8 +435,8 @@ class _DemoRuns:
         try:
             run_job(build_definitions(overrides, loaded=self.loaded), job, self.instance, tags=self.tags, **run_args)
         finally:  # a run that failed because of a Ctrl-C is reported as the Ctrl-C
-            if self.after_each_run:
-                self.after_each_run()
+            if self.ctrl_c:
+                self.ctrl_c.raise_if_seen()
 
 
 def _demo_b3_api_days(runs: _DemoRuns) -> None:

@@ -347,7 +347,7 @@ def test_each_demo_process_turns_the_collector_back_on_once_the_definitions_are_
         from b3_dagster.cli import _DemoRuns
 
         gc.disable()
-        _DemoRuns(freeze_when_loaded=True)
+        _DemoRuns(own_process=True)
         print(gc.isenabled(), gc.get_freeze_count() > 100_000)
         frozen = gc.get_freeze_count()
         _DemoRuns()  # an in-process caller's: nothing more frozen
@@ -375,8 +375,8 @@ def test_the_second_process_as_its_own_command_turns_the_collector_back_on(tmp_p
 
 
 def test_a_ctrl_c_that_a_run_captured_and_cleared_is_seen_after_the_run():
-    # an in-process Dagster run turns SIGINT into a flag that it clears when it ends: a Ctrl-C during the run's last
-    # events was lost and the demo went on (a full test run once saw the real demo exit 0 after Ctrl-C)
+    # an in-process Dagster run turns SIGINT into a flag that it checks only on entering user code and clears when it
+    # ends: a Ctrl-C during the run's last events was lost and the demo went on
     done = subprocess.run(script("""
         import os
         import signal
