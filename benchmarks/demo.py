@@ -20,9 +20,9 @@ portfolio's steps 1-3 (b3_dagster/cli.py, _IndexStepsBeside): 31-32 s wall, 42-5
 imports everything again). Since 21:45 each process of a command freezes the garbage collector's objects before
 exiting (b3_dagster/cli.py, main), so Python's last collection skips them: 23-31 s wall, 37-50 s CPU (the
 machine's speed drifts by about 20 % within an hour: compare runs made side by side). Since 2026-12-01 00:00 step 9
-(the charts) runs in the first process as soon as the instance records step 4's run as successful, beside steps
-5-8, and each demo process keeps the garbage collector off while it imports and loads the definitions, then freezes
-them; step 9 waits for steps 4 and 5 (it reads both tables): 19.5-24.8 s wall (median 23.2 s), 33-43 s CPU over
+(the charts) runs in the first process as soon as the instance records steps 4 and 5 as successful (it reads both
+tables), beside steps 6-8, and each demo process keeps the garbage collector off while it imports and loads the
+definitions, then freezes them: 19.5-24.8 s wall (median 23.2 s), 33-43 s CPU over
 10 runs at 00:20-00:50 (load average 1.1-2.2), each alternating with f5a7f74 at 21.3-26.3 s (median 24.8 s).
 Where each process's time goes: the timeline printed last (each run's creation, start and end, from the instance's
 run records).
