@@ -23,7 +23,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from b3_dagster.errors import B3DagsterError, DemoStepsStopped
+from b3_dagster.errors import B3DagsterError, ConfigError, DemoStepsStopped
 from b3_dagster.library_warnings import quiet_library_warnings
 
 SEED_000_QUERIES = {
@@ -41,10 +41,19 @@ telemetry:
 """
 
 
+def _dagster_home() -> str | None:
+    """DAGSTER_HOME, when set; Dagster would resolve a relative one against each process's working folder."""
+    home = os.environ.get("DAGSTER_HOME")
+    if home and not os.path.isabs(os.path.expanduser(home)):
+        raise ConfigError(f"DAGSTER_HOME={home!r}: expected an absolute path to a folder, e.g. "
+                          f"DAGSTER_HOME=$PWD/.dagster_home as scripts/run_local.sh exports it")
+    return os.path.expanduser(home) if home else None
+
+
 def _local_instance_home() -> None:
     """Give DAGSTER_HOME (when set) an instance file if it has none: no "No dagster instance configuration file"
     line, no telemetry banner. An existing dagster.yaml is the user's and is left alone."""
-    home = os.environ.get("DAGSTER_HOME")
+    home = _dagster_home()
     if not home:
         return
     folder = Path(home)
@@ -87,10 +96,23 @@ def _summarise_statuses(statuses: list[str]) -> str:
     return ", ".join(f"{count} {status}" for status, count in sorted(Counter(statuses).items()))
 
 
+# The command's runs execute in its own process, and none of their steps prints: the run's log lines are events,
+# and its console lines are this command's own output. Dagster's default (local) compute log manager would still
+# start four helper processes per run to mirror this process's stdout and stderr into files that stay empty (two
+# `tail -F` and two Python watchers, about 40 Python starts in the demo). Only this process's instance skips that;
+# the instance file, and so `dg dev` and the daemon, keep their compute logs.
+NO_COMPUTE_LOGS = {"compute_logs": {"module": "dagster._core.storage.noop_compute_log_manager",
+                                    "class": "NoOpComputeLogManager"}}
+
+
 def _instance():
     import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
 
-    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    home = _dagster_home()
+    if not home:
+        return dg.DagsterInstance.ephemeral()
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(home, overrides=NO_COMPUTE_LOGS))
 
 
 def run_job(defs, job: str, instance, *, partition_key: str | None = None, start: str | None = None,
@@ -194,7 +216,7 @@ def _demo_instance():
     storages, and Dagster creates their tables and stamps their schema version without a lock: two at once fail
     with "table runs already exists" or "UNIQUE constraint failed: alembic_version.version_num". The lock is
     DAGSTER_HOME itself (flock on the folder), so no file is left behind."""
-    home = os.environ.get("DAGSTER_HOME")
+    home = _dagster_home()
     if not home:
         return _instance()  # an ephemeral instance in each process: nothing shared
     import fcntl
@@ -665,6 +687,7 @@ def import_csv(args: argparse.Namespace) -> int:
     from b3_dagster.storage.history_import import exit_code, format_outcome, import_files
 
     _apply_defaults(args.lake)
+    home = _dagster_home()  # a bad one stops here, before any file is imported
     store = _store()
     outcomes = import_files(args.files, store, allow_overwrite=args.allow_overwrite,
                             sector_source=args.sector_source)
@@ -673,10 +696,10 @@ def import_csv(args: argparse.Namespace) -> int:
         if outcome.conflict:
             print(f"          to replace it on purpose: b3-dagster import-csv --allow-overwrite {outcome.path} "
                   "(the stored file is archived, not deleted)")
-    if os.environ.get("DAGSTER_HOME"):
+    if home:
         _local_instance_home()
         recorded = record_imports(_instance(), store, outcomes)
-        print(f"{recorded} day(s) recorded in the Dagster instance at {os.environ['DAGSTER_HOME']}")
+        print(f"{recorded} day(s) recorded in the Dagster instance at {home}")
     else:
         print("DAGSTER_HOME is not set: the imported days are not recorded in a Dagster instance "
               "(raw_partition_sensor will record them when it finds them)")

@@ -46,3 +46,34 @@ def test_import_csv_without_dagster_home_says_so(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     assert cli.main(["--lake", str(tmp_path / "data"), "import-csv", str(SECTOR_CSVS[0])]) == 0
     assert "DAGSTER_HOME is not set" in capsys.readouterr().out
+
+
+def test_a_relative_dagster_home_is_refused_before_any_file_is_imported(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", "dagster_home")
+    assert cli.main(["--lake", str(tmp_path / "data"), "import-csv", str(SECTOR_CSVS[0])]) == 1
+    assert "DAGSTER_HOME='dagster_home': expected an absolute path" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists() and not (tmp_path / "dagster_home").exists()
+
+
+def test_the_commands_runs_capture_no_compute_logs_and_the_instance_file_keeps_them(tmp_path, monkeypatch):
+    """The command's in-process runs print nothing, so it skips the four helper processes per run that mirror
+    stdout/stderr into (empty) files; `dg dev` and the daemon read dagster.yaml and keep their compute logs."""
+    from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
+    from dagster._core.storage.noop_compute_log_manager import NoOpComputeLogManager
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    cli._local_instance_home()
+
+    @dg.asset
+    def printed():
+        print("a line on stdout")
+
+    with cli._instance() as instance:
+        assert isinstance(instance.compute_log_manager, NoOpComputeLogManager)
+        assert dg.materialize([printed], instance=instance).success
+        assert instance.get_runs(), "the run is recorded in the instance"
+    assert not list(home.rglob("compute_logs")), "no files mirrored from stdout/stderr, so no helper processes"
+    with dg.DagsterInstance.get() as instance:  # what dg dev and the daemon load
+        assert isinstance(instance.compute_log_manager, LocalComputeLogManager)
