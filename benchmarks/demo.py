@@ -24,6 +24,10 @@ machine's speed drifts by about 20 % within an hour: compare runs made side by s
 tables), beside steps 6-8, and each demo process keeps the garbage collector off while it imports and loads the
 definitions, then freezes them: 19.5-24.8 s wall (median 23.2 s), 33-43 s CPU over
 10 runs at 00:20-00:50 (load average 1.1-2.2), each alternating with f5a7f74 at 21.3-26.3 s (median 24.8 s).
+Since 02:30 the command's own runs skip Dagster's compute log capture (b3_dagster/cli.py, NO_COMPUTE_LOGS), which
+started two `tail -F` and two Python watchers per run to mirror stdout/stderr into files that stayed empty:
+17.5-20.0 s wall, 30-35 s CPU over 8 runs at 02:25-02:50 (load average 1.2-2.3); 4 of them alternated with runs that
+kept the capture, at 19.0-22.4 s wall and 32.5-37.9 s CPU.
 Where each process's time goes: the timeline printed last (each run's creation, start and end, from the instance's
 run records).
 """
