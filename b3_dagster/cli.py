@@ -44,10 +44,13 @@ telemetry:
 def _dagster_home() -> str | None:
     """DAGSTER_HOME, when set; Dagster would resolve a relative one against each process's working folder."""
     home = os.environ.get("DAGSTER_HOME")
-    if home and not os.path.isabs(os.path.expanduser(home)):
+    if not home:
+        return None
+    folder = os.path.expanduser(home)
+    if not os.path.isabs(folder) or (os.path.exists(folder) and not os.path.isdir(folder)):
         raise ConfigError(f"DAGSTER_HOME={home!r}: expected an absolute path to a folder, e.g. "
                           f"DAGSTER_HOME=$PWD/.dagster_home as scripts/run_local.sh exports it")
-    return os.path.expanduser(home) if home else None
+    return folder
 
 
 def _local_instance_home() -> None:

@@ -58,6 +58,14 @@ def test_a_relative_dagster_home_is_refused_before_anything_is_written(tmp_path,
     assert not (tmp_path / "data").exists() and not (tmp_path / "dagster_home").exists()
 
 
+def test_a_dagster_home_that_is_a_file_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    (tmp_path / "home").write_text("not a folder")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    assert cli.main(["--lake", str(tmp_path / "data"), "import-csv", str(SECTOR_CSVS[0])]) == 1
+    assert "expected an absolute path to a folder" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+
+
 def test_the_commands_runs_capture_no_compute_logs_and_the_instance_file_keeps_them(tmp_path, monkeypatch):
     """The command's in-process runs print nothing, so it skips the four helper processes per run that mirror
     stdout/stderr into (empty) files; `dg dev` and the daemon read dagster.yaml and keep their compute logs."""
