@@ -118,6 +118,13 @@ def _instance():
     return dg.DagsterInstance.from_ref(InstanceRef.from_dir(home, overrides=NO_COMPUTE_LOGS))
 
 
+def _first_cause(error) -> str:
+    """The message of the error a step raised, not of Dagster's wrapper ("Error occurred while executing op ...")."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
 def run_job(defs, job: str, instance, *, partition_key: str | None = None, start: str | None = None,
          end: str | None = None, run_config=None, tags: dict[str, str] | None = None) -> None:
     from b3_dagster.defs.alerts.sensors import DEMO_LAKE_REASON, FRESHNESS_CHECK
@@ -135,7 +142,7 @@ def run_job(defs, job: str, instance, *, partition_key: str | None = None, start
     skipped = sorted(planned - {e.check_name for e in evaluations}) if result.success else []
     label = partition_key or (f"{start}..{end}" if start else "")
     if not result.success:
-        errors = [event.event_specific_data.error.message.strip() for event in result.all_events
+        errors = [_first_cause(event.event_specific_data.error) for event in result.all_events
                   if event.event_type_value == "STEP_FAILURE"]
         raise SystemExit(f"{job} {label} failed: {' | '.join(errors) or 'see the run log'}")
     print(f"  {job} {label}: ok, {len(result.get_asset_materialization_events())} materialisation(s)"
@@ -862,10 +869,42 @@ def _add_table_commands(commands) -> None:
     run_rebuild.set_defaults(handler=rebuild_tables)
 
 
+def _is_ctrl_c(error: BaseException | None) -> bool:
+    """Ctrl-C as Python raises it, or as a Dagster run raises it in its place (never imports Dagster for a query)."""
+    errors = sys.modules.get("dagster._core.errors")
+    interrupted = getattr(errors, "DagsterExecutionInterruptedError", None)
+    return isinstance(error, KeyboardInterrupt) or (interrupted is not None and isinstance(error, interrupted))
+
+
+def _one_line_for_a_ctrl_c() -> None:
+    """A Ctrl-C is reported once, by main() ("interrupted"). Two places would otherwise print its traceback first,
+    when it lands at an unlucky moment (seen in random Ctrl-Cs during the demo):
+    - SQLAlchemy's pool, closing a connection (Dagster's SQLite instance opens and closes one per event), logs
+      "Exception closing connection" with the traceback, then re-raises the interrupt;
+    - Python prints "Exception ignored in ..." for an interrupt raised inside a finalizer or weakref callback
+      (Dagster's run turns SIGINT into an exception wherever its handler runs), and goes on.
+    The pool's other errors, and other exceptions that Python ignores, are printed as before."""
+    pool_log = logging.getLogger("sqlalchemy.pool")
+    handler = logging.StreamHandler()  # message and traceback on stderr, as Python's last-resort handler printed
+    handler.setLevel(logging.WARNING)
+    handler.addFilter(lambda record: not (record.exc_info and _is_ctrl_c(record.exc_info[1])))
+    pool_log.addHandler(handler)
+    pool_log.propagate = False
+    default_hook = sys.unraisablehook
+
+    def unraisable(unraisable_error) -> None:
+        if not _is_ctrl_c(unraisable_error.exc_value):
+            default_hook(unraisable_error)
+
+    sys.unraisablehook = unraisable
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     args.own_process = argv is None  # the console script or `python -m b3_dagster.cli`, not an in-process caller
     quiet_library_warnings()  # only library warnings meant for developers (library_warnings.py)
+    if args.own_process:  # in-process callers (tests) keep their logging and hooks as they are
+        _one_line_for_a_ctrl_c()
     try:
         return args.handler(args)
     except B3DagsterError as error:  # the project's errors explain themselves: one paragraph, no traceback

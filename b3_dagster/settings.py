@@ -71,8 +71,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("B3_RAW_SENSOR_INTERVAL_SECONDS", "60", "how often the raw-partition sensor lists `raw/`", read="load"),
     Setting("B3_AUTOMATION_DEFAULT", "stopped", "`running` or `stopped`: whether the schedule and the sensors start "
             "on their own; every `deploy/` file sets `running`", read="load", production="running"),
-    Setting("B3_LOG_LEVEL", "WARNING", "log level of the runs that `b3-dagster demo` and the import commands make",
-            group="command line"),
+    Setting("B3_LOG_LEVEL", "CRITICAL", "the console log level of the runs `b3-dagster demo` makes: by default only "
+            "the demo's own line per run (a failure's message included) and never Dagster's stack traces, also not "
+            "on Ctrl-C in the middle of a run; every line stays in the run's events (`dg dev`). `INFO` shows them "
+            "all", group="command line"),
     # AWS (README, "On AWS")
     Setting("AWS_REGION", None, "the AWS region of S3, Glue and Athena (boto3's own `AWS_DEFAULT_REGION` when unset)",
             read="load", group="AWS", shown_default="`AWS_DEFAULT_REGION`"),

@@ -87,3 +87,16 @@ def test_the_commands_runs_capture_no_compute_logs_and_the_instance_file_keeps_t
     assert not list(home.rglob("compute_logs")), "no files mirrored from stdout/stderr, so no helper processes"
     with dg.DagsterInstance.get() as instance:  # what dg dev and the daemon load
         assert isinstance(instance.compute_log_manager, LocalComputeLogManager)
+
+
+def test_a_failed_run_of_the_demo_is_one_line_with_the_steps_own_error():
+    # the runs' console is at CRITICAL (B3_LOG_LEVEL), so Dagster prints no stack trace: the demo's line must carry
+    # the error the step raised, not Dagster's wrapper ("Error occurred while executing op ...")
+    @dg.asset
+    def unserved():
+        raise ValueError("B3 served no portfolio for 2022-12-09")
+
+    defs = dg.Definitions(assets=[unserved], jobs=[dg.define_asset_job("unserved_job", [unserved])])
+    with pytest.raises(SystemExit) as stopped:
+        cli.run_job(defs, "unserved_job", dg.DagsterInstance.ephemeral())
+    assert str(stopped.value) == "unserved_job  failed: ValueError: B3 served no portfolio for 2022-12-09"
