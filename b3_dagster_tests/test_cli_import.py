@@ -48,22 +48,26 @@ def test_import_csv_without_dagster_home_says_so(tmp_path, monkeypatch, capsys):
     assert "DAGSTER_HOME is not set" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", [["import-csv", str(SECTOR_CSVS[0])], ["demo"]])
-def test_a_relative_dagster_home_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys, command):
+@pytest.mark.parametrize(("home", "command"), [("relative", ["import-csv", str(SECTOR_CSVS[0])]),
+                                               ("relative", ["demo"]),
+                                               ("a file", ["import-csv", str(SECTOR_CSVS[0])])])
+def test_a_dagster_home_that_is_not_an_absolute_folder_is_refused_before_anything_is_written(
+        tmp_path, monkeypatch, capsys, home, command):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DAGSTER_HOME", "dagster_home")
+    value = "dagster_home"
+    if home == "a file":
+        (tmp_path / value).write_text("not a folder")
+        value = str(tmp_path / value)
+    monkeypatch.setenv("DAGSTER_HOME", value)
     monkeypatch.delenv("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", raising=False)  # the demo sets it
     assert cli.main(["--lake", str(tmp_path / "data"), *command]) == 1
-    assert f"b3-dagster {command[0]}: DAGSTER_HOME='dagster_home': expected an absolute path" in capsys.readouterr().err
-    assert not (tmp_path / "data").exists() and not (tmp_path / "dagster_home").exists()
-
-
-def test_a_dagster_home_that_is_a_file_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
-    (tmp_path / "home").write_text("not a folder")
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
-    assert cli.main(["--lake", str(tmp_path / "data"), "import-csv", str(SECTOR_CSVS[0])]) == 1
-    assert "expected an absolute path to a folder" in capsys.readouterr().err
+    assert f"b3-dagster {command[0]}: DAGSTER_HOME={value!r}: expected an absolute path to a folder" in \
+        capsys.readouterr().err
     assert not (tmp_path / "data").exists()
+    if home == "a file":
+        assert (tmp_path / "dagster_home").read_text() == "not a folder"
+    else:
+        assert not (tmp_path / "dagster_home").exists()
 
 
 def test_the_commands_runs_capture_no_compute_logs_and_the_instance_file_keeps_them(tmp_path, monkeypatch):
