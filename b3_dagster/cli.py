@@ -99,23 +99,12 @@ def _summarise_statuses(statuses: list[str]) -> str:
     return ", ".join(f"{count} {status}" for status, count in sorted(Counter(statuses).items()))
 
 
-# The command's runs execute in its own process, and none of their steps prints: the run's log lines are events,
-# and its console lines are this command's own output. Dagster's default (local) compute log manager would still
-# start four helper processes per run to mirror this process's stdout and stderr into files that stay empty (two
-# `tail -F` and two Python watchers, about 40 Python starts in the demo). Only this process's instance skips that;
-# the instance file, and so `dg dev` and the daemon, keep their compute logs.
-NO_COMPUTE_LOGS = {"compute_logs": {"module": "dagster._core.storage.noop_compute_log_manager",
-                                    "class": "NoOpComputeLogManager"}}
-
-
 def _instance():
-    import dagster as dg
-    from dagster._core.instance.ref import InstanceRef
+    """Dagster's local instance from DAGSTER_HOME (ephemeral without it), for this command's own runs: see
+    b3_dagster/defs/shared/instance.py for what it leaves out and why."""
+    from b3_dagster.defs.shared.instance import command_instance
 
-    home = _dagster_home()
-    if not home:
-        return dg.DagsterInstance.ephemeral()
-    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(home, overrides=NO_COMPUTE_LOGS))
+    return command_instance(_dagster_home())
 
 
 def _first_cause(error) -> str:

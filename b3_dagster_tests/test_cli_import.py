@@ -70,29 +70,6 @@ def test_a_dagster_home_that_is_not_an_absolute_folder_is_refused_before_anythin
         assert not (tmp_path / "dagster_home").exists()
 
 
-def test_the_commands_runs_capture_no_compute_logs_and_the_instance_file_keeps_them(tmp_path, monkeypatch):
-    """The command's in-process runs print nothing, so it skips the four helper processes per run that mirror
-    stdout/stderr into (empty) files; `dg dev` and the daemon read dagster.yaml and keep their compute logs."""
-    from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
-    from dagster._core.storage.noop_compute_log_manager import NoOpComputeLogManager
-
-    home = tmp_path / "home"
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    cli._local_instance_home()
-
-    @dg.asset
-    def printed():
-        print("a line on stdout")
-
-    with cli._instance() as instance:
-        assert isinstance(instance.compute_log_manager, NoOpComputeLogManager)
-        assert dg.materialize([printed], instance=instance).success
-        assert instance.get_runs(), "the run is recorded in the instance"
-    assert not list(home.rglob("compute_logs")), "no files mirrored from stdout/stderr, so no helper processes"
-    with dg.DagsterInstance.get() as instance:  # what dg dev and the daemon load
-        assert isinstance(instance.compute_log_manager, LocalComputeLogManager)
-
-
 def test_a_failed_run_of_the_demo_is_one_line_with_the_steps_own_error():
     # the runs' console is at CRITICAL (B3_LOG_LEVEL), so Dagster prints no stack trace: the demo's line must carry
     # the error the step raised, not Dagster's wrapper ("Error occurred while executing op ...")

@@ -1,0 +1,140 @@
+"""The Dagster instance of a command's own process (b3_dagster/defs/shared/instance.py): Dagster's local instance
+from DAGSTER_HOME, minus two costs, writing what Dagster writes to the same files; `dg dev` and the daemon keep
+Dagster's own classes."""
+
+import logging
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import dagster as dg
+import pytest
+from dagster._core.events import AssetCheckEvaluationPlanned, DagsterEvent, DagsterEventType
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
+from dagster._core.storage.noop_compute_log_manager import NoOpComputeLogManager
+
+from b3_dagster import cli
+from b3_dagster.defs.shared.instance import OneProcessSqliteEventLogStorage, command_instance
+
+SESSIONS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-03-01")
+CHECK_ROWS = ("SELECT asset_key, check_name, partition, run_id, execution_status, evaluation_event, "
+              "evaluation_event_timestamp, evaluation_event_storage_id FROM asset_check_executions ORDER BY id")
+
+
+def planned_check(run_id: str, keys: list[str]) -> EventLogEntry:
+    """What a range run logs for each of its checks before it starts (run_domain._log_asset_planned_events)."""
+    return EventLogEntry(
+        error_info=None, level=logging.DEBUG, user_message="", run_id=run_id, timestamp=1_767_000_000.0,
+        dagster_event=DagsterEvent(
+            event_type_value=DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED.value, job_name="ibov_refine_job",
+            event_specific_data=AssetCheckEvaluationPlanned(
+                asset_key=dg.AssetKey("tb_ibov_refined"), check_name="table_answers_query",
+                partitions_subset=SESSIONS.subset_with_partition_keys(keys).to_serializable_subset())))
+
+
+@pytest.mark.parametrize("keys", [SESSIONS.get_partition_keys()[:40], []], ids=["a range", "no partition"])
+def test_a_planned_check_writes_the_rows_dagster_writes(tmp_path, keys):
+    dagsters, ours = SqliteEventLogStorage(str(tmp_path / "dagster")), \
+        OneProcessSqliteEventLogStorage(str(tmp_path / "ours"))
+    event = planned_check("run-1", keys)
+    for storage in (dagsters, ours):
+        storage.store_event(event)
+        storage.dispose()
+    rows = [sqlite3.connect(tmp_path / name / "index.db").execute(CHECK_ROWS).fetchall()
+            for name in ("dagster", "ours")]
+    assert rows[0] == rows[1], "the same rows, byte for byte"
+    assert [row[2] for row in rows[1]] == (keys or [None]), "one row per planned partition, as Dagster"
+
+
+def test_a_command_runs_on_dagsters_files_and_dg_dev_keeps_dagsters_classes(tmp_path, monkeypatch):
+    """Its runs print nothing, so no compute logs (four helper processes per run, files that stay empty); its event
+    log is this package's class on Dagster's files, and what it writes is what `dg dev` (DagsterInstance.get()) reads."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # as the demo writes it
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+
+    @dg.asset(partitions_def=SESSIONS, check_specs=[dg.AssetCheckSpec("positive", asset="printed")])
+    def printed(context: dg.AssetExecutionContext):
+        print("a line on stdout")
+        yield dg.MaterializeResult(check_results=[dg.AssetCheckResult(passed=len(context.partition_keys) == 5)])
+
+    with cli._instance() as instance:  # the instance of every run the command makes
+        assert isinstance(instance.compute_log_manager, NoOpComputeLogManager)
+        assert type(instance.event_log_storage) is OneProcessSqliteEventLogStorage
+        assert dg.materialize([printed], instance=instance, tags={
+            "dagster/asset_partition_range_start": "2026-01-05", "dagster/asset_partition_range_end": "2026-01-09",
+        }).success
+    assert not list(home.rglob("compute_logs")), "no files mirrored from stdout/stderr, so no helper processes"
+    assert (home / "history" / "runs" / "index.db").exists(), "Dagster's own layout under DAGSTER_HOME"
+    with dg.DagsterInstance.get() as instance:  # what dg dev and the daemon load
+        assert isinstance(instance.compute_log_manager, LocalComputeLogManager)
+        assert type(instance.event_log_storage) is SqliteEventLogStorage
+        [run] = instance.get_runs()
+        assert run.is_success
+        materialised = instance.get_materialized_partitions(dg.AssetKey("printed"))
+        assert sorted(materialised) == ["2026-01-05", "2026-01-06", "2026-01-07", "2026-01-08", "2026-01-09"]
+        check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(dg.AssetKey("printed"), "positive")])
+        assert check[dg.AssetCheckKey(dg.AssetKey("printed"), "positive")].run_id == run.run_id
+
+
+def test_a_storage_named_in_dagster_yaml_is_kept(tmp_path):
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(f"storage:\n  sqlite:\n    base_dir: {elsewhere}\n")
+    with command_instance(str(home)) as instance:
+        assert type(instance.event_log_storage) is SqliteEventLogStorage
+        assert isinstance(instance.compute_log_manager, NoOpComputeLogManager)
+        assert dg.materialize([_an_asset()], instance=instance).success
+    assert (elsewhere / "history" / "runs" / "index.db").exists()
+    assert not (home / "history").exists(), "nothing written beside the user's storage"
+
+
+def _an_asset():
+    @dg.asset
+    def anything():
+        return 1
+
+    return anything
+
+
+@pytest.mark.slow
+def test_another_process_writes_between_a_commands_writes(tmp_path):
+    """The kept engines open one SQLite connection per use, as Dagster's did: a second process (the demo's other
+    one, a `dg dev` run) writes to the same files at the same time, and every event of both lands."""
+    home = tmp_path / "home"
+    (home / "history" / "runs").mkdir(parents=True)
+    writer = textwrap.dedent(f"""
+        import logging, sys
+        from dagster._core.events.log import EventLogEntry
+        from dagster._core.storage.event_log import SqliteEventLogStorage
+        from b3_dagster.defs.shared.instance import OneProcessSqliteEventLogStorage
+        storage_class = OneProcessSqliteEventLogStorage if sys.argv[1] == "ours" else SqliteEventLogStorage
+        storage = storage_class({str(home / "history" / "runs")!r})
+        print("ready", flush=True)
+        sys.stdin.readline()
+        for n in range(150):
+            storage.store_event(EventLogEntry(error_info=None, level=logging.INFO, user_message=f"{{sys.argv[1]}} {{n}}",
+                                              run_id="run-shared", timestamp=1.0 + n))
+        storage.dispose()
+        """)
+    writers = [subprocess.Popen([sys.executable, "-c", writer, kind], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for kind in ("ours", "dagster")]
+    for process in writers:
+        assert process.stdout.readline() == "ready\n", process.communicate()[1]
+    for process in writers:  # both start writing together
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    for process in writers:
+        _, errors = process.communicate(timeout=120)
+        assert process.returncode == 0, errors
+    storage = SqliteEventLogStorage(str(home / "history" / "runs"))
+    messages = [record.event_log_entry.user_message
+                for record in storage.get_records_for_run("run-shared", limit=1000).records]
+    storage.dispose()
+    for kind in ("ours", "dagster"):  # one run's file, written by both: each process's events all there, in order
+        assert [m for m in messages if m.startswith(kind)] == [f"{kind} {n}" for n in range(150)]
