@@ -92,10 +92,15 @@ class BarStore:
                 "purpose, materialise with config allow_overwrite: true (the old files are archived under archive/). "
                 f"[{self.lake.uri(first.key.rpartition('/')[0] + '/')}]")
 
-        partitions = [self._partition(bar, source) for _, bar in bars.iterrows()]
+        # one Arrow table for the batch, one file per day from its slices (a frame and a table per day took ~3 ms each:
+        # 1 s of the demo's 298 days); the files' bytes are the same
+        table = pa.Table.from_pandas(bars[BAR_COLUMNS], schema=BAR_SCHEMA, preserve_index=False)
+        table = table.replace_schema_metadata({META_SOURCE: source.encode()})
+        partitions = [self._partition(bar, table.slice(position, 1))
+                      for position, (_, bar) in enumerate(bars.iterrows())]
         return write_raw_partitions(self.lake, partitions, allow_overwrite=allow_overwrite, refuse=refuse, now=now)
 
-    def _partition(self, bar: pd.Series, source: str) -> RawPartition:
+    def _partition(self, bar: pd.Series, row: pa.Table) -> RawPartition:
         day = bar[BAR_DATE]
         key = raw_index_key(day)
 
@@ -107,9 +112,7 @@ class BarStore:
             same = _typed(stored).equals(_typed(pd.DataFrame([bar])))
             return None if same else f"stored {_bar_text(stored.iloc[0])}; new {_bar_text(bar)}"
 
-        table = pa.Table.from_pandas(pd.DataFrame([bar])[BAR_COLUMNS], schema=BAR_SCHEMA, preserve_index=False)
-        data = parquet_bytes(table.replace_schema_metadata({META_SOURCE: source.encode()}))
-        return RawPartition(key, data, 1, day.isoformat(), compare=compare,
+        return RawPartition(key, parquet_bytes(row), 1, day.isoformat(), compare=compare,
                             stored=lambda: [key] if self.lake.exists(key) else [])
 
 
