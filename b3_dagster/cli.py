@@ -165,6 +165,12 @@ def demo(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:  # Ctrl-C reaches both processes: the first one says so, once
             return 130
     _demo_settings(args)
+    with contextlib.ExitStack() as closing:  # the instance is disposed last: its SQLite connections closed
+        return _demo_first_process(args, closing)
+
+
+def _demo_first_process(args: argparse.Namespace, closing: contextlib.ExitStack) -> int:
+    """Steps 1-3 and 9, and the queries, beside the second process's steps 4-8."""
     recordings_root = Path(__file__).resolve().parent / "recordings"
     started = dt.datetime.now(dt.timezone.utc)
     charts_output, charted = io.StringIO(), False
@@ -173,6 +179,7 @@ def demo(args: argparse.Namespace) -> int:
         with _IndexStepsBeside(_index_steps_command(args.index_from, args.index_to)) as index_steps:
             runs = _DemoRuns(own_process=args.own_process)
             lake_root, instance = _demo_start()
+            closing.callback(instance.dispose)
             runs.instance = instance
             print(f"Lake: {lake_root}   (recorded real answers replayed from {recordings_root})\n"
                   "Steps 4-8 (the index pipeline) run beside steps 1-3 in a second process; their output follows "
@@ -397,6 +404,8 @@ def _demo_index_steps(args: argparse.Namespace) -> int:
     except DemoStepsStopped as stopped:
         print(f"\nThe index steps stopped: {stopped}.")
         return 1
+    finally:
+        runs.instance.dispose()  # its SQLite connections closed, their logs checkpointed
     return 0
 
 
@@ -697,7 +706,8 @@ def import_csv(args: argparse.Namespace) -> int:
                   "(the stored file is archived, not deleted)")
     if home:
         _local_instance_home()
-        recorded = record_imports(_instance(), store, outcomes)
+        with _instance() as instance:
+            recorded = record_imports(instance, store, outcomes)
         print(f"{recorded} day(s) recorded in the Dagster instance at {home}")
     else:
         print("DAGSTER_HOME is not set: the imported days are not recorded in a Dagster instance "

@@ -51,7 +51,8 @@ def test_a_planned_check_writes_the_rows_dagster_writes(tmp_path, keys):
 
 def test_a_command_runs_on_dagsters_files_and_dg_dev_keeps_dagsters_classes(tmp_path, monkeypatch):
     """Its runs print nothing, so no compute logs (four helper processes per run, files that stay empty); its event
-    log is this package's class on Dagster's files, and what it writes is what `dg dev` (DagsterInstance.get()) reads."""
+    log is this package's class on Dagster's files, and what it writes is what `dg dev` (DagsterInstance.get())
+    reads."""
     home = tmp_path / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # as the demo writes it
@@ -118,8 +119,8 @@ def test_another_process_writes_between_a_commands_writes(tmp_path):
         print("ready", flush=True)
         sys.stdin.readline()
         for n in range(150):
-            storage.store_event(EventLogEntry(error_info=None, level=logging.INFO, user_message=f"{{sys.argv[1]}} {{n}}",
-                                              run_id="run-shared", timestamp=1.0 + n))
+            storage.store_event(EventLogEntry(error_info=None, level=logging.INFO, run_id="run-shared",
+                                              user_message=f"{{sys.argv[1]}} {{n}}", timestamp=1.0 + n))
         storage.dispose()
         """)
     writers = [subprocess.Popen([sys.executable, "-c", writer, kind], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -138,3 +139,43 @@ def test_another_process_writes_between_a_commands_writes(tmp_path):
     storage.dispose()
     for kind in ("ours", "dagster"):  # one run's file, written by both: each process's events all there, in order
         assert [m for m in messages if m.startswith(kind)] == [f"{kind} {n}" for n in range(150)]
+
+
+def test_between_two_uses_the_kept_connections_hold_no_lock_and_dispose_checkpoints_the_log(tmp_path):
+    storage = OneProcessSqliteEventLogStorage(str(tmp_path))
+    storage.store_event(planned_check("run-1", SESSIONS.get_partition_keys()[:3]))
+    for shard in ("index", "run-1"):  # another connection (another process's, say) takes each file at once
+        other = sqlite3.connect(tmp_path / f"{shard}.db", timeout=0)
+        other.execute("BEGIN EXCLUSIVE")
+        other.rollback()
+        other.close()
+    assert (tmp_path / "index.db-wal").exists(), "the shards are in WAL mode, the connections still open"
+    storage.dispose()
+    assert not list(tmp_path.glob("*.db-wal")), "the last connection closed: the log checkpointed into the database"
+
+
+@pytest.mark.slow
+def test_what_a_killed_command_committed_is_there_for_the_next_reader(tmp_path):
+    """SIGKILL leaves the kept connections unclosed and the log not checkpointed: SQLite's next reader recovers every
+    committed event from the log (the demo's second process, `dg dev`, a later command)."""
+    writer = textwrap.dedent(f"""
+        import logging, time
+        from dagster._core.events.log import EventLogEntry
+        from b3_dagster.defs.shared.instance import OneProcessSqliteEventLogStorage
+        storage = OneProcessSqliteEventLogStorage({str(tmp_path)!r})
+        for n in range(40):
+            storage.store_event(EventLogEntry(error_info=None, level=logging.INFO, run_id="killed-run",
+                                              user_message=f"event {{n}}", timestamp=1.0 + n))
+        print("committed", flush=True)
+        time.sleep(60)
+        """)
+    process = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    assert process.stdout.readline() == "committed\n", process.communicate()[1]
+    assert (tmp_path / "killed-run.db-wal").stat().st_size > 0, "the events are in the log, not yet in the database"
+    process.kill()
+    process.wait(timeout=30)
+    storage = SqliteEventLogStorage(str(tmp_path))
+    records = storage.get_records_for_run("killed-run", limit=100).records
+    storage.dispose()
+    assert [record.event_log_entry.user_message for record in records] == [f"event {n}" for n in range(40)]

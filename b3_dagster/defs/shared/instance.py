@@ -26,7 +26,7 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 from dagster._serdes import serialize_value
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 NO_COMPUTE_LOGS = {"module": "dagster._core.storage.noop_compute_log_manager", "class": "NoOpComputeLogManager"}
 
@@ -34,10 +34,14 @@ NO_COMPUTE_LOGS = {"module": "dagster._core.storage.noop_compute_log_manager", "
 class OneProcessSqliteEventLogStorage(SqliteEventLogStorage):
     """Dagster's SQLite event log, with its rows written as Dagster writes them, and two costs of 1.13.27 left out:
 
-    - Every connection made a new SQLAlchemy engine, so every statement was compiled again: once per event and
-      shard, 2-3 times per event. Here each shard keeps one engine for the instance's life. Its pool is still
-      ``NullPool`` with Dagster's busy timeout, so each use still opens, commits and closes its own SQLite
-      connection, and other processes (the demo's second one, `dg dev`'s runs) interleave with it as before.
+    - Every use of a shard (the index, or a run's own file; 2-3 per event) made a new SQLAlchemy engine, compiled
+      its statements again and opened and closed its own SQLite connection; the shards are in WAL mode, where
+      closing the last connection also checkpoints the log into the database. Here each shard keeps one engine
+      and one connection for the instance's life (SQLAlchemy's ``QueuePool`` of one, SQLAlchemy's default for a
+      SQLite file). Each use is still one transaction, committed before the next, under Dagster's lock of the
+      storage (so one thread at a time, whichever it is). An idle connection holds no lock: another process (the
+      demo's second one, a `dg dev` run) reads and writes between two uses, with Dagster's busy timeout, and SQLite
+      checkpoints the log as it fills, and when the instance is disposed.
     - A run over a range of partitions plans each of its asset checks once per partition of the range (the refine's
       one run over 821 sessions: 7 x 821 rows), and Dagster serialised the same ~8 KB event again for each row,
       about 0.8 ms each: 4.6 s of the demo's first process. Here it is serialised once per planned check.
@@ -53,20 +57,20 @@ class OneProcessSqliteEventLogStorage(SqliteEventLogStorage):
 
     def _engine(self, shard: str) -> Engine:
         if shard not in self._engines:
-            self._engines[shard] = create_engine(self.conn_string_for_shard(shard), poolclass=NullPool,
-                                                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+            self._engines[shard] = create_engine(
+                self.conn_string_for_shard(shard), poolclass=QueuePool, pool_size=1, max_overflow=0,
+                # used by one thread at a time (the storage's lock), not always the one that opened it
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
         return self._engines[shard]
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
-        # Dagster's own order: under the storage's lock, create the shard's tables on its first use, then one
-        # connection in one transaction
-        with self._db_lock:  # the engines too are kept under it
-            engine = self._engine(shard)
-            if shard not in self._initialized_dbs:
-                self._initdb(engine)
+        with self._db_lock:  # Dagster's lock; the engines too are kept under it
+            if shard not in self._initialized_dbs:  # the shard's tables, by Dagster's own code on its own engine
+                self._initdb(create_engine(self.conn_string_for_shard(shard), poolclass=NullPool,
+                                           connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}))
                 self._initialized_dbs.add(shard)
-            with engine.connect() as conn, conn.begin():
+            with self._engine(shard).connect() as conn, conn.begin():
                 yield conn
 
     def _store_asset_check_evaluation_planned(self, event, event_id) -> None:
@@ -81,8 +85,15 @@ class OneProcessSqliteEventLogStorage(SqliteEventLogStorage):
             conn.execute(AssetCheckExecutionsTable.insert().values(
                 [{**row, "partition": partition_key} for partition_key in partition_keys]))
 
+    def wipe(self) -> None:
+        self._close_connections()  # before the run shards' files are deleted
+        super().wipe()
+
     def dispose(self) -> None:
         super().dispose()
+        self._close_connections()
+
+    def _close_connections(self) -> None:
         with self._db_lock:
             for engine in self._engines.values():
                 engine.dispose()
