@@ -7,6 +7,8 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -83,16 +85,19 @@ def test_a_command_runs_on_dagsters_files_and_dg_dev_keeps_dagsters_classes(tmp_
         assert check[dg.AssetCheckKey(dg.AssetKey("printed"), "positive")].run_id == run.run_id
 
 
-def test_a_storage_named_in_dagster_yaml_is_kept(tmp_path):
-    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+@pytest.mark.parametrize("folder", ["elsewhere", "home"])
+def test_a_storage_named_in_dagster_yaml_is_kept(tmp_path, folder):
+    """Even one naming DAGSTER_HOME's own folder: Dagster refuses the three storages of command_instance beside it."""
+    home = tmp_path / "home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(f"storage:\n  sqlite:\n    base_dir: {elsewhere}\n")
+    (home / "dagster.yaml").write_text(f"storage:\n  sqlite:\n    base_dir: {tmp_path / folder}\n")
     with command_instance(str(home)) as instance:
         assert type(instance.event_log_storage) is SqliteEventLogStorage
         assert isinstance(instance.compute_log_manager, NoOpComputeLogManager)
         assert dg.materialize([_an_asset()], instance=instance).success
-    assert (elsewhere / "history" / "runs" / "index.db").exists()
-    assert not (home / "history").exists(), "nothing written beside the user's storage"
+    assert (tmp_path / folder / "history" / "runs" / "index.db").exists()
+    if folder != "home":
+        assert not (home / "history").exists(), "nothing written beside the user's storage"
 
 
 def _an_asset():
@@ -105,8 +110,8 @@ def _an_asset():
 
 @pytest.mark.slow
 def test_another_process_writes_between_a_commands_writes(tmp_path):
-    """The kept engines open one SQLite connection per use, as Dagster's did: a second process (the demo's other
-    one, a `dg dev` run) writes to the same files at the same time, and every event of both lands."""
+    """A second process (the demo's other one, a `dg dev` run) writes to the same files at the same time as the
+    command's storage, and every event of both lands."""
     home = tmp_path / "home"
     (home / "history" / "runs").mkdir(parents=True)
     writer = textwrap.dedent(f"""
@@ -156,26 +161,66 @@ def test_between_two_uses_the_kept_connections_hold_no_lock_and_dispose_checkpoi
 
 @pytest.mark.slow
 def test_what_a_killed_command_committed_is_there_for_the_next_reader(tmp_path):
-    """SIGKILL leaves the kept connections unclosed and the log not checkpointed: SQLite's next reader recovers every
-    committed event from the log (the demo's second process, `dg dev`, a later command)."""
+    """SIGKILL leaves the index's kept connection unclosed and its log not checkpointed: SQLite's next reader
+    recovers every committed row from the log (the demo's second process, `dg dev`, a later command)."""
     writer = textwrap.dedent(f"""
-        import logging, time
-        from dagster._core.events.log import EventLogEntry
+        import time
         from b3_dagster.defs.shared.instance import OneProcessSqliteEventLogStorage
+        from b3_dagster_tests.defs.test_command_instance import planned_check
         storage = OneProcessSqliteEventLogStorage({str(tmp_path)!r})
         for n in range(40):
-            storage.store_event(EventLogEntry(error_info=None, level=logging.INFO, run_id="killed-run",
-                                              user_message=f"event {{n}}", timestamp=1.0 + n))
+            storage.store_event(planned_check(f"run-{{n}}", []))  # one row of the index each
         print("committed", flush=True)
         time.sleep(60)
         """)
     process = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, cwd=Path(__file__).resolve().parents[2])
     assert process.stdout.readline() == "committed\n", process.communicate()[1]
-    assert (tmp_path / "killed-run.db-wal").stat().st_size > 0, "the events are in the log, not yet in the database"
+    assert (tmp_path / "index.db-wal").stat().st_size > 0, "the rows are in the log, not yet in the database"
     process.kill()
     process.wait(timeout=30)
-    storage = SqliteEventLogStorage(str(tmp_path))
-    records = storage.get_records_for_run("killed-run", limit=100).records
-    storage.dispose()
-    assert [record.event_log_entry.user_message for record in records] == [f"event {n}" for n in range(40)]
+    rows = sqlite3.connect(tmp_path / "index.db").execute(
+        "SELECT run_id FROM asset_check_executions ORDER BY id").fetchall()
+    assert rows == [(f"run-{n}",) for n in range(40)]
+
+
+@pytest.mark.slow
+def test_dg_dev_streams_a_runs_events_while_the_command_writes_them(tmp_path):
+    """Dagster's event log watcher (what `dg dev` streams a run's page from, in another process) sees each event of
+    a run as the command's storage commits it, not when the command ends."""
+    writer = textwrap.dedent(f"""
+        import logging, sys, time
+        from dagster._core.events.log import EventLogEntry
+        from b3_dagster.defs.shared.instance import OneProcessSqliteEventLogStorage
+        storage = OneProcessSqliteEventLogStorage({str(tmp_path)!r})
+        def event(message):
+            storage.store_event(EventLogEntry(error_info=None, level=logging.INFO, run_id="live-run",
+                                              user_message=message, timestamp=time.time()))
+        event("started")
+        print("ready", flush=True)
+        for n in range(5):
+            sys.stdin.readline()
+            event(f"event {{n}}")
+        sys.stdin.readline()
+        storage.dispose()
+        """)
+    process = subprocess.Popen([sys.executable, "-c", writer], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline() == "ready\n", process.communicate()[1]
+    watcher = SqliteEventLogStorage(str(tmp_path))
+    seen = []
+    watcher.watch("live-run", watcher.get_records_for_run("live-run").cursor,
+                  lambda entry, cursor: seen.append(entry.user_message))
+    try:
+        for n in range(5):  # one event at a time, each seen before the next is written
+            process.stdin.write("next\n")
+            process.stdin.flush()
+            deadline = time.monotonic() + 20
+            while f"event {n}" not in seen and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert seen == [f"event {k}" for k in range(n + 1)], "the watcher sees each event while the run goes on"
+    finally:
+        process.stdin.write("end\n")
+        process.stdin.flush()
+        process.wait(timeout=30)
+        watcher.dispose()

@@ -1,5 +1,5 @@
 """The Dagster instance of a b3-dagster command's own process (the demo, import-csv): Dagster's local instance from
-DAGSTER_HOME, with two costs of its SQLite storage taken off. Each change writes the same rows, byte for byte, to the
+DAGSTER_HOME, with costs of its SQLite storage taken off. Each change writes the same rows, byte for byte, to the
 same files, so `dg dev` and the daemon (which read dagster.yaml and keep Dagster's classes) see exactly what Dagster
 would have written.
 
@@ -8,8 +8,9 @@ would have written.
   watchers) to mirror this process's stdout and stderr into files that stay empty.
 - The event log (``OneProcessSqliteEventLogStorage``): see its docstring.
 
-An instance file that names a storage of its own (PostgreSQL, a SQLite folder elsewhere) keeps it: only Dagster's
-default storage under DAGSTER_HOME is replaced, by the same files through the class below.
+An instance file that names a storage of its own (PostgreSQL, SQLite in any folder, DAGSTER_HOME's own included) keeps
+it: only when dagster.yaml names no storage is Dagster's default one replaced, by the same files through the class
+below.
 """
 
 from __future__ import annotations
@@ -18,16 +19,18 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import dagster as dg
+from dagster._core.instance.config import dagster_instance_config
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._serdes import serialize_value
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool, QueuePool
 
+STORAGE_KEYS = {"storage", "run_storage", "event_log_storage", "schedule_storage"}  # dagster.yaml's
 NO_COMPUTE_LOGS = {"module": "dagster._core.storage.noop_compute_log_manager", "class": "NoOpComputeLogManager"}
 
 
@@ -36,12 +39,15 @@ class OneProcessSqliteEventLogStorage(SqliteEventLogStorage):
 
     - Every use of a shard (the index, or a run's own file; 2-3 per event) made a new SQLAlchemy engine, compiled
       its statements again and opened and closed its own SQLite connection; the shards are in WAL mode, where
-      closing the last connection also checkpoints the log into the database. Here each shard keeps one engine
-      and one connection for the instance's life (SQLAlchemy's ``QueuePool`` of one, SQLAlchemy's default for a
-      SQLite file). Each use is still one transaction, committed before the next, under Dagster's lock of the
-      storage (so one thread at a time, whichever it is). An idle connection holds no lock: another process (the
-      demo's second one, a `dg dev` run) reads and writes between two uses, with Dagster's busy timeout, and SQLite
-      checkpoints the log as it fills, and when the instance is disposed.
+      closing the last connection also checkpoints the log into the database. Here each shard keeps its engine for
+      the instance's life, and the index (every asset event and check row lands there) keeps one connection too
+      (SQLAlchemy's ``QueuePool`` of one, its default for a SQLite file). Each use is still one transaction, committed
+      before the next, under Dagster's lock of the storage (so one thread at a time, whichever it is). An idle
+      connection holds no lock: another process (the demo's second one, a `dg dev` run) reads and writes between
+      two uses, with Dagster's busy timeout; SQLite checkpoints the log as it fills, and when the instance is
+      disposed. A run's own file is still opened and closed per use, as Dagster did: `dg dev` streams a run's events
+      by watching that file change, which in WAL mode it does when the log is checkpointed (and a connection per
+      run's file would keep three file handles per run open).
     - A run over a range of partitions plans each of its asset checks once per partition of the range (the refine's
       one run over 821 sessions: 7 x 821 rows), and Dagster serialised the same ~8 KB event again for each row,
       about 0.8 ms each: 4.6 s of the demo's first process. Here it is serialised once per planned check.
@@ -57,8 +63,10 @@ class OneProcessSqliteEventLogStorage(SqliteEventLogStorage):
 
     def _engine(self, shard: str) -> Engine:
         if shard not in self._engines:
+            kept = {"poolclass": QueuePool, "pool_size": 1, "max_overflow": 0} if shard == INDEX_SHARD_NAME \
+                else {"poolclass": NullPool}
             self._engines[shard] = create_engine(
-                self.conn_string_for_shard(shard), poolclass=QueuePool, pool_size=1, max_overflow=0,
+                self.conn_string_for_shard(shard), **kept,
                 # used by one thread at a time (the storage's lock), not always the one that opened it
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
         return self._engines[shard]
@@ -105,9 +113,11 @@ def command_instance(home: str | None) -> dg.DagsterInstance:
     if not home:
         return dg.DagsterInstance.ephemeral()
     overrides: dict = {"compute_logs": NO_COMPUTE_LOGS}
-    if InstanceRef.from_dir(home).storage_data == InstanceRef.config_defaults(home)["storage"]:
-        # Dagster's default storage (no storage in dagster.yaml): the same three SQLite folders, as three storages
-        # so that the event log can be this module's
+    configured, _ = dagster_instance_config(home)
+    if not STORAGE_KEYS & set(configured):
+        # Dagster's default storage (dagster.yaml names none): the same three SQLite folders, as three storages so
+        # that the event log can be this module's. (Dagster refuses these three keys beside a `storage` key, even one
+        # that names the very same folders.)
         defaults = InstanceRef.config_defaults(home)
         overrides.update({
             "run_storage": _as_override(defaults["run_storage"]),
