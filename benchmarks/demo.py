@@ -8,11 +8,9 @@ Prints wall-clock seconds per job (summed over its runs) and for the whole comma
 command (user+sys of both of its processes). On a shared machine the wall clock also measures the other processes:
 compare runs made one right after the other. Nothing is asserted (speed lives here, not in the tests).
 
-Where the time goes (measured with cProfile, 2026-11-30): Dagster's SQLite event log stores each event on its own
-(new SQLAlchemy engine, commit, close, per run shard and again in index.db), 10-20 ms per event, 16-18 s of the
-demo's CPU; of that about 5 s are the refine's planned check evaluations (Dagster serialises the whole ~8 KB event
-once per partition and check: 821 sessions x 7 checks; a time-window range run keeps its partition subset and its
-checks use it). Python's imports take about 4 s per process.
+Where the time goes (py-spy over both processes, 2026-12-01 04:40): Dagster's bookkeeping of each event and run on
+its SQLite instance (step 4's one run writes a materialisation per session: 298), Python's imports and the
+definitions' load (about 3.5 s per process, side by side), and step 8's forest (scikit-learn's import, two fits).
 History: the serial demo went from 96 s of CPU (14:24) to 29-38 s (20:00-21:00) through one planned event per asset
 (DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS), the refine and its commit in one step, defs/ loaded once and
 replay servers that stop in 20 ms. Since 21:30 the index pipeline's steps 4-8 run in a second process beside the
@@ -24,10 +22,16 @@ machine's speed drifts by about 20 % within an hour: compare runs made side by s
 tables), beside steps 6-8, and each demo process keeps the garbage collector off while it imports and loads the
 definitions, then freezes them: 19.5-24.8 s wall (median 23.2 s), 33-43 s CPU over
 10 runs at 00:20-00:50 (load average 1.1-2.2), each alternating with f5a7f74 at 21.3-26.3 s (median 24.8 s).
-Since 02:30 the command's own runs skip Dagster's compute log capture (b3_dagster/cli.py, NO_COMPUTE_LOGS), which
+Since 02:30 the command's own runs skip Dagster's compute log capture (b3_dagster/defs/shared/instance.py), which
 started two `tail -F` and two Python watchers per run to mirror stdout/stderr into files that stayed empty:
 17.5-20.0 s wall, 30-35 s CPU over 8 runs at 02:25-02:50 (load average 1.2-2.3); 4 of them alternated with runs that
 kept the capture, at 19.0-22.4 s wall and 32.5-37.9 s CPU.
+Since 04:40 the command's instance writes Dagster's rows without two more costs of its SQLite event log (the same
+module): a planned check of a range run serialised once, not once per partition (4.6 s of the first process), and
+one kept SQLite connection per file instead of an engine and a connection per use (each close also checkpointed the
+WAL log); with the raw index files of step 4 cut from one Arrow table (b3_dagster/storage/bar_store.py):
+14.8-20.5 s wall (median 17.7 s), 24-32 s CPU over 9 runs at 05:40-05:56 (load average 1.8-2.3); 2 of them
+alternated with 99da0f8 (the code before): 15.8 / 19.6 s and 17.7 / 22.9 s wall, 25.4 / 34.3 s and 28.5 / 38.3 s CPU.
 Where each process's time goes: the timeline printed last (each run's creation, start and end, from the instance's
 run records).
 """
