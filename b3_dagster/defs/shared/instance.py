@@ -1,7 +1,7 @@
 """The Dagster instance of a b3-dagster command's own process (the demo, import-csv): Dagster's local instance from
-DAGSTER_HOME, with costs of its SQLite storage taken off. Each change writes the same rows, byte for byte, to the
-same files, so `dg dev` and the daemon (which read dagster.yaml and keep Dagster's classes) see exactly what Dagster
-would have written.
+DAGSTER_HOME, with costs of its SQLite storage taken off. It writes the rows Dagster writes, byte for byte, to the
+same files (only the compute logs' empty files are left out), so `dg dev` and the daemon (which read dagster.yaml and
+keep Dagster's classes) see exactly what Dagster would have written.
 
 - Compute logs: the command's runs print nothing (their lines are events, its console lines are its own), and
   Dagster's local compute log manager would still start four helper processes per run (two `tail -F`, two Python
@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import dagster as dg
+import yaml
 from dagster._core.instance.config import dagster_instance_config
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.event_log import SqliteEventLogStorage
@@ -129,6 +130,4 @@ def command_instance(home: str | None) -> dg.DagsterInstance:
 
 
 def _as_override(data) -> dict:
-    import yaml
-
     return {"module": data.module_name, "class": data.class_name, "config": yaml.safe_load(data.config_yaml)}
