@@ -1,5 +1,5 @@
 """The Dagster instance of a command's own process (b3_dagster/defs/shared/instance.py): Dagster's local instance
-from DAGSTER_HOME, minus two costs, writing what Dagster writes to the same files; `dg dev` and the daemon keep
+from DAGSTER_HOME, minus costs of its SQLite storage, writing what Dagster writes to the same files; `dg dev` and the daemon keep
 Dagster's own classes."""
 
 import logging
@@ -26,15 +26,17 @@ CHECK_ROWS = ("SELECT asset_key, check_name, partition, run_id, execution_status
               "evaluation_event_timestamp, evaluation_event_storage_id FROM asset_check_executions ORDER BY id")
 
 
-def planned_check(run_id: str, keys: list[str]) -> EventLogEntry:
-    """What a range run logs for each of its checks before it starts (run_domain._log_asset_planned_events)."""
+def planned_check(run_id: str, keys: list[str], check_name: str = "table_answers_query") -> EventLogEntry:
+    """What a run logs for each of its checks before it starts (run_domain._log_asset_planned_events): with the
+    partitions of its range, or none for an unpartitioned run (``keys`` empty)."""
     return EventLogEntry(
         error_info=None, level=logging.DEBUG, user_message="", run_id=run_id, timestamp=1_767_000_000.0,
         dagster_event=DagsterEvent(
             event_type_value=DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED.value, job_name="ibov_refine_job",
             event_specific_data=AssetCheckEvaluationPlanned(
-                asset_key=dg.AssetKey("tb_ibov_refined"), check_name="table_answers_query",
-                partitions_subset=SESSIONS.subset_with_partition_keys(keys).to_serializable_subset())))
+                asset_key=dg.AssetKey("tb_ibov_refined"), check_name=check_name,
+                partitions_subset=SESSIONS.subset_with_partition_keys(keys).to_serializable_subset() if keys
+                else None)))
 
 
 @pytest.mark.parametrize("keys", [SESSIONS.get_partition_keys()[:40], []], ids=["a range", "no partition"])
@@ -111,25 +113,25 @@ def _an_asset():
 @pytest.mark.slow
 def test_another_process_writes_between_a_commands_writes(tmp_path):
     """A second process (the demo's other one, a `dg dev` run) writes to the same files at the same time as the
-    command's storage, and every event of both lands."""
-    home = tmp_path / "home"
-    (home / "history" / "runs").mkdir(parents=True)
+    command's storage, which keeps the index's connection: every event of both lands, in the index and in the
+    run's own file."""
     writer = textwrap.dedent(f"""
-        import logging, sys
-        from dagster._core.events.log import EventLogEntry
+        import sys
         from dagster._core.storage.event_log import SqliteEventLogStorage
         from b3_dagster.defs.shared.instance import OneProcessSqliteEventLogStorage
-        storage_class = OneProcessSqliteEventLogStorage if sys.argv[1] == "ours" else SqliteEventLogStorage
-        storage = storage_class({str(home / "history" / "runs")!r})
+        from b3_dagster_tests.defs.test_command_instance import planned_check
+        kind = sys.argv[1]
+        storage = (OneProcessSqliteEventLogStorage if kind == "ours" else SqliteEventLogStorage)({str(tmp_path)!r})
         print("ready", flush=True)
         sys.stdin.readline()
-        for n in range(150):
-            storage.store_event(EventLogEntry(error_info=None, level=logging.INFO, run_id="run-shared",
-                                              user_message=f"{{sys.argv[1]}} {{n}}", timestamp=1.0 + n))
+        for n in range(100):  # each a row of the index and an event of the run's file
+            storage.store_event(planned_check("run-shared", [], check_name=f"{{kind}} {{n}}"))
         storage.dispose()
         """)
+    SqliteEventLogStorage(str(tmp_path)).dispose()  # the index exists before both start
     writers = [subprocess.Popen([sys.executable, "-c", writer, kind], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for kind in ("ours", "dagster")]
+                                stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+               for kind in ("ours", "dagster")]
     for process in writers:
         assert process.stdout.readline() == "ready\n", process.communicate()[1]
     for process in writers:  # both start writing together
@@ -138,12 +140,16 @@ def test_another_process_writes_between_a_commands_writes(tmp_path):
     for process in writers:
         _, errors = process.communicate(timeout=120)
         assert process.returncode == 0, errors
-    storage = SqliteEventLogStorage(str(home / "history" / "runs"))
-    messages = [record.event_log_entry.user_message
-                for record in storage.get_records_for_run("run-shared", limit=1000).records]
+    index_rows = [name for (name,) in sqlite3.connect(tmp_path / "index.db").execute(
+        "SELECT check_name FROM asset_check_executions ORDER BY id")]
+    storage = SqliteEventLogStorage(str(tmp_path))
+    run_events = [record.event_log_entry.dagster_event.event_specific_data.check_name
+                  for record in storage.get_records_for_run("run-shared", limit=1000).records]
     storage.dispose()
-    for kind in ("ours", "dagster"):  # one run's file, written by both: each process's events all there, in order
-        assert [m for m in messages if m.startswith(kind)] == [f"{kind} {n}" for n in range(150)]
+    for kind in ("ours", "dagster"):  # each process's rows and events all there, in its order
+        expected = [f"{kind} {n}" for n in range(100)]
+        assert [name for name in index_rows if name.startswith(kind)] == expected
+        assert [name for name in run_events if name.startswith(kind)] == expected
 
 
 def test_between_two_uses_the_kept_connections_hold_no_lock_and_dispose_checkpoints_the_log(tmp_path):
@@ -169,7 +175,7 @@ def test_what_a_killed_command_committed_is_there_for_the_next_reader(tmp_path):
         from b3_dagster_tests.defs.test_command_instance import planned_check
         storage = OneProcessSqliteEventLogStorage({str(tmp_path)!r})
         for n in range(40):
-            storage.store_event(planned_check(f"run-{{n}}", []))  # one row of the index each
+            storage.store_event(planned_check("killed-run", [], check_name=f"check {{n}}"))  # a row of the index
         print("committed", flush=True)
         time.sleep(60)
         """)
@@ -180,8 +186,8 @@ def test_what_a_killed_command_committed_is_there_for_the_next_reader(tmp_path):
     process.kill()
     process.wait(timeout=30)
     rows = sqlite3.connect(tmp_path / "index.db").execute(
-        "SELECT run_id FROM asset_check_executions ORDER BY id").fetchall()
-    assert rows == [(f"run-{n}",) for n in range(40)]
+        "SELECT check_name FROM asset_check_executions ORDER BY id").fetchall()
+    assert rows == [(f"check {n}",) for n in range(40)]
 
 
 @pytest.mark.slow
