@@ -14,9 +14,15 @@ PROJECT = Path(__file__).resolve().parents[2]
 # What a code server does when it loads the location (`dagster dev`, `dagster api grpc`): import the module and
 # build every job. `-W default` shows even the DeprecationWarnings Python hides outside __main__.
 LOAD = """
+import gc
+import importlib
 import b3_dagster.definitions as location
 jobs = location.defs.get_repository_def().get_all_jobs()
 print("jobs:", len(jobs))
+print("collector after the load:", gc.isenabled(), gc.get_freeze_count() > 200_000)
+gc.disable()  # a caller that has it off (the demo's processes) keeps it off
+importlib.reload(location)
+print("collector kept off:", not gc.isenabled())
 """
 
 
@@ -39,3 +45,6 @@ def test_loading_the_code_location_prints_no_warning(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "jobs:" in done.stdout
     assert "Warning" not in done.stderr, done.stderr[-3000:]
+    # the load pauses the collector and freezes what it made (definitions.py); the process collects again after it
+    assert "collector after the load: True True" in done.stdout and "collector kept off: True" in done.stdout, \
+        done.stdout
