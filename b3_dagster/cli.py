@@ -19,6 +19,7 @@ import gc
 import io
 import logging
 import os
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -748,8 +749,9 @@ def query(args: argparse.Namespace) -> int:
         frame = run_query(connection, args.sql)
     except (TableError, duckdb.Error, ValueError, OSError) as error:
         return _fail("query", error)
-    for note in notes:  # only about the tables the query names
-        if note.split(" ", 1)[0].split(".")[-1].lower() in args.sql.lower():
+    for note in notes:  # only about the tables the query names: the name as a whole word (ibov_refined is not the
+        name = note.split(" ", 1)[0].split(".")[-1]  # end of tb_ibov_refined)
+        if re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", args.sql, re.IGNORECASE):
             print(f"b3-dagster query: note: {note}", file=sys.stderr)
     print(frame.to_string(index=False, max_rows=args.max_rows))
     return 0

@@ -60,6 +60,28 @@ def lake_root(tmp_path) -> Path:
 
 
 @pytest.fixture
+def two_commits(lake_root, recordings):
+    """The lake's portfolio table with 2022-12-08 committed first, then 2025-04-07: two snapshots (their commit
+    outcomes, in that order)."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from b3_dagster.storage.lake import LocalLake
+    from b3_dagster.storage.tables import PORTFOLIO_TABLE_DEF, open_tables
+    from b3_dagster.transforms.sector_refine import refine_portfolio
+    from b3_dagster_tests.helpers import snapshot_of
+
+    tables = open_tables(LocalLake(lake_root))
+    outcomes = []
+    for date in ("2022-12-08", "2025-04-07"):
+        snapshot = snapshot_of(recordings[date])
+        refined = refine_portfolio(snapshot.rows, dt.date(2025, 6, 1))
+        outcomes.append(tables.commit(PORTFOLIO_TABLE_DEF, pa.Table.from_pandas(refined), [date]))
+    return outcomes
+
+
+@pytest.fixture
 def query_tables():
     """``query_tables(lake_root, sql, as_of=None)``: Athena-style SQL on a local lake's Iceberg tables, as a
     notebook runs it (``b3_dagster.connect``)."""
