@@ -3,6 +3,7 @@ from DAGSTER_HOME, minus costs of its SQLite storage, writing what Dagster write
 Dagster's own classes."""
 
 import logging
+from contextlib import closing
 import sqlite3
 import subprocess
 import sys
@@ -51,6 +52,44 @@ def test_a_planned_check_writes_the_rows_dagster_writes(tmp_path, keys):
             for name in ("dagster", "ours")]
     assert rows[0] == rows[1], "the same rows, byte for byte"
     assert [row[2] for row in rows[1]] == (keys or [None]), "one row per planned partition, as Dagster"
+
+
+def schema_of(path: Path) -> tuple:
+    """A SQLite file's tables and indexes as created, its alembic stamp and its journal mode."""
+    with closing(sqlite3.connect(path)) as connection:
+        return (sorted(connection.execute("SELECT type, name, sql FROM sqlite_master").fetchall(),
+                       key=lambda row: (row[0], row[1])),
+                connection.execute("SELECT version_num FROM alembic_version").fetchall(),
+                connection.execute("PRAGMA journal_mode").fetchone())
+
+
+def test_a_runs_new_file_is_a_copy_of_what_dagster_makes_and_never_replaces_another_processes(tmp_path):
+    dagsters, ours = SqliteEventLogStorage(str(tmp_path / "dagster")), \
+        OneProcessSqliteEventLogStorage(str(tmp_path / "ours"))
+    schema_made = []
+    ours._initdb = lambda engine, **kwargs: schema_made.append(engine.url.database) or \
+        SqliteEventLogStorage._initdb(ours, engine, **kwargs)
+    for storage in (dagsters, ours):
+        for run_id in ("run-1", "run-2"):  # the first made by Dagster's _initdb (a scratch file), the second a copy
+            storage.store_event(planned_check(run_id, []))
+    assert len(schema_made) == 1 and schema_made[0].endswith("empty.db"), "one schema made, in a scratch file"
+    ours.dispose()
+    dagsters.dispose()
+    assert sorted(p.name for p in (tmp_path / "ours").iterdir()) == ["index.db", "run-1.db", "run-2.db"]
+    made = schema_of(tmp_path / "dagster" / "run-2.db")
+    assert made[1] and made[2] == ("wal",), made
+    assert schema_of(tmp_path / "ours" / "run-1.db") == schema_of(tmp_path / "ours" / "run-2.db") == made
+
+    # a run's file that another process made first is kept, and written to
+    another = OneProcessSqliteEventLogStorage(str(tmp_path / "ours"))
+    with closing(sqlite3.connect(tmp_path / "ours" / "run-3.db")) as other_process:
+        other_process.execute("CREATE TABLE kept (x)")
+    another.store_event(planned_check("run-3", []))
+    another.dispose()
+    with closing(sqlite3.connect(tmp_path / "ours" / "run-3.db")) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {"kept", "event_logs"} <= tables
+        assert connection.execute("SELECT COUNT(*) FROM event_logs").fetchone() == (1,)
 
 
 def test_a_command_runs_on_dagsters_files_and_dg_dev_keeps_dagsters_classes(tmp_path, monkeypatch):
