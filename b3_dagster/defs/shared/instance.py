@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Iterator
 
 import dagster as dg
@@ -108,14 +108,15 @@ class OneProcessSqliteEventLogStorage(SqliteEventLogStorage):
                 with open(scratch, "rb") as made:
                     self._empty_run_file = made.read()
         private = f"{path}-{os.getpid()}.tmp"
-        with open(private, "wb") as copy:
-            copy.write(self._empty_run_file)
         try:
+            with open(private, "wb") as copy:
+                copy.write(self._empty_run_file)
             os.link(private, path)
         except OSError:  # another process made it meanwhile (FileExistsError), or no hard links here
             return False
-        finally:
-            os.unlink(private)
+        finally:  # a Ctrl-C included
+            with suppress(FileNotFoundError):
+                os.unlink(private)
         return True
 
     def _store_asset_check_evaluation_planned(self, event, event_id) -> None:
