@@ -155,3 +155,15 @@ def b3_dagster_command() -> list[str]:
     """The installed `b3-dagster` script of this environment (or the module, when the script is not installed)."""
     found = shutil.which("b3-dagster", path=str(Path(sys.executable).parent))
     return [found] if found else [sys.executable, "-m", "b3_dagster.cli"]
+
+
+
+def drawn_outside(figure) -> dict[str, float]:
+    """How far (in pixels) what a matplotlib figure draws (titles, labels, ticks, legends) reaches past each edge of
+    its picture: what a reader would see cut off. Empty when everything is inside."""
+    figure.canvas.draw()
+    drawn = figure.get_tightbbox(figure.canvas.get_renderer()).transformed(figure.dpi_scale_trans)
+    picture = figure.bbox
+    past = {"left": picture.x0 - drawn.x0, "right": drawn.x1 - picture.x1, "bottom": picture.y0 - drawn.y0,
+            "top": drawn.y1 - picture.y1}
+    return {edge: round(pixels, 1) for edge, pixels in past.items() if pixels > 0.5}

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 DPI = 110
-# Widths in inches at DPI: both charts are 880 px wide, so they fit Dagster's Markdown dialog (about 900 px of
+# Widths in inches at DPI: 8 in is 880 px, which fits Dagster's Markdown dialog (about 900 px of
 # content) unclipped; 11 in (1210 px) lost its right edge there.
 WIDTH_INCHES = 8.0
 
@@ -57,7 +57,9 @@ def _style_prices(prices, title: str, dates: pd.Series) -> None:
     """The price panel of the index charts: title with the span, pt-BR points, grid, legend."""
     from matplotlib.ticker import FuncFormatter
 
-    prices.set_title(f"{title} ({dates.min():%d/%m/%Y} a {dates.max():%d/%m/%Y})", fontsize=12)
+    # the span on a line of its own: with the sources of the closes in it, the title is too long for one line of the
+    # dialog-wide picture (the first line of an 8 in figure held "... médias móveis (13/03/2025 a 1")
+    prices.set_title(f"{title}\n{dates.min():%d/%m/%Y} a {dates.max():%d/%m/%Y}", fontsize=12)
     prices.set_ylabel("Pontos")
     prices.yaxis.set_major_formatter(FuncFormatter(_thousands))
     prices.grid(alpha=0.3)
@@ -107,7 +109,9 @@ def sector_chart_figure(frame: pd.DataFrame, day: dt.date | str) -> Figure:
                    fontsize=8)
     axes.set_xlabel("Participação no IBOV (%)")
     total = f"{rows[PART_SUM].sum():.1f}".replace(".", ",")
-    axes.set_title(f"IBOV: participação por setor em {day} (soma {total}%)", fontsize=12)
+    # over the whole picture: the long sector names push the axes right, and a title centred over them ran past the
+    # right edge ("(soma 100,0%" cut)
+    figure.suptitle(f"IBOV: participação por setor em {day} (soma {total}%)", fontsize=12)
     axes.set_xlim(0, rows[PART_SUM].max() * 1.15)
     axes.tick_params(axis="y", labelsize=8)
     axes.grid(axis="x", alpha=0.3)
@@ -197,7 +201,7 @@ def anomaly_chart_figure(refined: pd.DataFrame, scores: pd.DataFrame,
     dates = pd.to_datetime(rows[DATA])
     anomalous = rows[ANOMALY_FLAG].fillna(0).astype(int) == 1
     spikes = rows[VOLATILITY_SPIKE] == 1
-    figure = _new_figure((11, 7))
+    figure = _new_figure((WIDTH_INCHES, 6.0))  # the dialog's width, as the other charts (11 in lost its right edge)
     prices, zscores = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2.2, 1.3]})
     prices.plot(dates, rows[CLOSE], color="#1f3b73", linewidth=1.3, label="Fechamento")
     prices.scatter(dates[spikes], rows.loc[spikes, CLOSE], color="#f28e2b", marker="^", s=45, zorder=3,

@@ -16,6 +16,7 @@ from b3_dagster.model import ANOMALY_COLUMNS, ANOMALY_FLAG, ANOMALY_SCORE, DATA,
 from b3_dagster.rules.quality import check_reproducible
 from b3_dagster.transforms.anomaly import FEATURES, AnomalySettings, score_anomalies
 from b3_dagster.transforms.index_features import index_features
+from b3_dagster_tests.helpers import drawn_outside
 
 YAHOO_CSV = Path(__file__).parents[1] / "fixtures" / "yahoo" / "gitgbg1985_ibovespa_1995-01-02_2026-03-13.csv"
 # The window is limited by the data, not chosen for the result: Yahoo's series lacks 2012-02-22 (Ash Wednesday) and
@@ -106,3 +107,5 @@ def test_anomaly_chart_marks_every_anomaly_beside_the_zscore_spikes():
     spikes = next(c for c in prices.collections if c.get_label().startswith("Pico"))
     assert len(spikes.get_offsets()) == int(window["volatilidade_pico"].sum())
     assert render_anomaly_chart(window, scores).startswith(b"\x89PNG\r\n\x1a\n")
+    # shown in the UI's Markdown dialog (about 900 px wide) like the other charts: at 1210 px it lost its right edge
+    assert figure.bbox.width <= 900 and drawn_outside(figure) == {}

@@ -25,7 +25,7 @@ from b3_dagster.replay.b3_api import recorded_days
 from b3_dagster.sources.b3_portfolio import parse_page, rows_to_frame
 from b3_dagster.transforms.index_features import index_features
 from b3_dagster.transforms.sector_refine import refine_portfolio
-from b3_dagster_tests.helpers import bars
+from b3_dagster_tests.helpers import bars, drawn_outside
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -73,7 +73,7 @@ def test_sector_chart_has_one_bar_per_sector_of_the_real_portfolio():
     widths = sorted(patch.get_width() for patch in axes.patches)
     assert len(axes.patches) == sectors["Setor"].nunique()
     assert widths == sorted(sectors["soma_part"])
-    assert "2025-04-07" in axes.get_title()
+    assert "2025-04-07" in figure.get_suptitle()
     assert sum(widths) == pytest.approx(100.0, abs=0.01)  # B3's weights add up to 100%
     image = decode(render_sector_chart(sectors, "2025-04-07"))
     assert image[..., :3].std() > 0.05
@@ -99,3 +99,16 @@ def test_both_charts_fit_the_ui_markdown_dialog_unclipped():
     sector = decode(render_sector_chart(sectors_of("2025-04-07"), "2025-04-07"))
     assert close.shape[1] <= 900 and sector.shape[1] <= 900
     assert close.shape[1] >= 700, "still wide enough to read a year of sessions"
+    # and nothing is drawn past the picture's edges (the sector chart's title, centred over axes that its long
+    # sector names push right, lost "100,0%)")
+    assert drawn_outside(sector_chart_figure(sectors_of("2025-04-07"), "2025-04-07")) == {}
+    assert drawn_outside(close_chart_figure(refined_2025())) == {}
+
+
+def test_the_close_chart_with_the_assets_longest_title_shows_all_of_it():
+    # the title ibov_index_chart gives it names the sources of the closes: on one line it ran past the picture's
+    # right edge ("... médias móveis (13/03/2025 a 1")
+    figure = close_chart_figure(refined_2025(), title="IBOVESPA: fechamento (B3 oficial em 0 sessões, Yahoo em 250) "
+                                                       "e médias móveis")
+    assert drawn_outside(figure) == {}
+    assert figure.bbox.width <= 900
