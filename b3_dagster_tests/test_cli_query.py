@@ -24,12 +24,17 @@ def cli(capsys, lake, *args: str) -> Done:
 
 
 @pytest.fixture(autouse=True)
-def no_settings_of_this_environment(monkeypatch):
-    """As the real-process tests run the command: none of the test environment's B3_* settings."""
+def no_settings_of_this_environment():
+    """As the real-process tests run the command: none of the test environment's B3_* settings. The command sets its
+    defaults (and --lake) in os.environ: the environment is put back as it was after each test."""
     import os
 
+    saved = dict(os.environ)
     for name in [name for name in os.environ if name.startswith("B3_")]:
-        monkeypatch.delenv(name)
+        del os.environ[name]
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 COUNT_DAYS = "SELECT COUNT(DISTINCT Data) AS days FROM default.tb_ibov_refined"

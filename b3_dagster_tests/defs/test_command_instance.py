@@ -3,12 +3,15 @@ from DAGSTER_HOME, minus costs of its SQLite storage, writing what Dagster write
 Dagster's own classes."""
 
 import logging
-from contextlib import closing
+import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 import dagster as dg
@@ -69,9 +72,13 @@ def test_a_runs_new_file_is_a_copy_of_what_dagster_makes_and_never_replaces_anot
     schema_made = []
     ours._initdb = lambda engine, **kwargs: schema_made.append(engine.url.database) or \
         SqliteEventLogStorage._initdb(ours, engine, **kwargs)
-    for storage in (dagsters, ours):
-        for run_id in ("run-1", "run-2"):  # the first made by Dagster's _initdb (a scratch file), the second a copy
-            storage.store_event(planned_check(run_id, []))
+    umask = os.umask(0o002)  # a group-writable umask: SQLite still makes its files 0644, and so must the copy
+    try:
+        for storage in (dagsters, ours):
+            for run_id in ("run-1", "run-2"):  # the first made by Dagster's _initdb (a scratch file), the second a copy
+                storage.store_event(planned_check(run_id, []))
+    finally:
+        os.umask(umask)
     assert len(schema_made) == 1 and schema_made[0].endswith("empty.db"), "one schema made, in a scratch file"
     ours.dispose()
     dagsters.dispose()
@@ -79,6 +86,8 @@ def test_a_runs_new_file_is_a_copy_of_what_dagster_makes_and_never_replaces_anot
     made = schema_of(tmp_path / "dagster" / "run-2.db")
     assert made[1] and made[2] == ("wal",), made
     assert schema_of(tmp_path / "ours" / "run-1.db") == schema_of(tmp_path / "ours" / "run-2.db") == made
+    modes = {stat.S_IMODE((tmp_path / name / "run-2.db").stat().st_mode) for name in ("dagster", "ours")}
+    assert modes == {0o644}, [oct(mode) for mode in modes]
 
     # a run's file that another process made first is kept, and written to
     another = OneProcessSqliteEventLogStorage(str(tmp_path / "ours"))
@@ -90,6 +99,46 @@ def test_a_runs_new_file_is_a_copy_of_what_dagster_makes_and_never_replaces_anot
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"kept", "event_logs"} <= tables
         assert connection.execute("SELECT COUNT(*) FROM event_logs").fetchone() == (1,)
+
+
+def test_two_storages_of_one_process_make_the_same_runs_files_at_once_and_lose_no_event(tmp_path, monkeypatch):
+    # each copy is put in place from a file of its own: two storage objects (each with its own lock) on one folder,
+    # in two threads, make the same 60 runs' files at the same moment, each link slowed so that the other thread
+    # writes its copy meanwhile. No copy is linked from a file another call may be writing, and every event lands.
+    link, linked_from = os.link, []
+
+    def slow_link(source, target):
+        linked_from.append(source)
+        time.sleep(0.002)
+        link(source, target)
+
+    monkeypatch.setattr(os, "link", slow_link)
+    storages = [OneProcessSqliteEventLogStorage(str(tmp_path / "runs")) for _ in range(2)]
+    run_ids = [f"run-{n}" for n in range(60)]
+    errors = []
+    together = threading.Barrier(2, timeout=60)  # both make each run's file at the same moment
+
+    def store_all(storage):
+        try:
+            for run_id in run_ids:
+                together.wait()
+                storage.store_event(planned_check(run_id, []))
+        except Exception as error:  # reported below, by the test's own thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=store_all, args=(storage,)) for storage in storages]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for storage in storages:
+        storage.dispose()
+    assert errors == []
+    assert len(linked_from) > len(run_ids) and len(set(linked_from)) == len(linked_from), "each call's own file"
+    for run_id in run_ids:
+        with closing(sqlite3.connect(tmp_path / "runs" / f"{run_id}.db")) as connection:
+            assert connection.execute("SELECT COUNT(*) FROM event_logs").fetchone() == (2,), run_id
+    assert not list((tmp_path / "runs").glob("*.tmp"))
 
 
 def test_a_command_runs_on_dagsters_files_and_dg_dev_keeps_dagsters_classes(tmp_path, monkeypatch):

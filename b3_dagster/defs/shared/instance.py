@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from contextlib import contextmanager, suppress
 from typing import Iterator
 
@@ -107,9 +108,10 @@ class OneProcessSqliteEventLogStorage(SqliteEventLogStorage):
                     return False
                 with open(scratch, "rb") as made:
                     self._empty_run_file = made.read()
-        private = f"{path}-{os.getpid()}.tmp"
+        private = f"{path}-{uuid.uuid4().hex}.tmp"  # this call's own (another storage object may make the same run's)
         try:
-            with open(private, "wb") as copy:
+            # with the mode SQLite gives the files it creates (0644, less the umask), as Dagster's own are
+            with os.fdopen(os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "wb") as copy:
                 copy.write(self._empty_run_file)
             os.link(private, path)
         except OSError:  # another process made it meanwhile (FileExistsError), or no hard links here
