@@ -200,6 +200,7 @@ def test_lineage_a_partitions_metadata_and_a_chart_in_a_real_browser(ui):
             dialog = page.locator(DIALOG).filter(has_text="DataCarteira").first
             dialog.wait_for(timeout=30_000)
             preview_text = dialog.inner_text()
+            time.sleep(1)  # the dialog fades in: the screenshot showed it half-transparent over the page
             page.screenshot(path=str(shots / SHOTS[2]))
             page.keyboard.press("Escape")
 
