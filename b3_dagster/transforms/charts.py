@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 DPI = 110
-# Widths in inches at DPI: 8 in is 880 px, which fits Dagster's Markdown dialog (about 900 px of
-# content) unclipped; 11 in (1210 px) lost its right edge there.
+# Widths in inches at DPI: 8 in is 880 px, which fits Dagster's Markdown dialog (about 900 px of content) unclipped;
+# 11 in (1210 px) lost its right edge there.
 WIDTH_INCHES = 8.0
 
 

@@ -39,7 +39,7 @@ NO_COMPUTE_LOGS = {"module": "dagster._core.storage.noop_compute_log_manager", "
 
 
 class OneProcessSqliteEventLogStorage(SqliteEventLogStorage):
-    """Dagster's SQLite event log, with its rows written as Dagster writes them, and two costs of 1.13.27 left out:
+    """Dagster's SQLite event log, with its rows written as Dagster writes them, and three costs of 1.13.27 left out:
 
     - Every use of a shard (the index, or a run's own file; 2-3 per event) made a new SQLAlchemy engine, compiled
       its statements again and opened and closed its own SQLite connection; the shards are in WAL mode, where
