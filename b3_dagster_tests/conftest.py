@@ -133,22 +133,22 @@ def cfn_lint_findings(tmp_path_factory) -> dict[str, list[str]]:
 REAL_PROCESS_FOLDERS = ("e2e", "aws")
 TESTS_ROOT = Path(__file__).resolve().parent
 
-# ---- running on two workers (pytest-xdist, scripts/test.sh) ------------------------------------------------------
+# ---- running on several workers (pytest-xdist, scripts/test.sh) ---------------------------------------------------
 # The modules whose tests start heavy real processes or servers (Spark, the demo, a browser, Dagster's daemon; and the
 # kill/commit races between processes) share one worker and run one after another. The production test (PostgreSQL,
-# the daemon and the webserver, about 3 min) is left out of that group: serialised behind the others it made the
+# the daemon and the webserver, 2-3 min) is left out of that group: serialised behind the others it made the
 # suite's longest path (9.7 min; 7.7 min beside them, measured 2026-11-30). Beside the demo or Spark both run slower
 # on 2 cores; their waits allow for it (the production test's are 60-150 s per step). Everything else is spread over
-# both workers (`--dist loadgroup`); each test passes alone and in any order.
+# the workers (`--dist loadgroup`); each test passes alone and in any order.
 PROCESS_GROUP_MODULES = ("test_glue_refine.py", "test_assets_on_s3.py", "test_glue_job_parity.py",
                          "test_code_location_warnings.py", "test_portfolio_backfill.py", "test_demo.py",
                          "test_exported_settings.py", "test_ui_after_demo.py", "test_table_processes.py")
 # xdist hands out the groups first (the largest first), then single tests in collection order: the production test,
-# one test of about 3 min that mostly waits, is moved to the front of them, so that it starts beside the process group
-# instead of ending the run on one worker while the other is idle.
+# one test of 2-3 min that waits for much of it, is moved to the front of them, so that it starts beside the process group
+# instead of ending the run on one worker while the others are idle.
 FIRST_OF_THE_SINGLE_TESTS = ("test_production.py",)
 # A module- or session-scoped fixture is built once per worker that runs one of its users: with `--dist loadgroup`
-# the users of these costly ones (a 25-day range refine; a cfn-lint run) would land on both workers and pay it twice.
+# the users of these costly ones (a 25-day range refine; a cfn-lint run) would land on several workers and each pay it.
 # They share a group of their own, so it is built once; the fixtures are only read by their tests.
 SHARED_FIXTURES = ("refined_lake", "cfn_lint_findings")
 

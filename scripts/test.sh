@@ -8,8 +8,10 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 bash scripts/setup.sh --dev
 # --durations: every run (CI included) ends with its 15 slowest tests; a later --durations=N overrides it.
-# Two workers (pytest-xdist) halve the wall-clock time on 2 cores; the tests that start real processes share one
-# worker (b3_dagster_tests/conftest.py). B3_TEST_WORKERS=0 runs everything in this one process (e.g. with pdb).
+# Three pytest-xdist workers on 2 cores: the tests that start real processes share one worker
+# (b3_dagster_tests/conftest.py) and the production test, on another, spends much of its 2 min waiting on the shipped
+# deploy/ intervals; a third worker runs the rest meanwhile (README, "Tests"). B3_TEST_WORKERS=0 runs everything in
+# this one process (e.g. with pdb).
 # The code location loads and validates (dg's own check of the defs folder, and Dagster's) before any test.
 # Dagster's own load-and-validate of the same code location (it asks for dg check defs instead) runs beside it:
 # each loads the code location in its own process, so on 2 cores they take the time of one; either failing stops here.
@@ -23,7 +25,7 @@ wait "$validate"
 # PYTHONDONTWRITEBYTECODE is set (as on some machines): then each pytest process (each xdist worker) rewrites all
 # of them again, about 3 s of CPU per process. Unset here, the cache lands in the (git-ignored) __pycache__ folders.
 unset PYTHONDONTWRITEBYTECODE
-workers="${B3_TEST_WORKERS:-2}"
+workers="${B3_TEST_WORKERS:-3}"
 if [ "$workers" = "0" ]; then
     exec .venv/bin/python -m pytest --durations=15 "$@"
 fi

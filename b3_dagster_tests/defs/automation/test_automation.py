@@ -64,9 +64,9 @@ def test_automation_default_follows_the_setting(monkeypatch, setting, schedule, 
 def test_the_loaded_schedule_and_sensors_take_the_default_read_at_load():
     """Every schedule and sensor of the code location uses the setting (read when this process loaded it; the UI
     test after the demo sees them stopped, the production test running)."""
-    assert defs.get_schedule_def("ibov_daily_schedule").default_status == default_schedule_status()
+    assert defs.resolve_schedule_def("ibov_daily_schedule").default_status == default_schedule_status()
     for name in ("raw_partition_sensor", "ibov_missed_day_sensor", "ibov_run_failure_notifier"):
-        assert defs.get_sensor_def(name).default_status == default_sensor_status(), name
+        assert defs.resolve_sensor_def(name).default_status == default_sensor_status(), name
 
 
 def test_a_wrong_automation_default_names_the_setting(monkeypatch):
