@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from werkzeug import Request, Response
 
+from b3_dagster.library_warnings import as_pytest_filterwarnings
 from b3_dagster.replay.b3_api import Recording, answer, recorded_days
 from b3_dagster.sources.b3_portfolio import ENDPOINT_PATH
 from b3_dagster_tests.helpers import ENDPOINT
@@ -151,6 +152,13 @@ FIRST_OF_THE_SINGLE_TESTS = ("test_production.py",)
 # the users of these costly ones (a 25-day range refine; a cfn-lint run) would land on several workers and each pay it.
 # They share a group of their own, so it is built once; the fixtures are only read by their tests.
 SHARED_FIXTURES = ("refined_lake", "cfn_lint_findings")
+
+
+def pytest_configure(config):
+    # the library warnings the code location and the CLI silence (b3_dagster/library_warnings.py), silenced here
+    # too: the summary then lists only warnings nobody has looked at yet (the subprocess tests check the edges)
+    for line in as_pytest_filterwarnings():
+        config.addinivalue_line("filterwarnings", line)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids on each worker

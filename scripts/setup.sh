@@ -10,7 +10,7 @@ python=${PYTHON:-python3}
 
 if ! command -v uv >/dev/null 2>&1 && ! "$python" -m uv --version >/dev/null 2>&1; then
     echo "setup: installing uv" >&2
-    "$python" -m pip install --quiet --disable-pip-version-check uv
+    "$python" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore uv
 fi
 uv() { if command -v uv >/dev/null 2>&1; then command uv "$@"; else "$python" -m uv "$@"; fi; }
 

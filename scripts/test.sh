@@ -15,12 +15,19 @@ bash scripts/setup.sh --dev
 # The code location loads and validates (dg's own check of the defs folder, and Dagster's) before any test.
 # Dagster's own load-and-validate of the same code location (it asks for dg check defs instead) runs beside it:
 # each loads the code location in its own process, so on 2 cores they take the time of one; either failing stops here.
-.venv/bin/dg check defs &
+# Neither needs the user's instance: they get a throwaway DAGSTER_HOME with telemetry off, so that a first run on a
+# machine prints no telemetry banner and writes no instance id (the tests make their own instances).
+check_home="$(mktemp -d)"
+trap 'rm -rf "$check_home"' EXIT
+printf 'telemetry:\n  enabled: false\n' > "$check_home/dagster.yaml"
+DAGSTER_HOME="$check_home" .venv/bin/dg check defs &
 dg_check=$!
-PYTHONWARNINGS="ignore:Function \`definitions_validate_command\` is superseded" .venv/bin/dagster definitions validate &
+DAGSTER_HOME="$check_home" PYTHONWARNINGS="ignore:Function \`definitions_validate_command\` is superseded" \
+    .venv/bin/dagster definitions validate &
 validate=$!
 wait "$dg_check"
 wait "$validate"
+rm -rf "$check_home"  # the trap does not outlive the exec below
 # pytest rewrites every test module's asserts when it imports it and caches the result as bytecode, unless
 # PYTHONDONTWRITEBYTECODE is set (as on some machines): then each pytest process (each xdist worker) rewrites all
 # of them again, about 3 s of CPU per process. Unset here, the cache lands in the (git-ignored) __pycache__ folders.
