@@ -589,7 +589,8 @@ def _demo_index_closes(runs: _DemoRuns, store, recordings_root: Path) -> None:
     finally:
         raw_writes_log.setLevel(level)
     print(f"  {len(statuses)} Evolução Diária / Mensal downloads: {_summarise_statuses(statuses)} -> raw/index_history/"
-          + (" (a replaced copy is kept under archive/)" if "replaced" in statuses else ""))
+          + (" (a longer download of the same year replaced a shorter one, kept under archive/)"
+             if "replaced" in statuses else ""))
     runs.run("index_closes_job")
 
 
