@@ -145,8 +145,8 @@ PROCESS_GROUP_MODULES = ("test_glue_refine.py", "test_assets_on_s3.py", "test_gl
                          "test_code_location_warnings.py", "test_portfolio_backfill.py", "test_demo.py",
                          "test_exported_settings.py", "test_ui_after_demo.py", "test_table_processes.py")
 # xdist hands out the groups first (the largest first), then single tests in collection order: the production test,
-# one test of 2-3 min that waits for much of it, is moved to the front of them, so that it starts beside the process group
-# instead of ending the run on one worker while the others are idle.
+# one test of 2-3 min that waits for much of it, is moved to the front of them, so that it starts beside the process
+# group instead of ending the run on one worker while the others are idle.
 FIRST_OF_THE_SINGLE_TESTS = ("test_production.py",)
 # A module- or session-scoped fixture is built once per worker that runs one of its users: with `--dist loadgroup`
 # the users of these costly ones (a 25-day range refine; a cfn-lint run) would land on several workers and each pay it.
