@@ -18,10 +18,11 @@ uv() { if command -v uv >/dev/null 2>&1; then command uv "$@"; else "$python" -m
 # scripts/test.sh calls this before every run: when the declared dependencies and extras are those installed last
 # time, the install (~2-3 s CPU, ~6 s on a loaded machine, spent rebuilding the editable wheel) is skipped.
 stamp=".venv/.b3-installed"
-wanted="$(cat pyproject.toml setup.py | sha256sum | cut -d' ' -f1) ${extras}"
+declared="$(cat pyproject.toml setup.py | sha256sum | cut -d' ' -f1)"
+wanted="${declared} ${extras}"
 installed="$(cat "$stamp" 2>/dev/null || true)"
 # An install with the dev extras also serves the plain one, so the demo after the tests installs nothing.
-if [ "$installed" != "$wanted" ] && [ "$installed" != "${wanted}[dev]" ]; then
+if [ "$installed" != "$wanted" ] && [ "$installed" != "${declared} [dev]" ]; then
     echo "setup: installing b3-dagster${extras} into .venv" >&2
     VIRTUAL_ENV="$PWD/.venv" uv pip install --quiet --compile-bytecode -e ".${extras}"
     echo "$wanted" > "$stamp"
